@@ -1,0 +1,220 @@
+//! The `alto-server` configuration: a TOML file naming the network map and cost map files
+//! (RFC 7285 §11.2.1.6 and §11.2.3.6 formats), the listen address and the HTTP limits; or
+//! the embedded loopback topology when no file is given.
+
+use alto_model::{CostMap, InformationBase, NetworkMap};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The configuration file, every field documented; unknown fields are refused.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Address to listen on (the `--listen` flag overrides it).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Largest POST body accepted; larger ones get 413.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Freshness of GET responses, sent as `Cache-Control: max-age` (RFC 7285 §8.3.3).
+    #[serde(default = "default_max_age")]
+    pub max_age_secs: u64,
+    /// The network map.
+    pub network_map: NetworkMapSource,
+    /// The cost maps, one per metric; `routingcost` is required.
+    #[serde(rename = "cost-map")]
+    pub cost_maps: Vec<CostMapSource>,
+}
+
+/// Where the network map comes from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NetworkMapSource {
+    /// Resource ID of the map in the directory (RFC 7285 §10.2).
+    pub resource_id: String,
+    /// The map file, relative to the config file's folder.
+    pub file: PathBuf,
+}
+
+/// Where a cost map comes from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CostMapSource {
+    /// The cost metric, e.g. `routingcost` or `hopcount`.
+    pub metric: String,
+    /// The numerical cost map file, relative to the config file's folder.
+    pub file: PathBuf,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7285))
+}
+fn default_max_body() -> usize {
+    64 * 1024
+}
+fn default_max_age() -> u64 {
+    60
+}
+
+/// Where the configuration is read from, at start and at every reload.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A TOML file; map paths are relative to its folder.
+    File(PathBuf),
+    /// The embedded loopback topology of `testdata` (its files are compiled in).
+    Embedded,
+}
+
+/// A configuration or map that cannot be served, naming the file and, for maps, the line.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct LoadError {
+    /// The file at fault.
+    pub file: String,
+    /// What is wrong, with the line where known.
+    pub message: String,
+}
+
+/// The limits the HTTP layer applies, taken from the configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest POST body.
+    pub max_body_bytes: usize,
+    /// `Cache-Control: max-age` of GET responses.
+    pub max_age_secs: u64,
+}
+
+/// A loaded configuration: the settings and the information base.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The settings.
+    pub config: Config,
+    /// The maps.
+    pub base: InformationBase,
+}
+
+impl Loaded {
+    /// The HTTP limits.
+    pub fn limits(&self) -> Limits {
+        Limits { max_body_bytes: self.config.max_body_bytes, max_age_secs: self.config.max_age_secs }
+    }
+}
+
+impl Source {
+    /// Reads the configuration and every map it names. Nothing is half-loaded: any defect
+    /// fails the whole load.
+    pub fn load(&self) -> Result<Loaded, LoadError> {
+        match self {
+            Source::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| LoadError { file: path.display().to_string(), message: e.to_string() })?;
+                let dir = path.parent().unwrap_or(Path::new("."));
+                load_from(&path.display().to_string(), &text, |name| {
+                    let p = dir.join(name);
+                    std::fs::read_to_string(&p)
+                        .map(|t| (p.display().to_string(), t))
+                        .map_err(|e| LoadError { file: p.display().to_string(), message: e.to_string() })
+                })
+            }
+            Source::Embedded => load_from("embedded loopback config", testdata::loopback::CONFIG, |name| {
+                let text = match name.to_str() {
+                    Some("network-map.json") => testdata::loopback::NETWORK_MAP,
+                    Some("routingcost.json") => testdata::loopback::ROUTINGCOST,
+                    Some("hopcount.json") => testdata::loopback::HOPCOUNT,
+                    _ => {
+                        return Err(LoadError { file: name.display().to_string(), message: "not an embedded file".into() })
+                    }
+                };
+                Ok((format!("embedded {}", name.display()), text.to_owned()))
+            }),
+        }
+    }
+}
+
+fn load_from(
+    config_name: &str,
+    text: &str,
+    read: impl Fn(&Path) -> Result<(String, String), LoadError>,
+) -> Result<Loaded, LoadError> {
+    let config: Config = toml::from_str(text)
+        .map_err(|e| LoadError { file: config_name.to_owned(), message: e.to_string() })?;
+    let (name, net_text) = read(&config.network_map.file)?;
+    let net = NetworkMap::from_json(&config.network_map.resource_id, &net_text)
+        .map_err(|e| LoadError { file: name, message: e.to_string() })?;
+    let mut costs = Vec::with_capacity(config.cost_maps.len());
+    for src in &config.cost_maps {
+        let (name, text) = read(&src.file)?;
+        costs.push(CostMap::from_json(&src.metric, &text, &net).map_err(|e| LoadError { file: name, message: e.to_string() })?);
+    }
+    let base = InformationBase::new(net, costs).map_err(|message| LoadError { file: config_name.to_owned(), message })?;
+    Ok(Loaded { config, base })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_topology_loads() {
+        let l = Source::Embedded.load().unwrap();
+        assert_eq!(l.base.network_map().pids().len(), 5);
+        assert_eq!(l.base.cost_maps().len(), 2);
+        assert_eq!(l.config.listen, default_listen());
+    }
+
+    #[test]
+    fn unknown_config_fields_are_refused() {
+        let text = format!("{}\nlisten-port = 1\n", testdata::loopback::CONFIG.replace("[network-map]", "bogus = 1\n[network-map]"));
+        let e = load_from("c.toml", &text, |_| unreachable!()).unwrap_err();
+        assert!(e.to_string().starts_with("c.toml: "), "{e}");
+        assert!(e.message.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn the_loopback_files_load_from_disk() {
+        let l = Source::File(testdata::loopback::dir().join("alto.toml")).load().unwrap();
+        assert_eq!(l.base.network_map().resource_id(), testdata::loopback::NETWORK_MAP_ID);
+    }
+}
+
+/// The configuration of the embedded topology with every field explained, printed by
+/// `alto-server --print-config` as a starting point.
+pub const DOCUMENTED_CONFIG: &str = r#"# alto-server configuration (TOML). Unknown fields are refused.
+# File paths are relative to the folder of this file.
+
+# Address to listen on; `--listen` overrides it.
+listen = "127.0.0.1:7285"
+
+# Largest POST body accepted, in bytes; larger ones get 413 with an ALTO error.
+max-body-bytes = 65536
+
+# Freshness of GET responses (directory, network map, cost maps), sent as
+# Cache-Control: max-age (RFC 7285 section 8.3.3).
+max-age-secs = 60
+
+# The network map, in the format of an RFC 7285 network map response (section 11.2.1.6);
+# "meta" may be left out. It must be complete and non-overlapping (section 11.2.2).
+[network-map]
+resource-id = "loopback-network-map"
+file = "network-map.json"
+
+# Cost maps, one per metric, in the format of a cost map response (section 11.2.3.6) with
+# numerical costs; the ordinal mode is derived. A "routingcost" map is required.
+[[cost-map]]
+metric = "routingcost"
+file = "routingcost.json"
+
+[[cost-map]]
+metric = "hopcount"
+file = "hopcount.json"
+"#;
+
+#[cfg(test)]
+mod documented {
+    #[test]
+    fn the_documented_config_parses() {
+        let c: super::Config = toml::from_str(super::DOCUMENTED_CONFIG).unwrap();
+        assert_eq!(c.cost_maps.len(), 2);
+    }
+}

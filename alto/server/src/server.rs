@@ -1,0 +1,369 @@
+//! The HTTP side of the ALTO server (RFC 7285 §8 over HTTP/1.1 with hyper): routing by the
+//! directory's paths, media types and `Accept`/`Content-Type` handling (§8.3), `ETag` and
+//! `If-None-Match` with explicit freshness (§8.3.3), body limits, error responses (§8.5),
+//! atomic map reloads and graceful shutdown.
+
+use crate::config::{Limits, LoadError, Source};
+use crate::metrics::{Metrics, ResourceCounters};
+use alto_model::messages::{ReqEndpointCostMap, ReqEndpointProp, ReqFilteredCostMap, ReqFilteredNetworkMap};
+use alto_model::{media, AltoError, CostMode, InformationBase, Resource, ResourceKind};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Body;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// A response as the server sends it.
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// One resource as served: its counters, its ETag and, for GET resources, its body, made
+/// on first request and kept for the life of the maps.
+struct Served {
+    res: Resource,
+    counters: Arc<ResourceCounters>,
+    etag: Option<HeaderValue>,
+    body: OnceLock<Bytes>,
+}
+
+/// The maps and everything derived from them, swapped whole on reload. A request holds the
+/// snapshot it started with, so a reload never changes an answer half-way.
+pub struct Snapshot {
+    base: InformationBase,
+    limits: Limits,
+    routes: HashMap<String, usize>,
+    served: Vec<Served>,
+}
+
+impl Snapshot {
+    fn new(base: InformationBase, limits: Limits, metrics: &Metrics) -> Self {
+        let resources = base.resources();
+        let mut routes = HashMap::new();
+        let mut served = Vec::with_capacity(resources.len());
+        for (i, res) in resources.into_iter().enumerate() {
+            routes.insert(res.path.clone(), i);
+            let tag = match res.kind {
+                ResourceKind::NetworkMap => Some(base.network_map().tag().to_owned()),
+                ResourceKind::CostMap { metric, mode } => Some(format!(
+                    "{}-{}",
+                    base.cost_maps()[metric].tag(),
+                    if mode == CostMode::Numerical { "num" } else { "ord" }
+                )),
+                _ => None,
+            };
+            served.push(Served {
+                counters: metrics.resource(&res.id),
+                etag: tag.map(|t| HeaderValue::from_str(&format!("\"{t}\"")).expect("hex tag is a valid header")),
+                res,
+                body: OnceLock::new(),
+            });
+        }
+        let mut snap = Snapshot { base, limits, routes, served };
+        // The directory is small and its ETag is a hash of its body: make it now.
+        if let Some(i) = snap.served.iter().position(|s| s.res.kind == ResourceKind::Directory) {
+            let body = Bytes::from(serde_json::to_vec(&snap.base.directory()).expect("directory serializes"));
+            let tag = alto_model::network_map_content_hash(&body);
+            snap.served[i].etag = Some(HeaderValue::from_str(&format!("\"{tag}\"")).expect("hex"));
+            let _ = snap.served[i].body.set(body);
+        }
+        snap
+    }
+
+    /// The information base being served.
+    pub fn base(&self) -> &InformationBase {
+        &self.base
+    }
+
+    fn get_body(&self, i: usize) -> Bytes {
+        let s = &self.served[i];
+        s.body
+            .get_or_init(|| {
+                let mut out = Vec::new();
+                match s.res.kind {
+                    ResourceKind::NetworkMap => serde_json::to_writer(&mut out, &self.base.full_network_map()).expect("serializes"),
+                    ResourceKind::CostMap { metric, mode } => {
+                        self.base.cost_maps()[metric].write_full_json(self.base.network_map(), mode, &mut out)
+                    }
+                    _ => unreachable!("only GET resources have a stored body"),
+                }
+                Bytes::from(out)
+            })
+            .clone()
+    }
+}
+
+struct Inner {
+    source: Source,
+    current: RwLock<Arc<Snapshot>>,
+    metrics: Arc<Metrics>,
+}
+
+/// The ALTO server: shared state behind a cheap handle.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+impl App {
+    /// Loads the configuration and maps from `source`.
+    pub fn new(source: Source) -> Result<Self, LoadError> {
+        let loaded = source.load()?;
+        let metrics = Arc::new(Metrics::default());
+        let limits = loaded.limits();
+        let snap = Snapshot::new(loaded.base, limits, &metrics);
+        Ok(App { inner: Arc::new(Inner { source, current: RwLock::new(Arc::new(snap)), metrics }) })
+    }
+
+    /// The snapshot being served now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.current.read().expect("snapshot lock").clone()
+    }
+
+    /// The server's counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// Reads the configuration and maps again and swaps them in at once. On any defect the
+    /// old maps stay served and the error names the file and line. Version tags change
+    /// exactly when content changes.
+    pub fn reload(&self) -> Result<(), LoadError> {
+        let result = self.inner.source.load();
+        self.inner.metrics.reload(result.is_ok());
+        let loaded = result?;
+        let limits = loaded.limits();
+        let snap = Arc::new(Snapshot::new(loaded.base, limits, &self.inner.metrics));
+        *self.inner.current.write().expect("snapshot lock") = snap;
+        Ok(())
+    }
+
+    /// Answers one request. `remote` is the client's address, used by the endpoint cost
+    /// service when a request leaves its sources or destinations out (§11.5.1.3).
+    pub async fn handle<B>(&self, req: Request<B>, remote: SocketAddr) -> HttpResponse
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let _guard = self.inner.metrics.in_flight();
+        let snap = self.snapshot();
+        let path = req.uri().path();
+        if path == "/metrics" {
+            let text = self.inner.metrics.render(&snap.base);
+            return simple(StatusCode::OK, "text/plain; version=0.0.4", text);
+        }
+        let Some(&i) = snap.routes.get(path) else {
+            self.inner.metrics.unknown_path.request(0);
+            self.inner.metrics.unknown_path.response(404, 0);
+            return simple(StatusCode::NOT_FOUND, "text/plain", format!("no ALTO resource at {path}; the directory is at /directory\n"));
+        };
+        let served = &snap.served[i];
+        let (parts, body) = req.into_parts();
+        let (resp, bytes_in) = self.answer(&snap, i, &parts, body, remote).await;
+        served.counters.request(bytes_in);
+        let len = resp.body().size_hint().exact().unwrap_or(0) as usize;
+        served.counters.response(resp.status().as_u16(), len);
+        resp
+    }
+
+    async fn answer<B>(&self, snap: &Snapshot, i: usize, parts: &http::request::Parts, body: B, remote: SocketAddr) -> (HttpResponse, usize)
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let served = &snap.served[i];
+        let res = &served.res;
+        let method_ok = match res.accepts {
+            None => parts.method == Method::GET,
+            Some(_) => parts.method == Method::POST,
+        };
+        if !method_ok {
+            let allow = if res.accepts.is_some() { "POST" } else { "GET" };
+            let mut r = self.alto_error(StatusCode::METHOD_NOT_ALLOWED, AltoError::syntax(format!("{} takes {allow}, not {}", res.path, parts.method)));
+            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+            return (r, 0);
+        }
+        if let Some(accept) = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
+            if !media::accepts(accept, res.media_type) {
+                let text = format!("{} answers with {}; the Accept header does not admit it\n", res.path, res.media_type);
+                return (simple(StatusCode::NOT_ACCEPTABLE, "text/plain", text), 0);
+            }
+        }
+        let Some(accepts) = res.accepts else {
+            return (self.get(snap, i, &parts.headers), 0);
+        };
+        let ctype = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(media::essence);
+        if ctype.as_deref() != Some(accepts) {
+            let got = ctype.unwrap_or_else(|| "none".into());
+            let e = AltoError::syntax(format!("the body of {} must be {accepts}, not {got}", res.path));
+            return (self.alto_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, e), 0);
+        }
+        let limit = snap.limits.max_body_bytes;
+        let too_large = || {
+            let e = AltoError::syntax(format!("the request body exceeds the limit of {limit} bytes"));
+            self.alto_error(StatusCode::PAYLOAD_TOO_LARGE, e)
+        };
+        let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return (too_large(), 0);
+        }
+        let bytes = match Limited::new(body, limit).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return (too_large(), 0),
+            Err(e) => {
+                tracing::debug!("request body failed: {e}");
+                return (self.alto_error(StatusCode::BAD_REQUEST, AltoError::syntax("the request body could not be read")), 0);
+            }
+        };
+        let n = bytes.len();
+        let client = canonical(remote.ip());
+        let base = &snap.base;
+        let result = match res.kind {
+            ResourceKind::FilteredNetworkMap => ReqFilteredNetworkMap::parse(&bytes).map(|r| to_json(&base.filtered_network_map(&r))),
+            ResourceKind::FilteredCostMap => ReqFilteredCostMap::parse(&bytes).and_then(|r| base.filtered_cost_map(&r)).map(|r| to_json(&r)),
+            ResourceKind::EndpointProp => ReqEndpointProp::parse(&bytes).and_then(|r| base.endpoint_properties(&r)).map(|r| to_json(&r)),
+            ResourceKind::EndpointCost => ReqEndpointCostMap::parse(&bytes).and_then(|r| base.endpoint_cost(&r, Some(client))).map(|r| to_json(&r)),
+            _ => unreachable!("POST resources only"),
+        };
+        let resp = match result {
+            Ok(body) => {
+                let mut r = simple(StatusCode::OK, res.media_type, body);
+                r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
+            }
+            Err(e) => self.alto_error(StatusCode::BAD_REQUEST, e),
+        };
+        (resp, n)
+    }
+
+    fn get(&self, snap: &Snapshot, i: usize, headers: &HeaderMap) -> HttpResponse {
+        let served = &snap.served[i];
+        let etag = served.etag.as_ref().expect("GET resources have an ETag");
+        let cache = HeaderValue::from_str(&format!("max-age={}", snap.limits.max_age_secs)).expect("digits");
+        let matched = headers.get_all(header::IF_NONE_MATCH).iter().any(|v| if_none_match(v, etag));
+        let mut r = if matched {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            r
+        } else {
+            simple(StatusCode::OK, served.res.media_type, snap.get_body(i))
+        };
+        r.headers_mut().insert(header::ETAG, etag.clone());
+        r.headers_mut().insert(header::CACHE_CONTROL, cache);
+        r
+    }
+
+    fn alto_error(&self, status: StatusCode, e: AltoError) -> HttpResponse {
+        self.inner.metrics.error(e.code());
+        simple(status, media::ERROR, e.to_json())
+    }
+}
+
+/// Whether an `If-None-Match` value matches `etag` (weak comparison, RFC 7232 §3.2).
+fn if_none_match(value: &HeaderValue, etag: &HeaderValue) -> bool {
+    let Ok(v) = value.to_str() else { return false };
+    let want = etag.to_str().unwrap_or_default();
+    v.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == want)
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("responses serialize")
+}
+
+fn simple(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> HttpResponse {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets requests
+/// in flight finish (up to 10 s) and returns.
+pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder.keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, remote) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let svc = service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, std::convert::Infallible>(app.handle(req, remote).await) }
+                });
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection from {remote} ended: {e}");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still running after 10 s; closing them");
+    }
+    Ok(())
+}
+
+/// A server running in the background of the current runtime, for tests, benchmarks and
+/// embedding: [`Running::stop`] shuts it down gracefully.
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The application, for reloads and metrics.
+    pub app: App,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Loads `source` and serves it on `listen` (port 0 picks a free port).
+    pub async fn start(source: Source, listen: SocketAddr) -> anyhow::Result<Self> {
+        let app = App::new(source)?;
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(listener, app.clone(), async move {
+            let _ = rx.await;
+        }));
+        Ok(Running { addr, app, stop, task })
+    }
+
+    /// The URL of the directory.
+    pub fn directory_url(&self) -> String {
+        format!("http://{}/directory", self.addr)
+    }
+
+    /// Stops accepting, waits for requests in flight, and returns.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}

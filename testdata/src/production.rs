@@ -181,7 +181,9 @@ pub fn generate(p: &Params) -> Generated {
     v6[default].push("::/0".into());
 
     let mut network_map = String::with_capacity(p.ipv4_prefixes * 24 + p.ipv6_prefixes * 30);
-    network_map.push_str("{\"meta\":{\"description\":\"generated production-sized map\"},\"network-map\":{\n");
+    network_map.push_str(
+        "{\"meta\":{\"description\":\"generated production-sized map\"},\"network-map\":{\n",
+    );
     for (i, name) in names.iter().enumerate() {
         if i > 0 {
             network_map.push_str(",\n");
@@ -258,5 +260,12 @@ pub fn generate(p: &Params) -> Generated {
     routingcost.push_str("\n}}\n");
 
     let prefixes = v4.iter().chain(&v6).map(Vec::len).sum();
-    Generated { network_map, routingcost, pids: n + 1, prefixes, pairs, sample_v4 }
+    Generated {
+        network_map,
+        routingcost,
+        pids: n + 1,
+        prefixes,
+        pairs,
+        sample_v4,
+    }
 }

@@ -1,1 +1,432 @@
-//! placeholder
+//! A typed client for every resource of an ALTO server (RFC 7285 §9 to §11): it discovers
+//! resources through the directory (§9.2), resolves their URIs against it (RFC 3986 §5),
+//! sends the right `Accept` and `Content-Type`, decodes `application/alto-error+json`
+//! into [`AltoError`] (§8.5), and keeps each GET resource with its `ETag` so that
+//! refetching an unchanged map costs one `304 Not Modified` (§8.3.3).
+
+use alto_model::ird::InfoResourceDirectory;
+use alto_model::messages::*;
+use alto_model::{media, AltoError, CostType};
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// What can go wrong talking to an ALTO server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an ALTO error (§8.5).
+    #[error("{url} answered {status} with {error}")]
+    Alto {
+        /// The resource.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The decoded error.
+        error: AltoError,
+    },
+    /// The server answered with an HTTP error and no ALTO error body.
+    #[error("{url} answered HTTP {status}")]
+    Status {
+        /// The resource.
+        url: String,
+        /// HTTP status.
+        status: u16,
+    },
+    /// The request could not be sent or the answer not read.
+    #[error("request to {url} failed: {message}")]
+    Transport {
+        /// The resource.
+        url: String,
+        /// The cause.
+        message: String,
+    },
+    /// No answer within the client's timeout.
+    #[error("request to {url} timed out after {after:?}")]
+    Timeout {
+        /// The resource.
+        url: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The answer was not what the resource promises.
+    #[error("bad answer from {url}: {message}")]
+    Decode {
+        /// The resource.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The directory lists no resource for the request.
+    #[error("the directory lists no resource for {0}")]
+    NoResource(String),
+    /// A URL the client cannot use (only `http://` is spoken).
+    #[error("unusable URL `{0}`")]
+    Url(String),
+}
+
+/// A client bound to one server's directory.
+pub struct AltoClient {
+    http: Client<HttpConnector, Full<Bytes>>,
+    directory_url: Uri,
+    timeout: Duration,
+    cache: Mutex<HashMap<String, (HeaderValue, Bytes)>>,
+    directory: Mutex<Option<InfoResourceDirectory>>,
+    not_modified: AtomicU64,
+}
+
+impl AltoClient {
+    /// A client for the server whose directory is at `directory_url` (`http://…`).
+    pub fn new(directory_url: &str) -> Result<Self, ClientError> {
+        let uri: Uri = directory_url
+            .parse()
+            .map_err(|_| ClientError::Url(directory_url.into()))?;
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            return Err(ClientError::Url(directory_url.into()));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Ok(AltoClient {
+            http: Client::builder(TokioExecutor::new()).build(connector),
+            directory_url: uri,
+            timeout: Duration::from_secs(10),
+            cache: Mutex::new(HashMap::new()),
+            directory: Mutex::new(None),
+            not_modified: AtomicU64::new(0),
+        })
+    }
+
+    /// Sets the time allowed for each request (10 s by default).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many GETs were answered `304 Not Modified` and served from the kept copy.
+    pub fn not_modified_count(&self) -> u64 {
+        self.not_modified.load(Relaxed)
+    }
+
+    /// Resolves a directory `uri` (absolute, or relative to the directory, RFC 3986 §5).
+    pub fn resolve(&self, uri: &str) -> Result<String, ClientError> {
+        if uri.starts_with("http://") {
+            return Ok(uri.to_owned());
+        }
+        if uri.contains("://") {
+            return Err(ClientError::Url(uri.into()));
+        }
+        let base = &self.directory_url;
+        let origin = format!("http://{}", base.authority().expect("checked in new"));
+        if uri.starts_with('/') {
+            return Ok(format!("{origin}{uri}"));
+        }
+        let path = base.path();
+        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        Ok(format!(
+            "{origin}{}{uri}",
+            if dir.is_empty() { "/" } else { dir }
+        ))
+    }
+
+    /// Fetches the directory (§9.2) and keeps it for resource lookups.
+    pub async fn directory(&self) -> Result<InfoResourceDirectory, ClientError> {
+        let url = self.directory_url.to_string();
+        let ird: InfoResourceDirectory = self.get(&url, media::DIRECTORY).await?;
+        *self.directory.lock().expect("directory lock") = Some(ird.clone());
+        Ok(ird)
+    }
+
+    async fn known_directory(&self) -> Result<InfoResourceDirectory, ClientError> {
+        let kept = self.directory.lock().expect("directory lock").clone();
+        match kept {
+            Some(d) => Ok(d),
+            None => self.directory().await,
+        }
+    }
+
+    /// URL of the resource with the media type and accepts, chosen by `pick` among them.
+    async fn find(
+        &self,
+        what: &str,
+        media_type: &str,
+        accepts: Option<&str>,
+        pick: impl Fn(&InfoResourceDirectory, &str, &alto_model::ird::IrdResourceEntry) -> bool,
+    ) -> Result<String, ClientError> {
+        let ird = self.known_directory().await?;
+        let found = ird
+            .resources
+            .iter()
+            .find(|(id, e)| {
+                e.media_type == media_type && e.accepts.as_deref() == accepts && pick(&ird, id, e)
+            })
+            .map(|(_, e)| e.uri.clone());
+        match found {
+            Some(uri) => self.resolve(&uri),
+            None => Err(ClientError::NoResource(what.into())),
+        }
+    }
+
+    /// The default network map (§11.2.1), revalidated by ETag.
+    pub async fn network_map(&self) -> Result<InfoResourceNetworkMap, ClientError> {
+        let url = self
+            .find(
+                "the default network map",
+                media::NETWORK_MAP,
+                None,
+                |ird, id, _| {
+                    ird.meta
+                        .default_alto_network_map
+                        .as_deref()
+                        .is_none_or(|d| d == id)
+                },
+            )
+            .await?;
+        self.get(&url, media::NETWORK_MAP).await
+    }
+
+    /// The full cost map of a cost type (§11.2.3), revalidated by ETag.
+    pub async fn cost_map(&self, cost_type: &CostType) -> Result<InfoResourceCostMap, ClientError> {
+        let what = format!(
+            "a {} {} cost map",
+            cost_type.cost_mode.as_str(),
+            cost_type.cost_metric
+        );
+        let url = self
+            .find(&what, media::COST_MAP, None, |ird, _, e| {
+                ird.cost_types_of(e).iter().any(|t| t.same(cost_type))
+            })
+            .await?;
+        self.get(&url, media::COST_MAP).await
+    }
+
+    /// A filtered network map (§11.3.1).
+    pub async fn filtered_network_map(
+        &self,
+        req: &ReqFilteredNetworkMap,
+    ) -> Result<InfoResourceNetworkMap, ClientError> {
+        let url = self
+            .find(
+                "a filtered network map",
+                media::NETWORK_MAP,
+                Some(media::NETWORK_MAP_FILTER),
+                |_, _, _| true,
+            )
+            .await?;
+        self.post(&url, media::NETWORK_MAP_FILTER, media::NETWORK_MAP, req)
+            .await
+    }
+
+    /// A filtered cost map (§11.3.2).
+    pub async fn filtered_cost_map(
+        &self,
+        req: &ReqFilteredCostMap,
+    ) -> Result<InfoResourceCostMap, ClientError> {
+        let ct = req.cost_type.clone();
+        let url = self
+            .find(
+                "a filtered cost map",
+                media::COST_MAP,
+                Some(media::COST_MAP_FILTER),
+                move |ird, _, e| ird.cost_types_of(e).iter().any(|t| t.same(&ct)),
+            )
+            .await?;
+        self.post(&url, media::COST_MAP_FILTER, media::COST_MAP, req)
+            .await
+    }
+
+    /// Endpoint properties (§11.4.1).
+    pub async fn endpoint_properties(
+        &self,
+        req: &ReqEndpointProp,
+    ) -> Result<InfoResourceEndpointProperties, ClientError> {
+        let url = self
+            .find(
+                "endpoint properties",
+                media::ENDPOINT_PROP,
+                Some(media::ENDPOINT_PROP_PARAMS),
+                |_, _, _| true,
+            )
+            .await?;
+        self.post(&url, media::ENDPOINT_PROP_PARAMS, media::ENDPOINT_PROP, req)
+            .await
+    }
+
+    /// Endpoint costs (§11.5.1); in ordinal mode, the ranking of §12.3.
+    pub async fn endpoint_cost(
+        &self,
+        req: &ReqEndpointCostMap,
+    ) -> Result<InfoResourceEndpointCostMap, ClientError> {
+        let ct = req.cost_type.clone();
+        let url = self
+            .find(
+                "endpoint costs",
+                media::ENDPOINT_COST,
+                Some(media::ENDPOINT_COST_PARAMS),
+                move |ird, _, e| ird.cost_types_of(e).iter().any(|t| t.same(&ct)),
+            )
+            .await?;
+        self.post(&url, media::ENDPOINT_COST_PARAMS, media::ENDPOINT_COST, req)
+            .await
+    }
+
+    /// GETs a resource, sending the kept ETag; a 304 answers from the kept copy.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        media_type: &str,
+    ) -> Result<T, ClientError> {
+        let kept = self.cache.lock().expect("cache lock").get(url).cloned();
+        let mut req = Request::builder()
+            .method(Method::GET)
+            .uri(url)
+            .header(header::ACCEPT, format!("{media_type},{}", media::ERROR));
+        if let Some((etag, _)) = &kept {
+            req = req.header(header::IF_NONE_MATCH, etag.clone());
+        }
+        let req = req
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| ClientError::Url(url.into()))?;
+        let (status, headers, body) = self.send(url, req).await?;
+        if status == StatusCode::NOT_MODIFIED {
+            if let Some((_, body)) = kept {
+                self.not_modified.fetch_add(1, Relaxed);
+                return decode(url, &body);
+            }
+            return Err(ClientError::Decode {
+                url: url.into(),
+                message: "304 for a resource never fetched".into(),
+            });
+        }
+        let value = check(url, status, &headers, &body, media_type)?;
+        if let Some(etag) = headers.get(header::ETAG) {
+            self.cache
+                .lock()
+                .expect("cache lock")
+                .insert(url.to_owned(), (etag.clone(), body));
+        }
+        Ok(value)
+    }
+
+    /// POSTs a request body of type `accepts` and decodes the answer of type `media_type`.
+    pub async fn post<Q: Serialize, T: DeserializeOwned>(
+        &self,
+        url: &str,
+        accepts: &str,
+        media_type: &str,
+        body: &Q,
+    ) -> Result<T, ClientError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Decode {
+            url: url.into(),
+            message: e.to_string(),
+        })?;
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(url)
+            .header(header::ACCEPT, format!("{media_type},{}", media::ERROR))
+            .header(header::CONTENT_TYPE, accepts)
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|_| ClientError::Url(url.into()))?;
+        let (status, headers, body) = self.send(url, req).await?;
+        check(url, status, &headers, &body, media_type)
+    }
+
+    async fn send(
+        &self,
+        url: &str,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), ClientError> {
+        let transport = |e: &dyn std::fmt::Display| ClientError::Transport {
+            url: url.into(),
+            message: e.to_string(),
+        };
+        let exchange = async {
+            let resp = self.http.request(req).await.map_err(|e| transport(&e))?;
+            let (parts, body) = resp.into_parts();
+            let body = body.collect().await.map_err(|e| transport(&e))?.to_bytes();
+            Ok((parts.status, parts.headers, body))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                url: url.into(),
+                after: self.timeout,
+            })?
+    }
+}
+
+/// Checks status and media type; returns the decoded body, or the error the server sent.
+fn check<T: DeserializeOwned>(
+    url: &str,
+    status: StatusCode,
+    headers: &http::HeaderMap,
+    body: &Bytes,
+    media_type: &str,
+) -> Result<T, ClientError> {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(media::essence)
+        .unwrap_or_default();
+    if ctype == media::ERROR {
+        let error: AltoError = serde_json::from_slice(body).map_err(|e| ClientError::Decode {
+            url: url.into(),
+            message: format!("unreadable ALTO error: {e}"),
+        })?;
+        return Err(ClientError::Alto {
+            url: url.into(),
+            status: status.as_u16(),
+            error,
+        });
+    }
+    if !status.is_success() {
+        return Err(ClientError::Status {
+            url: url.into(),
+            status: status.as_u16(),
+        });
+    }
+    if ctype != media_type {
+        return Err(ClientError::Decode {
+            url: url.into(),
+            message: format!("expected {media_type}, got `{ctype}`"),
+        });
+    }
+    decode(url, body)
+}
+
+fn decode<T: DeserializeOwned>(url: &str, body: &[u8]) -> Result<T, ClientError> {
+    serde_json::from_slice(body).map_err(|e| ClientError::Decode {
+        url: url.into(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_uris_resolve_per_rfc_3986() {
+        let c = AltoClient::new("http://127.0.0.1:7285/alto/directory").unwrap();
+        assert_eq!(
+            c.resolve("/networkmap").unwrap(),
+            "http://127.0.0.1:7285/networkmap"
+        );
+        assert_eq!(
+            c.resolve("costmap/num").unwrap(),
+            "http://127.0.0.1:7285/alto/costmap/num"
+        );
+        assert_eq!(c.resolve("http://other:1/x").unwrap(), "http://other:1/x");
+        assert!(c.resolve("https://other/x").is_err());
+        assert!(AltoClient::new("ftp://x/directory").is_err());
+        assert!(AltoClient::new("not a url").is_err());
+    }
+}

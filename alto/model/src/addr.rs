@@ -107,7 +107,11 @@ impl Prefix {
     /// The network mask within the type's width.
     pub fn mask(&self) -> u128 {
         let bits = self.ty.bits() as u32;
-        let all = if bits == 128 { u128::MAX } else { (1u128 << bits) - 1 };
+        let all = if bits == 128 {
+            u128::MAX
+        } else {
+            (1u128 << bits) - 1
+        };
         if self.len == 0 {
             0
         } else {
@@ -118,7 +122,11 @@ impl Prefix {
     /// The last address of the prefix.
     pub fn last(&self) -> u128 {
         let bits = self.ty.bits() as u32;
-        let all = if bits == 128 { u128::MAX } else { (1u128 << bits) - 1 };
+        let all = if bits == 128 {
+            u128::MAX
+        } else {
+            (1u128 << bits) - 1
+        };
         self.addr | (all & !self.mask())
     }
 
@@ -149,21 +157,37 @@ mod tests {
     fn prefixes_parse_and_print_canonically() {
         let p = Prefix::parse(AddressType::Ipv4, "198.51.100.128/25").unwrap();
         assert_eq!(p.to_string(), "198.51.100.128/25");
-        assert_eq!(p.last(), u32::from(Ipv4Addr::new(198, 51, 100, 255)) as u128);
+        assert_eq!(
+            p.last(),
+            u32::from(Ipv4Addr::new(198, 51, 100, 255)) as u128
+        );
         let d = Prefix::parse(AddressType::Ipv4, "0.0.0.0/0").unwrap();
         assert_eq!(d.last(), u32::MAX as u128);
         let v6 = Prefix::parse(AddressType::Ipv6, "2001:DB8:0:1::/64").unwrap();
         assert_eq!(v6.to_string(), "2001:db8:0:1::/64");
-        assert_eq!(Prefix::parse(AddressType::Ipv6, "::/0").unwrap().last(), u128::MAX);
+        assert_eq!(
+            Prefix::parse(AddressType::Ipv6, "::/0").unwrap().last(),
+            u128::MAX
+        );
     }
 
     #[test]
     fn bad_prefixes_are_refused_with_the_reason() {
-        for bad in ["192.0.2.0", "192.0.2.0/33", "192.0.2.0/", "192.0.2/24", "x/1", "1.2.3.4/+1"] {
-            assert!(matches!(
-                Prefix::parse(AddressType::Ipv4, bad),
-                Err(PrefixError::Syntax(..))
-            ), "{bad}");
+        for bad in [
+            "192.0.2.0",
+            "192.0.2.0/33",
+            "192.0.2.0/",
+            "192.0.2/24",
+            "x/1",
+            "1.2.3.4/+1",
+        ] {
+            assert!(
+                matches!(
+                    Prefix::parse(AddressType::Ipv4, bad),
+                    Err(PrefixError::Syntax(..))
+                ),
+                "{bad}"
+            );
         }
         assert_eq!(
             Prefix::parse(AddressType::Ipv4, "192.0.2.1/24"),
@@ -174,11 +198,20 @@ mod tests {
 
     #[test]
     fn typed_addresses_follow_section_10_4_1() {
-        assert_eq!(parse_typed_addr("ipv4:192.0.2.34"), Some("192.0.2.34".parse().unwrap()));
-        assert_eq!(parse_typed_addr("ipv6:2001:db8::1"), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(
+            parse_typed_addr("ipv4:192.0.2.34"),
+            Some("192.0.2.34".parse().unwrap())
+        );
+        assert_eq!(
+            parse_typed_addr("ipv6:2001:db8::1"),
+            Some("2001:db8::1".parse().unwrap())
+        );
         assert_eq!(parse_typed_addr("ipv4:2001:db8::1"), None);
         assert_eq!(parse_typed_addr("ipv5:1.2.3.4"), None);
         assert_eq!(parse_typed_addr("192.0.2.34"), None);
-        assert_eq!(typed_addr("2001:DB8::1".parse().unwrap()), "ipv6:2001:db8::1");
+        assert_eq!(
+            typed_addr("2001:DB8::1".parse().unwrap()),
+            "ipv6:2001:db8::1"
+        );
     }
 }

@@ -81,7 +81,10 @@ impl InformationBase {
     pub fn new(network_map: NetworkMap, cost_maps: Vec<CostMap>) -> Result<Self, String> {
         for (i, c) in cost_maps.iter().enumerate() {
             if c.network_map_vtag() != &network_map.vtag() {
-                return Err(format!("cost map `{}` was built for another network map", c.metric()));
+                return Err(format!(
+                    "cost map `{}` was built for another network map",
+                    c.metric()
+                ));
             }
             if cost_maps[..i].iter().any(|o| o.metric() == c.metric()) {
                 return Err(format!("two cost maps for metric `{}`", c.metric()));
@@ -90,7 +93,10 @@ impl InformationBase {
         if !cost_maps.iter().any(|c| c.metric() == cost::ROUTINGCOST) {
             return Err("a `routingcost` cost map is required (RFC 7285 §6.1.1.1)".into());
         }
-        Ok(InformationBase { network_map, cost_maps })
+        Ok(InformationBase {
+            network_map,
+            cost_maps,
+        })
     }
 
     /// The network map.
@@ -112,7 +118,12 @@ impl InformationBase {
     pub fn cost_types(&self) -> Vec<CostType> {
         self.cost_maps
             .iter()
-            .flat_map(|c| [CostType::new(c.metric(), CostMode::Numerical), CostType::new(c.metric(), CostMode::Ordinal)])
+            .flat_map(|c| {
+                [
+                    CostType::new(c.metric(), CostMode::Numerical),
+                    CostType::new(c.metric(), CostMode::Ordinal),
+                ]
+            })
             .collect()
     }
 
@@ -120,9 +131,27 @@ impl InformationBase {
     pub fn resources(&self) -> Vec<Resource> {
         let net = self.network_map.resource_id();
         let mut r = vec![
-            Resource { id: DIRECTORY_ID.into(), path: "/directory".into(), kind: ResourceKind::Directory, media_type: media::DIRECTORY, accepts: None },
-            Resource { id: net.into(), path: "/networkmap".into(), kind: ResourceKind::NetworkMap, media_type: media::NETWORK_MAP, accepts: None },
-            Resource { id: "filtered-network-map".into(), path: "/networkmap/filtered".into(), kind: ResourceKind::FilteredNetworkMap, media_type: media::NETWORK_MAP, accepts: Some(media::NETWORK_MAP_FILTER) },
+            Resource {
+                id: DIRECTORY_ID.into(),
+                path: "/directory".into(),
+                kind: ResourceKind::Directory,
+                media_type: media::DIRECTORY,
+                accepts: None,
+            },
+            Resource {
+                id: net.into(),
+                path: "/networkmap".into(),
+                kind: ResourceKind::NetworkMap,
+                media_type: media::NETWORK_MAP,
+                accepts: None,
+            },
+            Resource {
+                id: "filtered-network-map".into(),
+                path: "/networkmap/filtered".into(),
+                kind: ResourceKind::FilteredNetworkMap,
+                media_type: media::NETWORK_MAP,
+                accepts: Some(media::NETWORK_MAP_FILTER),
+            },
         ];
         for (metric, c) in self.cost_maps.iter().enumerate() {
             for mode in [CostMode::Numerical, CostMode::Ordinal] {
@@ -137,9 +166,27 @@ impl InformationBase {
             }
         }
         r.extend([
-            Resource { id: "filtered-cost-map".into(), path: "/costmap/filtered".into(), kind: ResourceKind::FilteredCostMap, media_type: media::COST_MAP, accepts: Some(media::COST_MAP_FILTER) },
-            Resource { id: "endpoint-property".into(), path: "/endpointprop/lookup".into(), kind: ResourceKind::EndpointProp, media_type: media::ENDPOINT_PROP, accepts: Some(media::ENDPOINT_PROP_PARAMS) },
-            Resource { id: "endpoint-cost".into(), path: "/endpointcost/lookup".into(), kind: ResourceKind::EndpointCost, media_type: media::ENDPOINT_COST, accepts: Some(media::ENDPOINT_COST_PARAMS) },
+            Resource {
+                id: "filtered-cost-map".into(),
+                path: "/costmap/filtered".into(),
+                kind: ResourceKind::FilteredCostMap,
+                media_type: media::COST_MAP,
+                accepts: Some(media::COST_MAP_FILTER),
+            },
+            Resource {
+                id: "endpoint-property".into(),
+                path: "/endpointprop/lookup".into(),
+                kind: ResourceKind::EndpointProp,
+                media_type: media::ENDPOINT_PROP,
+                accepts: Some(media::ENDPOINT_PROP_PARAMS),
+            },
+            Resource {
+                id: "endpoint-cost".into(),
+                path: "/endpointcost/lookup".into(),
+                kind: ResourceKind::EndpointCost,
+                media_type: media::ENDPOINT_COST,
+                accepts: Some(media::ENDPOINT_COST_PARAMS),
+            },
         ]);
         r
     }
@@ -153,7 +200,11 @@ impl InformationBase {
     pub fn directory(&self) -> InfoResourceDirectory {
         let net = self.network_map.resource_id().to_owned();
         let all_names: Vec<String> = self.cost_types().iter().map(cost_type_name).collect();
-        let cost_types = self.cost_types().into_iter().map(|ct| (cost_type_name(&ct), ct)).collect();
+        let cost_types = self
+            .cost_types()
+            .into_iter()
+            .map(|ct| (cost_type_name(&ct), ct))
+            .collect();
         let mut resources = BTreeMap::new();
         for r in self.resources() {
             let (capabilities, uses) = match r.kind {
@@ -162,29 +213,66 @@ impl InformationBase {
                 ResourceKind::FilteredNetworkMap => (None, Some(vec![net.clone()])),
                 ResourceKind::CostMap { metric, mode } => {
                     let ct = CostType::new(self.cost_maps[metric].metric(), mode);
-                    (Some(Capabilities { cost_type_names: Some(vec![cost_type_name(&ct)]), ..Default::default() }), Some(vec![net.clone()]))
+                    (
+                        Some(Capabilities {
+                            cost_type_names: Some(vec![cost_type_name(&ct)]),
+                            ..Default::default()
+                        }),
+                        Some(vec![net.clone()]),
+                    )
                 }
                 ResourceKind::FilteredCostMap => (
-                    Some(Capabilities { cost_type_names: Some(all_names.clone()), cost_constraints: Some(true), ..Default::default() }),
+                    Some(Capabilities {
+                        cost_type_names: Some(all_names.clone()),
+                        cost_constraints: Some(true),
+                        ..Default::default()
+                    }),
                     Some(vec![net.clone()]),
                 ),
-                ResourceKind::EndpointProp => (Some(Capabilities { prop_types: Some(vec![self.pid_property()]), ..Default::default() }), None),
+                ResourceKind::EndpointProp => (
+                    Some(Capabilities {
+                        prop_types: Some(vec![self.pid_property()]),
+                        ..Default::default()
+                    }),
+                    None,
+                ),
                 ResourceKind::EndpointCost => (
-                    Some(Capabilities { cost_type_names: Some(all_names.clone()), cost_constraints: Some(true), ..Default::default() }),
+                    Some(Capabilities {
+                        cost_type_names: Some(all_names.clone()),
+                        cost_constraints: Some(true),
+                        ..Default::default()
+                    }),
                     None,
                 ),
             };
             resources.insert(
                 r.id,
-                IrdResourceEntry { uri: r.path, media_type: r.media_type.into(), accepts: r.accepts.map(Into::into), capabilities, uses },
+                IrdResourceEntry {
+                    uri: r.path,
+                    media_type: r.media_type.into(),
+                    accepts: r.accepts.map(Into::into),
+                    capabilities,
+                    uses,
+                },
             );
         }
-        InfoResourceDirectory { meta: IrdMeta { cost_types, default_alto_network_map: Some(net) }, resources }
+        InfoResourceDirectory {
+            meta: IrdMeta {
+                cost_types,
+                default_alto_network_map: Some(net),
+            },
+            resources,
+        }
     }
 
     /// The full network map (§11.2.1).
     pub fn full_network_map(&self) -> InfoResourceNetworkMap {
-        InfoResourceNetworkMap { meta: VtagMeta { vtag: self.network_map.vtag() }, network_map: self.network_map.data(None, None) }
+        InfoResourceNetworkMap {
+            meta: VtagMeta {
+                vtag: self.network_map.vtag(),
+            },
+            network_map: self.network_map.data(None, None),
+        }
     }
 
     /// The filtered network map (§11.3.1.6): unknown PIDs and address types are ignored.
@@ -196,7 +284,9 @@ impl InformationBase {
             .filter(|t| !t.is_empty())
             .map(|t| t.iter().filter_map(|s| AddressType::parse(s)).collect());
         InfoResourceNetworkMap {
-            meta: VtagMeta { vtag: self.network_map.vtag() },
+            meta: VtagMeta {
+                vtag: self.network_map.vtag(),
+            },
             network_map: self.network_map.data(Some(&pids), types.as_deref()),
         }
     }
@@ -206,18 +296,25 @@ impl InformationBase {
         if names.is_empty() {
             (0..self.network_map.pids().len() as PidIdx).collect()
         } else {
-            names.iter().filter_map(|n| self.network_map.pid_index(n)).collect()
+            names
+                .iter()
+                .filter_map(|n| self.network_map.pid_index(n))
+                .collect()
         }
     }
 
     fn cost_map_for(&self, ct: &CostType) -> Result<&CostMap, AltoError> {
-        self.cost_map(&ct.cost_metric)
-            .ok_or_else(|| AltoError::invalid_value("cost-type/cost-metric", ct.cost_metric.clone()))
+        self.cost_map(&ct.cost_metric).ok_or_else(|| {
+            AltoError::invalid_value("cost-type/cost-metric", ct.cost_metric.clone())
+        })
     }
 
     /// The filtered cost map (§11.3.2.6). Ordinal costs rank the returned pairs among
     /// themselves (§6.2); constraints apply to the values returned.
-    pub fn filtered_cost_map(&self, req: &ReqFilteredCostMap) -> Result<InfoResourceCostMap, AltoError> {
+    pub fn filtered_cost_map(
+        &self,
+        req: &ReqFilteredCostMap,
+    ) -> Result<InfoResourceCostMap, AltoError> {
         let cm = self.cost_map_for(&req.cost_type)?;
         let (srcs, dsts) = match &req.pids {
             Some(f) => (self.pid_set(&f.srcs), self.pid_set(&f.dsts)),
@@ -240,9 +337,14 @@ impl InformationBase {
                 continue;
             }
             let net = &self.network_map;
-            data.entry(net.pid_name(s).to_owned()).or_default().insert(net.pid_name(d).to_owned(), Cost(c));
+            data.entry(net.pid_name(s).to_owned())
+                .or_default()
+                .insert(net.pid_name(d).to_owned(), Cost(c));
         }
-        Ok(InfoResourceCostMap { meta: cm.meta(req.cost_type.cost_mode), cost_map: data })
+        Ok(InfoResourceCostMap {
+            meta: cm.meta(req.cost_type.cost_mode),
+            cost_map: data,
+        })
     }
 
     /// Ranks costs for the ordinal mode, then marks those failing a constraint as NaN.
@@ -261,7 +363,10 @@ impl InformationBase {
     }
 
     /// The endpoint property service (§11.4.1.6); the `pid` property is the only one.
-    pub fn endpoint_properties(&self, req: &ReqEndpointProp) -> Result<InfoResourceEndpointProperties, AltoError> {
+    pub fn endpoint_properties(
+        &self,
+        req: &ReqEndpointProp,
+    ) -> Result<InfoResourceEndpointProperties, AltoError> {
         let pid_prop = self.pid_property();
         if let Some(bad) = req.properties.iter().find(|p| **p != pid_prop) {
             return Err(AltoError::invalid_value("properties", bad.clone()));
@@ -275,7 +380,9 @@ impl InformationBase {
             data.insert(text, props);
         }
         Ok(InfoResourceEndpointProperties {
-            meta: DependentVtagsMeta { dependent_vtags: vec![self.network_map.vtag()] },
+            meta: DependentVtagsMeta {
+                dependent_vtags: vec![self.network_map.vtag()],
+            },
             endpoint_properties: data,
         })
     }
@@ -284,16 +391,21 @@ impl InformationBase {
     /// PIDs. A missing or empty source or destination list stands for `client`, the
     /// address the request came from. In ordinal mode the costs are ranks over all pairs of
     /// the answer: with one source this is the peer ranking of §12.3.
-    pub fn endpoint_cost(&self, req: &ReqEndpointCostMap, client: Option<IpAddr>) -> Result<InfoResourceEndpointCostMap, AltoError> {
+    pub fn endpoint_cost(
+        &self,
+        req: &ReqEndpointCostMap,
+        client: Option<IpAddr>,
+    ) -> Result<InfoResourceEndpointCostMap, AltoError> {
         let cm = self.cost_map_for(&req.cost_type)?;
-        let side = |list: &Option<Vec<String>>, field: &str| -> Result<Vec<(String, IpAddr)>, AltoError> {
-            match list.as_ref().filter(|l| !l.is_empty()) {
-                Some(l) => parse_endpoints(l, field),
-                None => client
-                    .map(|ip| vec![(addr::typed_addr(ip), ip)])
-                    .ok_or_else(|| AltoError::missing_field(field)),
-            }
-        };
+        let side =
+            |list: &Option<Vec<String>>, field: &str| -> Result<Vec<(String, IpAddr)>, AltoError> {
+                match list.as_ref().filter(|l| !l.is_empty()) {
+                    Some(l) => parse_endpoints(l, field),
+                    None => client
+                        .map(|ip| vec![(addr::typed_addr(ip), ip)])
+                        .ok_or_else(|| AltoError::missing_field(field)),
+                }
+            };
         let srcs = side(&req.endpoints.srcs, "endpoints/srcs")?;
         let dsts = side(&req.endpoints.dsts, "endpoints/dsts")?;
         let net = &self.network_map;
@@ -316,11 +428,15 @@ impl InformationBase {
         }
         for (&(i, j), &c) in pairs.iter().zip(&costs) {
             if !c.is_nan() {
-                data.get_mut(&srcs[i].0).expect("inserted above").insert(dsts[j].0.clone(), Cost(c));
+                data.get_mut(&srcs[i].0)
+                    .expect("inserted above")
+                    .insert(dsts[j].0.clone(), Cost(c));
             }
         }
         Ok(InfoResourceEndpointCostMap {
-            meta: CostTypeMeta { cost_type: CostType::new(cm.metric(), req.cost_type.cost_mode) },
+            meta: CostTypeMeta {
+                cost_type: CostType::new(cm.metric(), req.cost_type.cost_mode),
+            },
             endpoint_cost_map: data,
         })
     }
@@ -331,7 +447,8 @@ impl InformationBase {
 fn parse_endpoints(list: &[String], field: &str) -> Result<Vec<(String, IpAddr)>, AltoError> {
     let mut out: Vec<(String, IpAddr)> = Vec::with_capacity(list.len());
     for s in list {
-        let ip = addr::parse_typed_addr(s).ok_or_else(|| AltoError::invalid_value(field, s.clone()))?;
+        let ip =
+            addr::parse_typed_addr(s).ok_or_else(|| AltoError::invalid_value(field, s.clone()))?;
         if !out.iter().any(|(_, o)| *o == ip) {
             out.push((s.clone(), ip));
         }

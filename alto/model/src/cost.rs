@@ -56,7 +56,11 @@ pub struct CostType {
 impl CostType {
     /// A cost type with no description.
     pub fn new(cost_metric: &str, cost_mode: CostMode) -> Self {
-        CostType { cost_mode, cost_metric: cost_metric.to_owned(), description: None }
+        CostType {
+            cost_mode,
+            cost_metric: cost_metric.to_owned(),
+            description: None,
+        }
     }
 
     /// Whether two cost types name the same metric and mode (descriptions do not count).

@@ -45,7 +45,11 @@ impl CostMap {
     /// `hopcount` costs whole numbers.
     pub fn from_json(metric: &str, text: &str, net: &NetworkMap) -> Result<Self, MapError> {
         if !ident::is_cost_metric(metric) {
-            return Err(MapError { line: 0, column: 0, message: format!("`{metric}` is not a valid cost metric (RFC 7285 §10.6)") });
+            return Err(MapError {
+                line: 0,
+                column: 0,
+                message: format!("`{metric}` is not a valid cost metric (RFC 7285 §10.6)"),
+            });
         }
         let file: CostMapFile = serde_json::from_str(text).map_err(MapError::json)?;
         if let Some(ct) = file.meta.and_then(|m| m.cost_type) {
@@ -63,7 +67,11 @@ impl CostMap {
         }
         let pid = |name: &str| {
             net.pid_index(name).ok_or_else(|| {
-                MapError::at(text, name, format!("PID `{name}` is not in network map `{}`", net.resource_id()))
+                MapError::at(
+                    text,
+                    name,
+                    format!("PID `{name}` is not in network map `{}`", net.resource_id()),
+                )
             })
         };
         let mut rows: Vec<Vec<(PidIdx, f64)>> = vec![Vec::new(); net.pids().len()];
@@ -73,7 +81,18 @@ impl CostMap {
             for (dst, &c) in dsts {
                 let d = pid(dst)?;
                 if !c.is_finite() || c < 0.0 || (metric == cost::HOPCOUNT && c.fract() != 0.0) {
-                    return Err(MapError::at(text, src, format!("cost {src} -> {dst} is {c}: costs must be finite, non-negative{}", if metric == cost::HOPCOUNT { " whole numbers" } else { "" })));
+                    return Err(MapError::at(
+                        text,
+                        src,
+                        format!(
+                            "cost {src} -> {dst} is {c}: costs must be finite, non-negative{}",
+                            if metric == cost::HOPCOUNT {
+                                " whole numbers"
+                            } else {
+                                ""
+                            }
+                        ),
+                    ));
                 }
                 row.push((d, c));
             }
@@ -104,7 +123,14 @@ impl CostMap {
         }
         distinct.sort_unstable_by(f64::total_cmp);
         distinct.dedup();
-        CostMap { metric: metric.to_owned(), network_map: net.vtag(), tag: hex(&h.finalize()), rows, distinct, pairs }
+        CostMap {
+            metric: metric.to_owned(),
+            network_map: net.vtag(),
+            tag: hex(&h.finalize()),
+            rows,
+            distinct,
+            pairs,
+        }
     }
 
     /// The cost metric.
@@ -131,7 +157,9 @@ impl CostMap {
     #[inline]
     pub fn cost(&self, src: PidIdx, dst: PidIdx) -> Option<f64> {
         let row = self.rows.get(src as usize)?;
-        row.binary_search_by_key(&dst, |e| e.0).ok().map(|i| row[i].1)
+        row.binary_search_by_key(&dst, |e| e.0)
+            .ok()
+            .map(|i| row[i].1)
     }
 
     /// The defined costs from `src`, sorted by destination.
@@ -153,18 +181,28 @@ impl CostMap {
             let dsts: BTreeMap<String, Cost> = row
                 .iter()
                 .map(|&(d, c)| {
-                    let v = if mode == CostMode::Ordinal { self.full_rank(c) } else { c };
+                    let v = if mode == CostMode::Ordinal {
+                        self.full_rank(c)
+                    } else {
+                        c
+                    };
                     (net.pid_name(d).to_owned(), Cost(v))
                 })
                 .collect();
             data.insert(net.pid_name(s as PidIdx).to_owned(), dsts);
         }
-        InfoResourceCostMap { meta: self.meta(mode), cost_map: data }
+        InfoResourceCostMap {
+            meta: self.meta(mode),
+            cost_map: data,
+        }
     }
 
     /// The `meta` of a response in `mode`.
     pub fn meta(&self, mode: CostMode) -> CostMapMeta {
-        CostMapMeta { dependent_vtags: vec![self.network_map.clone()], cost_type: CostType::new(&self.metric, mode) }
+        CostMapMeta {
+            dependent_vtags: vec![self.network_map.clone()],
+            cost_type: CostType::new(&self.metric, mode),
+        }
     }
 
     /// Writes the whole map as response JSON straight from the rows, without building the
@@ -188,7 +226,11 @@ impl CostMap {
                 if k > 0 {
                     out.push(b',');
                 }
-                let v = if mode == CostMode::Ordinal { self.full_rank(c) } else { c };
+                let v = if mode == CostMode::Ordinal {
+                    self.full_rank(c)
+                } else {
+                    c
+                };
                 write!(out, "\"{}\":", net.pid_name(d)).expect("vec write");
                 serde_json::to_writer(&mut *out, &Cost(v)).expect("cost serializes");
             }
@@ -241,10 +283,23 @@ mod tests {
         assert!(e.message.contains("PID `PID9`"), "{e}");
         assert_eq!(e.line, 10, "{e}");
         let e = CostMap::from_json("hopcount", testdata::loopback::ROUTINGCOST, &n).unwrap_err();
-        assert!(e.message.contains("config expects numerical hopcount"), "{e}");
-        let e = CostMap::from_json("routingcost", &testdata::loopback::ROUTINGCOST.replace("\"PID2\": 5,", "\"PID2\": \"5\","), &n).unwrap_err();
+        assert!(
+            e.message.contains("config expects numerical hopcount"),
+            "{e}"
+        );
+        let e = CostMap::from_json(
+            "routingcost",
+            &testdata::loopback::ROUTINGCOST.replace("\"PID2\": 5,", "\"PID2\": \"5\","),
+            &n,
+        )
+        .unwrap_err();
         assert_eq!(e.line, 7, "{e}");
-        let e = CostMap::from_json("routingcost", &testdata::loopback::ROUTINGCOST.replace("\"PID2\": 5,", "\"PID2\": -5,"), &n).unwrap_err();
+        let e = CostMap::from_json(
+            "routingcost",
+            &testdata::loopback::ROUTINGCOST.replace("\"PID2\": 5,", "\"PID2\": -5,"),
+            &n,
+        )
+        .unwrap_err();
         assert!(e.message.contains("non-negative"), "{e}");
     }
 }

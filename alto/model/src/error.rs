@@ -47,7 +47,11 @@ pub struct ErrorMeta {
     /// The error code.
     pub code: ErrorCode,
     /// Human-readable position and cause of a syntax error (E_SYNTAX only).
-    #[serde(rename = "syntax-error", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "syntax-error",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub syntax_error: Option<String>,
     /// Full path of the offending field, e.g. `cost-type/cost-metric`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

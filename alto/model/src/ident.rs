@@ -4,7 +4,8 @@
 fn chars_ok(s: &str, max: usize, extra: &[u8]) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
 }
 
 /// A valid PID name (§10.1): 1 to 64 of `[A-Za-z0-9-:@_]`; the reserved `.` is refused.

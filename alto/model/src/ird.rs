@@ -11,10 +11,18 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct IrdMeta {
     /// Names for the cost types used by the entries.
-    #[serde(rename = "cost-types", default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "cost-types",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub cost_types: BTreeMap<String, CostType>,
     /// The network map simple clients use (required in a root directory).
-    #[serde(rename = "default-alto-network-map", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "default-alto-network-map",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default_alto_network_map: Option<String>,
 }
 
@@ -23,13 +31,25 @@ pub struct IrdMeta {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Capabilities {
     /// Cost type names (defined in the directory's `meta`).
-    #[serde(rename = "cost-type-names", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "cost-type-names",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cost_type_names: Option<Vec<String>>,
     /// Whether requests may carry constraints.
-    #[serde(rename = "cost-constraints", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "cost-constraints",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cost_constraints: Option<bool>,
     /// Endpoint property types served.
-    #[serde(rename = "prop-types", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "prop-types",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub prop_types: Option<Vec<String>>,
     /// Capabilities defined by extensions.
     #[serde(flatten)]
@@ -78,7 +98,11 @@ impl InfoResourceDirectory {
     }
 
     /// The first entry with the media type and accepts (`None` for GET resources).
-    pub fn find(&self, media_type: &str, accepts: Option<&str>) -> Option<(&String, &IrdResourceEntry)> {
+    pub fn find(
+        &self,
+        media_type: &str,
+        accepts: Option<&str>,
+    ) -> Option<(&String, &IrdResourceEntry)> {
         self.resources
             .iter()
             .find(|(_, e)| e.media_type == media_type && e.accepts.as_deref() == accepts)

@@ -64,7 +64,11 @@ impl<K: Key> PrefixTable<K> {
     /// values they are a [`Conflict`].
     pub fn build(prefixes: &[(u128, u8, u32)]) -> Result<Self, Conflict> {
         let bits = K::BITS;
-        let max: u128 = if bits == 128 { u128::MAX } else { (1u128 << bits) - 1 };
+        let max: u128 = if bits == 128 {
+            u128::MAX
+        } else {
+            (1u128 << bits) - 1
+        };
         let mut order: Vec<usize> = (0..prefixes.len()).collect();
         order.sort_unstable_by_key(|&i| (prefixes[i].0, prefixes[i].1, i));
 
@@ -89,14 +93,21 @@ impl<K: Key> PrefixTable<K> {
                 let (ps, pl, pv) = prefixes[p];
                 if ps == start && pl == len {
                     if pv != value {
-                        return Err(Conflict { first: p.min(i), second: p.max(i) });
+                        return Err(Conflict {
+                            first: p.min(i),
+                            second: p.max(i),
+                        });
                     }
                     continue;
                 }
             }
             prev = Some(i);
             let host = bits - len as u32;
-            let last = if host == 128 { max } else { start | ((1u128 << host) - 1) };
+            let last = if host == 128 {
+                max
+            } else {
+                start | ((1u128 << host) - 1)
+            };
             while let Some(&(top_last, _)) = stack.last() {
                 if top_last >= start {
                     break;
@@ -128,7 +139,11 @@ impl<K: Key> PrefixTable<K> {
             index.push(r as u32);
         }
         index.push((out.len() - 1) as u32);
-        Ok(PrefixTable { starts, values, index })
+        Ok(PrefixTable {
+            starts,
+            values,
+            index,
+        })
     }
 
     /// The value of the longest prefix holding `addr`, or [`NONE`].
@@ -177,7 +192,11 @@ mod tests {
         prefixes
             .iter()
             .filter(|&&(s, l, _)| {
-                let mask = if l == 0 { 0 } else { u32::MAX << (32 - l as u32) };
+                let mask = if l == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - l as u32)
+                };
                 (addr & mask) as u128 == s
             })
             .max_by_key(|&&(_, l, _)| l)
@@ -203,8 +222,18 @@ mod tests {
 
     #[test]
     fn identical_prefixes_in_two_pids_conflict() {
-        let p = [(0, 0, 1), (v4("192.0.2.0"), 24, 2), (v4("192.0.2.0"), 24, 3)];
-        assert_eq!(PrefixTable::<u32>::build(&p).unwrap_err(), Conflict { first: 1, second: 2 });
+        let p = [
+            (0, 0, 1),
+            (v4("192.0.2.0"), 24, 2),
+            (v4("192.0.2.0"), 24, 3),
+        ];
+        assert_eq!(
+            PrefixTable::<u32>::build(&p).unwrap_err(),
+            Conflict {
+                first: 1,
+                second: 2
+            }
+        );
         let same = [(v4("192.0.2.0"), 24, 2), (v4("192.0.2.0"), 24, 2)];
         assert!(PrefixTable::<u32>::build(&same).is_ok());
     }
@@ -244,7 +273,12 @@ mod tests {
         }
         for &(s, l, _) in &p {
             let last = s as u32 | ((1u64 << (32 - l as u32)) - 1) as u32;
-            for a in [s as u32, last, last.wrapping_add(1), (s as u32).wrapping_sub(1)] {
+            for a in [
+                s as u32,
+                last,
+                last.wrapping_add(1),
+                (s as u32).wrapping_sub(1),
+            ] {
                 assert_eq!(t.lookup(a), naive(&p, a), "edge {a:#x}");
             }
         }

@@ -58,11 +58,20 @@ mod tests {
 
     #[test]
     fn accept_matching_follows_rfc_7231_ranges() {
-        assert!(accepts("application/alto-networkmap+json,application/alto-error+json", NETWORK_MAP));
+        assert!(accepts(
+            "application/alto-networkmap+json,application/alto-error+json",
+            NETWORK_MAP
+        ));
         assert!(accepts("application/*", NETWORK_MAP));
         assert!(accepts("*/*;q=0.1", NETWORK_MAP));
         assert!(!accepts("text/html", NETWORK_MAP));
-        assert!(!accepts("application/alto-networkmap+json;q=0", NETWORK_MAP));
-        assert_eq!(essence(" Application/ALTO-costmap+json ; charset=utf-8"), COST_MAP);
+        assert!(!accepts(
+            "application/alto-networkmap+json;q=0",
+            NETWORK_MAP
+        ));
+        assert_eq!(
+            essence(" Application/ALTO-costmap+json ; charset=utf-8"),
+            COST_MAP
+        );
     }
 }

@@ -130,8 +130,13 @@ fn join(parent: &str, name: &str) -> String {
     }
 }
 
-fn required<'a>(obj: &'a Map<String, Value>, parent: &str, name: &str) -> Result<&'a Value, AltoError> {
-    obj.get(name).ok_or_else(|| AltoError::missing_field(join(parent, name)))
+fn required<'a>(
+    obj: &'a Map<String, Value>,
+    parent: &str,
+    name: &str,
+) -> Result<&'a Value, AltoError> {
+    obj.get(name)
+        .ok_or_else(|| AltoError::missing_field(join(parent, name)))
 }
 
 fn as_object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, AltoError> {
@@ -176,18 +181,30 @@ fn pid_array(v: &Value, field: &str) -> Result<Vec<String>, AltoError> {
 
 fn parse_cost_type(obj: &Map<String, Value>) -> Result<CostType, AltoError> {
     let ct = as_object(required(obj, "", "cost-type")?, "cost-type")?;
-    let mode_s = as_str(required(ct, "cost-type", "cost-mode")?, "cost-type/cost-mode")?;
+    let mode_s = as_str(
+        required(ct, "cost-type", "cost-mode")?,
+        "cost-type/cost-mode",
+    )?;
     let cost_mode = CostMode::parse(mode_s)
         .ok_or_else(|| AltoError::invalid_value("cost-type/cost-mode", mode_s))?;
-    let metric = as_str(required(ct, "cost-type", "cost-metric")?, "cost-type/cost-metric")?;
+    let metric = as_str(
+        required(ct, "cost-type", "cost-metric")?,
+        "cost-type/cost-metric",
+    )?;
     if !ident::is_cost_metric(metric) {
         return Err(AltoError::invalid_value("cost-type/cost-metric", metric));
     }
-    Ok(CostType { cost_mode, cost_metric: metric.to_owned(), description: None })
+    Ok(CostType {
+        cost_mode,
+        cost_metric: metric.to_owned(),
+        description: None,
+    })
 }
 
 fn parse_constraints(obj: &Map<String, Value>) -> Result<Option<Vec<String>>, AltoError> {
-    let Some(v) = obj.get("constraints") else { return Ok(None) };
+    let Some(v) = obj.get("constraints") else {
+        return Ok(None);
+    };
     let list = string_array(v, "constraints")?;
     if let Some(bad) = list.iter().find(|c| Constraint::parse(c).is_none()) {
         return Err(AltoError::invalid_value("constraints", bad.clone()));
@@ -197,7 +214,10 @@ fn parse_constraints(obj: &Map<String, Value>) -> Result<Option<Vec<String>>, Al
 
 /// The constraints of a request, parsed (they were validated when the request was read).
 pub fn constraints_of(list: &Option<Vec<String>>) -> Vec<Constraint> {
-    list.iter().flatten().filter_map(|c| Constraint::parse(c)).collect()
+    list.iter()
+        .flatten()
+        .filter_map(|c| Constraint::parse(c))
+        .collect()
 }
 
 /// Filtered network map request (§11.3.1.3).
@@ -206,7 +226,11 @@ pub struct ReqFilteredNetworkMap {
     /// PIDs to include; empty means all.
     pub pids: Vec<String>,
     /// Address types to include; absent or empty means all.
-    #[serde(rename = "address-types", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "address-types",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub address_types: Option<Vec<String>>,
 }
 
@@ -219,13 +243,19 @@ impl ReqFilteredNetworkMap {
             None => None,
             Some(v) => {
                 let types = string_array(v, "address-types")?;
-                if let Some(bad) = types.iter().find(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphanumeric())) {
+                if let Some(bad) = types
+                    .iter()
+                    .find(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphanumeric()))
+                {
                     return Err(AltoError::invalid_value("address-types", bad.clone()));
                 }
                 Some(types)
             }
         };
-        Ok(ReqFilteredNetworkMap { pids, address_types })
+        Ok(ReqFilteredNetworkMap {
+            pids,
+            address_types,
+        })
     }
 }
 
@@ -267,7 +297,11 @@ impl ReqFilteredCostMap {
                 Some(PidFilter { srcs, dsts })
             }
         };
-        Ok(ReqFilteredCostMap { cost_type, constraints, pids })
+        Ok(ReqFilteredCostMap {
+            cost_type,
+            constraints,
+            pids,
+        })
     }
 }
 
@@ -295,7 +329,10 @@ impl ReqEndpointProp {
         if endpoints.is_empty() {
             return Err(AltoError::invalid_value("endpoints", "[]"));
         }
-        Ok(ReqEndpointProp { properties, endpoints })
+        Ok(ReqEndpointProp {
+            properties,
+            endpoints,
+        })
     }
 }
 
@@ -331,13 +368,23 @@ impl ReqEndpointCostMap {
         let cost_type = parse_cost_type(&obj)?;
         let constraints = parse_constraints(&obj)?;
         let f = as_object(required(&obj, "", "endpoints")?, "endpoints")?;
-        let srcs = f.get("srcs").map(|v| string_array(v, "endpoints/srcs")).transpose()?;
-        let dsts = f.get("dsts").map(|v| string_array(v, "endpoints/dsts")).transpose()?;
+        let srcs = f
+            .get("srcs")
+            .map(|v| string_array(v, "endpoints/srcs"))
+            .transpose()?;
+        let dsts = f
+            .get("dsts")
+            .map(|v| string_array(v, "endpoints/dsts"))
+            .transpose()?;
         let empty = |l: &Option<Vec<String>>| l.as_ref().is_none_or(|l| l.is_empty());
         if empty(&srcs) && empty(&dsts) {
             return Err(AltoError::missing_field("endpoints/dsts"));
         }
-        Ok(ReqEndpointCostMap { cost_type, constraints, endpoints: EndpointFilter { srcs, dsts } })
+        Ok(ReqEndpointCostMap {
+            cost_type,
+            constraints,
+            endpoints: EndpointFilter { srcs, dsts },
+        })
     }
 }
 
@@ -346,7 +393,9 @@ mod tests {
     use super::*;
     use crate::error::ErrorCode;
 
-    fn err(r: Result<ReqFilteredCostMap, AltoError>) -> (ErrorCode, Option<String>, Option<String>) {
+    fn err(
+        r: Result<ReqFilteredCostMap, AltoError>,
+    ) -> (ErrorCode, Option<String>, Option<String>) {
         let e = r.unwrap_err();
         (e.meta.code, e.meta.field, e.meta.value)
     }
@@ -363,30 +412,55 @@ mod tests {
             (MissingField, Some("cost-type/cost-metric".into()), None)
         );
         assert_eq!(
-            err(p(r#"{"cost-type":{"cost-mode":7,"cost-metric":"routingcost"}}"#)),
+            err(p(
+                r#"{"cost-type":{"cost-mode":7,"cost-metric":"routingcost"}}"#
+            )),
             (InvalidFieldType, Some("cost-type/cost-mode".into()), None)
         );
         assert_eq!(
-            err(p(r#"{"cost-type":{"cost-mode":"foo","cost-metric":"routingcost"}}"#)),
-            (InvalidFieldValue, Some("cost-type/cost-mode".into()), Some("foo".into()))
+            err(p(
+                r#"{"cost-type":{"cost-mode":"foo","cost-metric":"routingcost"}}"#
+            )),
+            (
+                InvalidFieldValue,
+                Some("cost-type/cost-mode".into()),
+                Some("foo".into())
+            )
         );
         assert_eq!(
-            err(p(r#"{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"},"constraints":["lte 5"]}"#)),
-            (InvalidFieldValue, Some("constraints".into()), Some("lte 5".into()))
+            err(p(
+                r#"{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"},"constraints":["lte 5"]}"#
+            )),
+            (
+                InvalidFieldValue,
+                Some("constraints".into()),
+                Some("lte 5".into())
+            )
         );
         assert_eq!(
-            err(p(r#"{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"},"pids":{"srcs":[1],"dsts":[]}}"#)),
-            (InvalidFieldValue, Some("pids/srcs".into()), Some("1".into()))
+            err(p(
+                r#"{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"},"pids":{"srcs":[1],"dsts":[]}}"#
+            )),
+            (
+                InvalidFieldValue,
+                Some("pids/srcs".into()),
+                Some("1".into())
+            )
         );
         assert_eq!(
-            err(p(r#"{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"},"pids":{"srcs":"PID1","dsts":[]}}"#)),
+            err(p(
+                r#"{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"},"pids":{"srcs":"PID1","dsts":[]}}"#
+            )),
             (InvalidFieldType, Some("pids/srcs".into()), None)
         );
     }
 
     #[test]
     fn unknown_fields_are_ignored_and_duplicates_count_once() {
-        let r = ReqFilteredNetworkMap::parse(br#"{"pids":["PID1","PID1","PID2"],"x-extension":{"a":1}}"#).unwrap();
+        let r = ReqFilteredNetworkMap::parse(
+            br#"{"pids":["PID1","PID1","PID2"],"x-extension":{"a":1}}"#,
+        )
+        .unwrap();
         assert_eq!(r.pids, ["PID1", "PID2"]);
     }
 
@@ -397,7 +471,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.meta.code, ErrorCode::MissingField);
-        let e = ReqEndpointCostMap::parse(br#"{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"},"endpoints":[]}"#).unwrap_err();
+        let e = ReqEndpointCostMap::parse(
+            br#"{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"},"endpoints":[]}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.meta.code, ErrorCode::InvalidFieldType);
     }
 }

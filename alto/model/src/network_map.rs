@@ -29,7 +29,11 @@ pub struct MapError {
 
 impl fmt::Display for MapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
     }
 }
 
@@ -48,18 +52,35 @@ impl MapError {
             }
             None => (0, 0),
         };
-        MapError { line, column, message }
+        MapError {
+            line,
+            column,
+            message,
+        }
     }
 
     pub(crate) fn json(e: serde_json::Error) -> Self {
-        MapError { line: e.line(), column: e.column(), message: e.to_string() }
+        let text = e.to_string();
+        // serde_json appends " at line L column C"; the position is reported separately.
+        let message = match text.rfind(" at line ") {
+            Some(i) => text[..i].to_owned(),
+            None => text,
+        };
+        MapError {
+            line: e.line(),
+            column: e.column(),
+            message,
+        }
     }
 }
+
+/// Address type → prefixes, borrowed from the file's text where it has no escapes.
+type FileGroup<'a> = HashMap<Cow<'a, str>, Vec<Cow<'a, str>>>;
 
 #[derive(Deserialize)]
 struct NetworkMapFile<'a> {
     #[serde(rename = "network-map", borrow)]
-    network_map: HashMap<Cow<'a, str>, HashMap<Cow<'a, str>, Vec<Cow<'a, str>>>>,
+    network_map: HashMap<Cow<'a, str>, FileGroup<'a>>,
 }
 
 /// A network map ready for lookups and answers.
@@ -82,18 +103,24 @@ impl NetworkMap {
     /// the map complete and non-overlapping.
     pub fn from_json(resource_id: &str, text: &str) -> Result<Self, MapError> {
         let file: NetworkMapFile = serde_json::from_str(text).map_err(MapError::json)?;
-        let mut entries: Vec<(&str, Vec<(AddressType, &str)>)> = Vec::with_capacity(file.network_map.len());
+        let mut entries: Vec<(&str, Vec<(AddressType, &str)>)> =
+            Vec::with_capacity(file.network_map.len());
         for (pid, group) in &file.network_map {
             let mut list = Vec::new();
             for (ty, prefixes) in group {
                 let t = AddressType::parse(ty).ok_or_else(|| {
-                    MapError::at(text, ty, format!("PID `{pid}`: unknown address type `{ty}`"))
+                    MapError::at(
+                        text,
+                        ty,
+                        format!("PID `{pid}`: unknown address type `{ty}`"),
+                    )
                 })?;
                 list.extend(prefixes.iter().map(|p| (t, p.as_ref())));
             }
             entries.push((pid.as_ref(), list));
         }
-        Self::compile(resource_id, entries, true).map_err(|(needle, msg)| MapError::at(text, &needle, msg))
+        Self::compile(resource_id, entries, true)
+            .map_err(|(needle, msg)| MapError::at(text, &needle, msg))
     }
 
     /// Builds a map from decoded network map data as a client does: unknown address types
@@ -110,8 +137,11 @@ impl NetworkMap {
                 (pid.as_str(), list)
             })
             .collect();
-        Self::compile(resource_id, entries, false)
-            .map_err(|(_, message)| MapError { line: 0, column: 0, message })
+        Self::compile(resource_id, entries, false).map_err(|(_, message)| MapError {
+            line: 0,
+            column: 0,
+            message,
+        })
     }
 
     /// Errors carry the text to point at and the message.
@@ -121,7 +151,10 @@ impl NetworkMap {
         strict: bool,
     ) -> Result<Self, (String, String)> {
         if !ident::is_resource_id(resource_id) {
-            return Err((resource_id.into(), format!("`{resource_id}` is not a valid resource ID (RFC 7285 §10.2)")));
+            return Err((
+                resource_id.into(),
+                format!("`{resource_id}` is not a valid resource ID (RFC 7285 §10.2)"),
+            ));
         }
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut pids = Vec::with_capacity(entries.len());
@@ -132,7 +165,10 @@ impl NetworkMap {
         let mut origin6: Vec<(usize, usize)> = Vec::new();
         for (i, (pid, list)) in entries.iter().enumerate() {
             if !ident::is_pid_name(pid) {
-                return Err((pid.to_string(), format!("`{pid}` is not a valid PID name (RFC 7285 §10.1)")));
+                return Err((
+                    pid.to_string(),
+                    format!("`{pid}` is not a valid PID name (RFC 7285 §10.1)"),
+                ));
             }
             let mut parsed = Vec::with_capacity(list.len());
             for &(ty, s) in list {
@@ -180,10 +216,25 @@ impl NetworkMap {
         }
         if strict {
             if types.is_empty() {
-                return Err(("network-map".into(), "the network map defines no prefixes".into()));
+                return Err((
+                    "network-map".into(),
+                    "the network map defines no prefixes".into(),
+                ));
             }
-            let gap4 = (!v4_in.is_empty()).then(|| v4.ranges().find(|r| r.1 == lpm::NONE).map(|r| IpAddr::from(std::net::Ipv4Addr::from(r.0)))).flatten();
-            let gap6 = (!v6_in.is_empty()).then(|| v6.ranges().find(|r| r.1 == lpm::NONE).map(|r| IpAddr::from(std::net::Ipv6Addr::from(r.0)))).flatten();
+            let gap4 = (!v4_in.is_empty())
+                .then(|| {
+                    v4.ranges()
+                        .find(|r| r.1 == lpm::NONE)
+                        .map(|r| IpAddr::from(std::net::Ipv4Addr::from(r.0)))
+                })
+                .flatten();
+            let gap6 = (!v6_in.is_empty())
+                .then(|| {
+                    v6.ranges()
+                        .find(|r| r.1 == lpm::NONE)
+                        .map(|r| IpAddr::from(std::net::Ipv6Addr::from(r.0)))
+                })
+                .flatten();
             if let Some(gap) = gap4.or(gap6) {
                 return Err((
                     "network-map".into(),
@@ -196,8 +247,22 @@ impl NetworkMap {
         }
         let prefix_count = prefixes.iter().map(Vec::len).sum();
         let tag = content_tag(&pids, &prefixes);
-        let by_name = pids.iter().enumerate().map(|(i, p)| (p.clone(), i as PidIdx)).collect();
-        Ok(NetworkMap { resource_id: resource_id.to_owned(), tag, pids, by_name, prefixes, v4, v6, types, prefix_count })
+        let by_name = pids
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i as PidIdx))
+            .collect();
+        Ok(NetworkMap {
+            resource_id: resource_id.to_owned(),
+            tag,
+            pids,
+            by_name,
+            prefixes,
+            v4,
+            v6,
+            types,
+            prefix_count,
+        })
     }
 
     /// The resource ID.
@@ -208,7 +273,10 @@ impl NetworkMap {
     /// The version tag (§10.3): a SHA-256 of the map's content, so equal content gives an
     /// equal tag and any change a new one.
     pub fn vtag(&self) -> VersionTag {
-        VersionTag { resource_id: self.resource_id.clone(), tag: self.tag.clone() }
+        VersionTag {
+            resource_id: self.resource_id.clone(),
+            tag: self.tag.clone(),
+        }
     }
 
     /// The tag string alone.
@@ -279,7 +347,10 @@ impl NetworkMap {
             let mut group = EndpointAddrGroup::new();
             for p in &self.prefixes[i as usize] {
                 if types.is_none_or(|t| t.contains(&p.ty)) {
-                    group.entry(p.ty.as_str().to_owned()).or_insert_with(Vec::new).push(p.to_string());
+                    group
+                        .entry(p.ty.as_str().to_owned())
+                        .or_default()
+                        .push(p.to_string());
                 }
             }
             out.insert(self.pids[i as usize].clone(), group);
@@ -340,18 +411,24 @@ mod tests {
         let a = NetworkMap::from_json("net", MAP).unwrap();
         let b = NetworkMap::from_json("net", &MAP.replace("  ", "")).unwrap();
         assert_eq!(a.vtag(), b.vtag());
-        let c = NetworkMap::from_json("net", &MAP.replace("198.51.100.128/25", "198.51.100.192/26")).unwrap();
+        let c = NetworkMap::from_json(
+            "net",
+            &MAP.replace("198.51.100.128/25", "198.51.100.192/26"),
+        )
+        .unwrap();
         assert_ne!(a.tag(), c.tag());
         assert!(crate::ident::is_tag(a.tag()));
     }
 
     #[test]
     fn bad_maps_are_refused_with_the_line() {
-        let e = NetworkMap::from_json("net", &MAP.replace("192.0.2.0/24", "192.0.2.1/24")).unwrap_err();
+        let e =
+            NetworkMap::from_json("net", &MAP.replace("192.0.2.0/24", "192.0.2.1/24")).unwrap_err();
         assert_eq!((e.line, e.column), (3, 24), "{e}");
         assert!(e.message.contains("host bits"), "{e}");
 
-        let e = NetworkMap::from_json("net", &MAP.replace("198.51.100.128/25", "198.51.100.0/25")).unwrap_err();
+        let e = NetworkMap::from_json("net", &MAP.replace("198.51.100.128/25", "198.51.100.0/25"))
+            .unwrap_err();
         assert!(e.message.contains("must not overlap"), "{e}");
         assert_eq!(e.line, 3);
 
@@ -373,8 +450,18 @@ mod tests {
     #[test]
     fn client_maps_ignore_unknown_address_types() {
         let mut data = NetworkMapData::new();
-        data.insert("A".into(), [("ipv4".to_string(), vec!["10.0.0.0/8".to_string()]), ("mac".to_string(), vec!["x".to_string()])].into());
-        data.insert("B".into(), [("mac".to_string(), vec!["y".to_string()])].into());
+        data.insert(
+            "A".into(),
+            [
+                ("ipv4".to_string(), vec!["10.0.0.0/8".to_string()]),
+                ("mac".to_string(), vec!["x".to_string()]),
+            ]
+            .into(),
+        );
+        data.insert(
+            "B".into(),
+            [("mac".to_string(), vec!["y".to_string()])].into(),
+        );
         let m = NetworkMap::from_data("net", &data).unwrap();
         assert_eq!(m.pids(), ["A", "B"]);
         assert_eq!(m.pid_of("10.1.1.1".parse().unwrap()), Some(0));

@@ -97,7 +97,10 @@ pub struct Loaded {
 impl Loaded {
     /// The HTTP limits.
     pub fn limits(&self) -> Limits {
-        Limits { max_body_bytes: self.config.max_body_bytes, max_age_secs: self.config.max_age_secs }
+        Limits {
+            max_body_bytes: self.config.max_body_bytes,
+            max_age_secs: self.config.max_age_secs,
+        }
     }
 }
 
@@ -107,27 +110,39 @@ impl Source {
     pub fn load(&self) -> Result<Loaded, LoadError> {
         match self {
             Source::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| LoadError { file: path.display().to_string(), message: e.to_string() })?;
+                let text = std::fs::read_to_string(path).map_err(|e| LoadError {
+                    file: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
                 let dir = path.parent().unwrap_or(Path::new("."));
                 load_from(&path.display().to_string(), &text, |name| {
                     let p = dir.join(name);
                     std::fs::read_to_string(&p)
                         .map(|t| (p.display().to_string(), t))
-                        .map_err(|e| LoadError { file: p.display().to_string(), message: e.to_string() })
+                        .map_err(|e| LoadError {
+                            file: p.display().to_string(),
+                            message: e.to_string(),
+                        })
                 })
             }
-            Source::Embedded => load_from("embedded loopback config", testdata::loopback::CONFIG, |name| {
-                let text = match name.to_str() {
-                    Some("network-map.json") => testdata::loopback::NETWORK_MAP,
-                    Some("routingcost.json") => testdata::loopback::ROUTINGCOST,
-                    Some("hopcount.json") => testdata::loopback::HOPCOUNT,
-                    _ => {
-                        return Err(LoadError { file: name.display().to_string(), message: "not an embedded file".into() })
-                    }
-                };
-                Ok((format!("embedded {}", name.display()), text.to_owned()))
-            }),
+            Source::Embedded => load_from(
+                "embedded loopback config",
+                testdata::loopback::CONFIG,
+                |name| {
+                    let text = match name.to_str() {
+                        Some("network-map.json") => testdata::loopback::NETWORK_MAP,
+                        Some("routingcost.json") => testdata::loopback::ROUTINGCOST,
+                        Some("hopcount.json") => testdata::loopback::HOPCOUNT,
+                        _ => {
+                            return Err(LoadError {
+                                file: name.display().to_string(),
+                                message: "not an embedded file".into(),
+                            })
+                        }
+                    };
+                    Ok((format!("embedded {}", name.display()), text.to_owned()))
+                },
+            ),
         }
     }
 }
@@ -137,17 +152,31 @@ fn load_from(
     text: &str,
     read: impl Fn(&Path) -> Result<(String, String), LoadError>,
 ) -> Result<Loaded, LoadError> {
-    let config: Config = toml::from_str(text)
-        .map_err(|e| LoadError { file: config_name.to_owned(), message: e.to_string() })?;
+    let config: Config = toml::from_str(text).map_err(|e| LoadError {
+        file: config_name.to_owned(),
+        message: e.to_string(),
+    })?;
     let (name, net_text) = read(&config.network_map.file)?;
-    let net = NetworkMap::from_json(&config.network_map.resource_id, &net_text)
-        .map_err(|e| LoadError { file: name, message: e.to_string() })?;
+    let net = NetworkMap::from_json(&config.network_map.resource_id, &net_text).map_err(|e| {
+        LoadError {
+            file: name,
+            message: e.to_string(),
+        }
+    })?;
     let mut costs = Vec::with_capacity(config.cost_maps.len());
     for src in &config.cost_maps {
         let (name, text) = read(&src.file)?;
-        costs.push(CostMap::from_json(&src.metric, &text, &net).map_err(|e| LoadError { file: name, message: e.to_string() })?);
+        costs.push(
+            CostMap::from_json(&src.metric, &text, &net).map_err(|e| LoadError {
+                file: name,
+                message: e.to_string(),
+            })?,
+        );
     }
-    let base = InformationBase::new(net, costs).map_err(|message| LoadError { file: config_name.to_owned(), message })?;
+    let base = InformationBase::new(net, costs).map_err(|message| LoadError {
+        file: config_name.to_owned(),
+        message,
+    })?;
     Ok(Loaded { config, base })
 }
 
@@ -165,7 +194,10 @@ mod tests {
 
     #[test]
     fn unknown_config_fields_are_refused() {
-        let text = format!("{}\nlisten-port = 1\n", testdata::loopback::CONFIG.replace("[network-map]", "bogus = 1\n[network-map]"));
+        let text = format!(
+            "{}\nlisten-port = 1\n",
+            testdata::loopback::CONFIG.replace("[network-map]", "bogus = 1\n[network-map]")
+        );
         let e = load_from("c.toml", &text, |_| unreachable!()).unwrap_err();
         assert!(e.to_string().starts_with("c.toml: "), "{e}");
         assert!(e.message.contains("bogus"), "{e}");
@@ -173,8 +205,13 @@ mod tests {
 
     #[test]
     fn the_loopback_files_load_from_disk() {
-        let l = Source::File(testdata::loopback::dir().join("alto.toml")).load().unwrap();
-        assert_eq!(l.base.network_map().resource_id(), testdata::loopback::NETWORK_MAP_ID);
+        let l = Source::File(testdata::loopback::dir().join("alto.toml"))
+            .load()
+            .unwrap();
+        assert_eq!(
+            l.base.network_map().resource_id(),
+            testdata::loopback::NETWORK_MAP_ID
+        );
     }
 }
 

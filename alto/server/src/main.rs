@@ -5,6 +5,7 @@
 
 use alto_server::{run, App, Source};
 use clap::Parser;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tokio::signal::unix::{signal, SignalKind};
@@ -32,7 +33,9 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let source = match args.config {
@@ -46,7 +49,10 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(1);
         }
     };
-    let configured = source.load().map(|l| l.config.listen).unwrap_or_else(|_| "127.0.0.1:7285".parse().expect("addr"));
+    let configured = source
+        .load()
+        .map(|l| l.config.listen)
+        .unwrap_or_else(|_| "127.0.0.1:7285".parse().expect("addr"));
     let listen = args.listen.unwrap_or(configured);
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
@@ -59,22 +65,33 @@ async fn main() -> anyhow::Result<()> {
     {
         let snap = app.snapshot();
         let net = snap.base().network_map();
-        tracing::info!(pids = net.pids().len(), prefixes = net.prefix_count(), vtag = net.tag(), "maps loaded");
+        tracing::info!(
+            pids = net.pids().len(),
+            prefixes = net.prefix_count(),
+            vtag = net.tag(),
+            "maps loaded"
+        );
     }
-    println!("ALTO directory: http://{addr}/directory");
-    println!("metrics:        http://{addr}/metrics");
-
+    // Signal handlers go in before the address is printed: whoever reads it may signal.
     let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
     let reloader = app.clone();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             match reloader.reload() {
-                Ok(()) => tracing::info!(vtag = reloader.snapshot().base().network_map().tag(), "maps reloaded"),
+                Ok(()) => tracing::info!(
+                    vtag = reloader.snapshot().base().network_map().tag(),
+                    "maps reloaded"
+                ),
                 Err(e) => tracing::error!("reload refused, the old maps stay served: {e}"),
             }
         }
     });
-    let mut term = signal(SignalKind::terminate())?;
+    // A closed stdout must not stop the server: write errors are ignored.
+    let _ = writeln!(
+        std::io::stdout(),
+        "ALTO directory: http://{addr}/directory\nmetrics:        http://{addr}/metrics"
+    );
     let shutdown = async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}

@@ -5,7 +5,9 @@
 
 use crate::config::{Limits, LoadError, Source};
 use crate::metrics::{Metrics, ResourceCounters};
-use alto_model::messages::{ReqEndpointCostMap, ReqEndpointProp, ReqFilteredCostMap, ReqFilteredNetworkMap};
+use alto_model::messages::{
+    ReqEndpointCostMap, ReqEndpointProp, ReqFilteredCostMap, ReqFilteredNetworkMap,
+};
 use alto_model::{media, AltoError, CostMode, InformationBase, Resource, ResourceKind};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -55,21 +57,38 @@ impl Snapshot {
                 ResourceKind::CostMap { metric, mode } => Some(format!(
                     "{}-{}",
                     base.cost_maps()[metric].tag(),
-                    if mode == CostMode::Numerical { "num" } else { "ord" }
+                    if mode == CostMode::Numerical {
+                        "num"
+                    } else {
+                        "ord"
+                    }
                 )),
                 _ => None,
             };
             served.push(Served {
                 counters: metrics.resource(&res.id),
-                etag: tag.map(|t| HeaderValue::from_str(&format!("\"{t}\"")).expect("hex tag is a valid header")),
+                etag: tag.map(|t| {
+                    HeaderValue::from_str(&format!("\"{t}\"")).expect("hex tag is a valid header")
+                }),
                 res,
                 body: OnceLock::new(),
             });
         }
-        let mut snap = Snapshot { base, limits, routes, served };
+        let mut snap = Snapshot {
+            base,
+            limits,
+            routes,
+            served,
+        };
         // The directory is small and its ETag is a hash of its body: make it now.
-        if let Some(i) = snap.served.iter().position(|s| s.res.kind == ResourceKind::Directory) {
-            let body = Bytes::from(serde_json::to_vec(&snap.base.directory()).expect("directory serializes"));
+        if let Some(i) = snap
+            .served
+            .iter()
+            .position(|s| s.res.kind == ResourceKind::Directory)
+        {
+            let body = Bytes::from(
+                serde_json::to_vec(&snap.base.directory()).expect("directory serializes"),
+            );
             let tag = alto_model::network_map_content_hash(&body);
             snap.served[i].etag = Some(HeaderValue::from_str(&format!("\"{tag}\"")).expect("hex"));
             let _ = snap.served[i].body.set(body);
@@ -88,10 +107,12 @@ impl Snapshot {
             .get_or_init(|| {
                 let mut out = Vec::new();
                 match s.res.kind {
-                    ResourceKind::NetworkMap => serde_json::to_writer(&mut out, &self.base.full_network_map()).expect("serializes"),
-                    ResourceKind::CostMap { metric, mode } => {
-                        self.base.cost_maps()[metric].write_full_json(self.base.network_map(), mode, &mut out)
+                    ResourceKind::NetworkMap => {
+                        serde_json::to_writer(&mut out, &self.base.full_network_map())
+                            .expect("serializes")
                     }
+                    ResourceKind::CostMap { metric, mode } => self.base.cost_maps()[metric]
+                        .write_full_json(self.base.network_map(), mode, &mut out),
                     _ => unreachable!("only GET resources have a stored body"),
                 }
                 Bytes::from(out)
@@ -119,7 +140,13 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         let limits = loaded.limits();
         let snap = Snapshot::new(loaded.base, limits, &metrics);
-        Ok(App { inner: Arc::new(Inner { source, current: RwLock::new(Arc::new(snap)), metrics }) })
+        Ok(App {
+            inner: Arc::new(Inner {
+                source,
+                current: RwLock::new(Arc::new(snap)),
+                metrics,
+            }),
+        })
     }
 
     /// The snapshot being served now.
@@ -162,7 +189,11 @@ impl App {
         let Some(&i) = snap.routes.get(path) else {
             self.inner.metrics.unknown_path.request(0);
             self.inner.metrics.unknown_path.response(404, 0);
-            return simple(StatusCode::NOT_FOUND, "text/plain", format!("no ALTO resource at {path}; the directory is at /directory\n"));
+            return simple(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                format!("no ALTO resource at {path}; the directory is at /directory\n"),
+            );
         };
         let served = &snap.served[i];
         let (parts, body) = req.into_parts();
@@ -173,7 +204,14 @@ impl App {
         resp
     }
 
-    async fn answer<B>(&self, snap: &Snapshot, i: usize, parts: &http::request::Parts, body: B, remote: SocketAddr) -> (HttpResponse, usize)
+    async fn answer<B>(
+        &self,
+        snap: &Snapshot,
+        i: usize,
+        parts: &http::request::Parts,
+        body: B,
+        remote: SocketAddr,
+    ) -> (HttpResponse, usize)
     where
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -186,31 +224,54 @@ impl App {
         };
         if !method_ok {
             let allow = if res.accepts.is_some() { "POST" } else { "GET" };
-            let mut r = self.alto_error(StatusCode::METHOD_NOT_ALLOWED, AltoError::syntax(format!("{} takes {allow}, not {}", res.path, parts.method)));
-            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+            let mut r = self.alto_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                AltoError::syntax(format!("{} takes {allow}, not {}", res.path, parts.method)),
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
             return (r, 0);
         }
-        if let Some(accept) = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
+        if let Some(accept) = parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+        {
             if !media::accepts(accept, res.media_type) {
-                let text = format!("{} answers with {}; the Accept header does not admit it\n", res.path, res.media_type);
+                let text = format!(
+                    "{} answers with {}; the Accept header does not admit it\n",
+                    res.path, res.media_type
+                );
                 return (simple(StatusCode::NOT_ACCEPTABLE, "text/plain", text), 0);
             }
         }
         let Some(accepts) = res.accepts else {
             return (self.get(snap, i, &parts.headers), 0);
         };
-        let ctype = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(media::essence);
+        let ctype = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(media::essence);
         if ctype.as_deref() != Some(accepts) {
             let got = ctype.unwrap_or_else(|| "none".into());
-            let e = AltoError::syntax(format!("the body of {} must be {accepts}, not {got}", res.path));
+            let e = AltoError::syntax(format!(
+                "the body of {} must be {accepts}, not {got}",
+                res.path
+            ));
             return (self.alto_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, e), 0);
         }
         let limit = snap.limits.max_body_bytes;
         let too_large = || {
-            let e = AltoError::syntax(format!("the request body exceeds the limit of {limit} bytes"));
+            let e = AltoError::syntax(format!(
+                "the request body exceeds the limit of {limit} bytes"
+            ));
             self.alto_error(StatusCode::PAYLOAD_TOO_LARGE, e)
         };
-        let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
             return (too_large(), 0);
         }
@@ -219,23 +280,37 @@ impl App {
             Err(e) if e.is::<http_body_util::LengthLimitError>() => return (too_large(), 0),
             Err(e) => {
                 tracing::debug!("request body failed: {e}");
-                return (self.alto_error(StatusCode::BAD_REQUEST, AltoError::syntax("the request body could not be read")), 0);
+                return (
+                    self.alto_error(
+                        StatusCode::BAD_REQUEST,
+                        AltoError::syntax("the request body could not be read"),
+                    ),
+                    0,
+                );
             }
         };
         let n = bytes.len();
         let client = canonical(remote.ip());
         let base = &snap.base;
         let result = match res.kind {
-            ResourceKind::FilteredNetworkMap => ReqFilteredNetworkMap::parse(&bytes).map(|r| to_json(&base.filtered_network_map(&r))),
-            ResourceKind::FilteredCostMap => ReqFilteredCostMap::parse(&bytes).and_then(|r| base.filtered_cost_map(&r)).map(|r| to_json(&r)),
-            ResourceKind::EndpointProp => ReqEndpointProp::parse(&bytes).and_then(|r| base.endpoint_properties(&r)).map(|r| to_json(&r)),
-            ResourceKind::EndpointCost => ReqEndpointCostMap::parse(&bytes).and_then(|r| base.endpoint_cost(&r, Some(client))).map(|r| to_json(&r)),
+            ResourceKind::FilteredNetworkMap => ReqFilteredNetworkMap::parse(&bytes)
+                .map(|r| to_json(&base.filtered_network_map(&r))),
+            ResourceKind::FilteredCostMap => ReqFilteredCostMap::parse(&bytes)
+                .and_then(|r| base.filtered_cost_map(&r))
+                .map(|r| to_json(&r)),
+            ResourceKind::EndpointProp => ReqEndpointProp::parse(&bytes)
+                .and_then(|r| base.endpoint_properties(&r))
+                .map(|r| to_json(&r)),
+            ResourceKind::EndpointCost => ReqEndpointCostMap::parse(&bytes)
+                .and_then(|r| base.endpoint_cost(&r, Some(client)))
+                .map(|r| to_json(&r)),
             _ => unreachable!("POST resources only"),
         };
         let resp = match result {
             Ok(body) => {
                 let mut r = simple(StatusCode::OK, res.media_type, body);
-                r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 r
             }
             Err(e) => self.alto_error(StatusCode::BAD_REQUEST, e),
@@ -246,8 +321,12 @@ impl App {
     fn get(&self, snap: &Snapshot, i: usize, headers: &HeaderMap) -> HttpResponse {
         let served = &snap.served[i];
         let etag = served.etag.as_ref().expect("GET resources have an ETag");
-        let cache = HeaderValue::from_str(&format!("max-age={}", snap.limits.max_age_secs)).expect("digits");
-        let matched = headers.get_all(header::IF_NONE_MATCH).iter().any(|v| if_none_match(v, etag));
+        let cache = HeaderValue::from_str(&format!("max-age={}", snap.limits.max_age_secs))
+            .expect("digits");
+        let matched = headers
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .any(|v| if_none_match(v, etag));
         let mut r = if matched {
             let mut r = Response::new(Full::new(Bytes::new()));
             *r.status_mut() = StatusCode::NOT_MODIFIED;
@@ -270,7 +349,9 @@ impl App {
 fn if_none_match(value: &HeaderValue, etag: &HeaderValue) -> bool {
     let Ok(v) = value.to_str() else { return false };
     let want = etag.to_str().unwrap_or_default();
-    v.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == want)
+    v.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/") == want)
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -287,13 +368,18 @@ fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
 fn simple(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> HttpResponse {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets requests
 /// in flight finish (up to 10 s) and returns.
-pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder.keep_alive(true);
@@ -326,7 +412,10 @@ pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output =
         }
     }
     drop(listener);
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("requests still running after 10 s; closing them");
     }
     Ok(())
@@ -353,7 +442,12 @@ impl Running {
         let task = tokio::spawn(run(listener, app.clone(), async move {
             let _ = rx.await;
         }));
-        Ok(Running { addr, app, stop, task })
+        Ok(Running {
+            addr,
+            app,
+            stop,
+            task,
+        })
     }
 
     /// The URL of the directory.

@@ -9,7 +9,11 @@ fn main() {
         eprintln!("usage: alto-gen-map DIR [--small] [--seed N]");
         std::process::exit(2);
     };
-    let mut params = if args.iter().any(|a| a == "--small") { Params::small() } else { Params::default() };
+    let mut params = if args.iter().any(|a| a == "--small") {
+        Params::small()
+    } else {
+        Params::default()
+    };
     if let Some(i) = args.iter().position(|a| a == "--seed") {
         match args.get(i + 1).and_then(|s| s.parse().ok()) {
             Some(seed) => params.seed = seed,

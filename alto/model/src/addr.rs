@@ -112,11 +112,7 @@ impl Prefix {
         } else {
             (1u128 << bits) - 1
         };
-        if self.len == 0 {
-            0
-        } else {
-            all & !(all >> self.len as u32)
-        }
+        all & !all.checked_shr(self.len as u32).unwrap_or(0)
     }
 
     /// The last address of the prefix.

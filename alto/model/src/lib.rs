@@ -36,7 +36,7 @@ pub use network_map::{MapError, NetworkMap, PidIdx};
 
 /// A hex SHA-256 of bytes (the first 32 hex digits), for ETags of resources that have no
 /// vtag, such as the directory.
-pub fn network_map_content_hash(bytes: &[u8]) -> String {
+pub fn content_hash(bytes: &[u8]) -> String {
     use sha2::Digest;
     let mut h = network_map::hex(&sha2::Sha256::digest(bytes));
     h.truncate(32);

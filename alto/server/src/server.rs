@@ -89,7 +89,7 @@ impl Snapshot {
             let body = Bytes::from(
                 serde_json::to_vec(&snap.base.directory()).expect("directory serializes"),
             );
-            let tag = alto_model::network_map_content_hash(&body);
+            let tag = alto_model::content_hash(&body);
             snap.served[i].etag = Some(HeaderValue::from_str(&format!("\"{tag}\"")).expect("hex"));
             let _ = snap.served[i].body.set(body);
         }

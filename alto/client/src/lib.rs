@@ -213,16 +213,15 @@ impl AltoClient {
         &self,
         req: &ReqFilteredNetworkMap,
     ) -> Result<InfoResourceNetworkMap, ClientError> {
-        let url = self
-            .find(
-                "a filtered network map",
-                media::NETWORK_MAP,
-                Some(media::NETWORK_MAP_FILTER),
-                |_, _, _| true,
-            )
-            .await?;
-        self.post(&url, media::NETWORK_MAP_FILTER, media::NETWORK_MAP, req)
-            .await
+        let what = "a filtered network map";
+        self.find_and_post(
+            what,
+            media::NETWORK_MAP,
+            media::NETWORK_MAP_FILTER,
+            None,
+            req,
+        )
+        .await
     }
 
     /// A filtered cost map (§11.3.2).
@@ -230,17 +229,15 @@ impl AltoClient {
         &self,
         req: &ReqFilteredCostMap,
     ) -> Result<InfoResourceCostMap, ClientError> {
-        let ct = req.cost_type.clone();
-        let url = self
-            .find(
-                "a filtered cost map",
-                media::COST_MAP,
-                Some(media::COST_MAP_FILTER),
-                move |ird, _, e| ird.cost_types_of(e).iter().any(|t| t.same(&ct)),
-            )
-            .await?;
-        self.post(&url, media::COST_MAP_FILTER, media::COST_MAP, req)
-            .await
+        let ct = Some(&req.cost_type);
+        self.find_and_post(
+            "a filtered cost map",
+            media::COST_MAP,
+            media::COST_MAP_FILTER,
+            ct,
+            req,
+        )
+        .await
     }
 
     /// Endpoint properties (§11.4.1).
@@ -248,16 +245,15 @@ impl AltoClient {
         &self,
         req: &ReqEndpointProp,
     ) -> Result<InfoResourceEndpointProperties, ClientError> {
-        let url = self
-            .find(
-                "endpoint properties",
-                media::ENDPOINT_PROP,
-                Some(media::ENDPOINT_PROP_PARAMS),
-                |_, _, _| true,
-            )
-            .await?;
-        self.post(&url, media::ENDPOINT_PROP_PARAMS, media::ENDPOINT_PROP, req)
-            .await
+        let what = "endpoint properties";
+        self.find_and_post(
+            what,
+            media::ENDPOINT_PROP,
+            media::ENDPOINT_PROP_PARAMS,
+            None,
+            req,
+        )
+        .await
     }
 
     /// Endpoint costs (§11.5.1); in ordinal mode, the ranking of §12.3.
@@ -265,17 +261,33 @@ impl AltoClient {
         &self,
         req: &ReqEndpointCostMap,
     ) -> Result<InfoResourceEndpointCostMap, ClientError> {
-        let ct = req.cost_type.clone();
+        let ct = Some(&req.cost_type);
+        self.find_and_post(
+            "endpoint costs",
+            media::ENDPOINT_COST,
+            media::ENDPOINT_COST_PARAMS,
+            ct,
+            req,
+        )
+        .await
+    }
+
+    /// POSTs `req` to the directory's resource of `media_type` that accepts `accepts` and,
+    /// when `cost_type` is given, supports it.
+    async fn find_and_post<Q: Serialize, T: DeserializeOwned>(
+        &self,
+        what: &str,
+        media_type: &str,
+        accepts: &str,
+        cost_type: Option<&CostType>,
+        req: &Q,
+    ) -> Result<T, ClientError> {
         let url = self
-            .find(
-                "endpoint costs",
-                media::ENDPOINT_COST,
-                Some(media::ENDPOINT_COST_PARAMS),
-                move |ird, _, e| ird.cost_types_of(e).iter().any(|t| t.same(&ct)),
-            )
+            .find(what, media_type, Some(accepts), |ird, _, e| {
+                cost_type.is_none_or(|ct| ird.cost_types_of(e).iter().any(|t| t.same(ct)))
+            })
             .await?;
-        self.post(&url, media::ENDPOINT_COST_PARAMS, media::ENDPOINT_COST, req)
-            .await
+        self.post(&url, accepts, media_type, req).await
     }
 
     /// GETs a resource, sending the kept ETag; a 304 answers from the kept copy.

@@ -31,6 +31,14 @@ impl AddressType {
         }
     }
 
+    /// The highest address of the type, right-aligned in a `u128`.
+    pub fn all_ones(self) -> u128 {
+        match self {
+            AddressType::Ipv4 => u32::MAX as u128,
+            AddressType::Ipv6 => u128::MAX,
+        }
+    }
+
     /// Address width in bits.
     pub fn bits(self) -> u8 {
         match self {
@@ -106,24 +114,13 @@ impl Prefix {
 
     /// The network mask within the type's width.
     pub fn mask(&self) -> u128 {
-        let bits = self.ty.bits() as u32;
-        let all = if bits == 128 {
-            u128::MAX
-        } else {
-            (1u128 << bits) - 1
-        };
+        let all = self.ty.all_ones();
         all & !all.checked_shr(self.len as u32).unwrap_or(0)
     }
 
     /// The last address of the prefix.
     pub fn last(&self) -> u128 {
-        let bits = self.ty.bits() as u32;
-        let all = if bits == 128 {
-            u128::MAX
-        } else {
-            (1u128 << bits) - 1
-        };
-        self.addr | (all & !self.mask())
+        self.addr | (self.ty.all_ones() & !self.mask())
     }
 
     /// Whether the prefix holds `ip`.

@@ -1,0 +1,289 @@
+//! The UDP tracker protocol (BEP 15): connect, announce, scrape and error packets, and
+//! connection ids that cannot be forged or replayed after their lifetime.
+
+use super::{Event, InfoHash, PeerId};
+use std::hash::{BuildHasher, Hasher};
+use std::net::{IpAddr, SocketAddr};
+
+/// The magic `protocol_id` of a connect request.
+pub const PROTOCOL_ID: u64 = 0x0417_2710_1980;
+
+const CONNECT: u32 = 0;
+const ANNOUNCE: u32 = 1;
+const SCRAPE: u32 = 2;
+const ERROR: u32 = 3;
+
+/// A request packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Asks for a connection id.
+    Connect {
+        /// Echoed in the response.
+        transaction_id: u32,
+    },
+    /// An announce (98 bytes or more: BEP 41 options may follow).
+    Announce(UdpAnnounce),
+    /// A scrape of up to about 74 hashes.
+    Scrape {
+        /// The connection id from a connect.
+        connection_id: u64,
+        /// Echoed in the response.
+        transaction_id: u32,
+        /// The torrents.
+        info_hashes: Vec<InfoHash>,
+    },
+}
+
+/// A UDP announce.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpAnnounce {
+    /// The connection id from a connect.
+    pub connection_id: u64,
+    /// Echoed in the response.
+    pub transaction_id: u32,
+    /// The torrent.
+    pub info_hash: InfoHash,
+    /// The client's peer id.
+    pub peer_id: PeerId,
+    /// Bytes downloaded.
+    pub downloaded: u64,
+    /// Bytes left; 0 for a seeder.
+    pub left: u64,
+    /// Bytes uploaded.
+    pub uploaded: u64,
+    /// The event.
+    pub event: Event,
+    /// A claimed IPv4 address (0 for the packet's source).
+    pub ip: u32,
+    /// The client's key.
+    pub key: u32,
+    /// Peers wanted; negative for the default.
+    pub num_want: i32,
+    /// The client's peer port.
+    pub port: u16,
+}
+
+/// A packet that cannot be served, with the transaction id to answer to when it was read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpError {
+    /// The transaction id, if the packet was long enough to hold one.
+    pub transaction_id: Option<u32>,
+    /// The message for the error packet.
+    pub message: String,
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().expect("length checked"))
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(b[at..at + 8].try_into().expect("length checked"))
+}
+
+/// Parses a request packet; `max_scrape` caps the hashes of a scrape.
+pub fn parse(packet: &[u8], max_scrape: usize) -> Result<Request, UdpError> {
+    if packet.len() < 16 {
+        return Err(UdpError { transaction_id: None, message: "packet too short".into() });
+    }
+    let connection_id = u64_at(packet, 0);
+    let action = u32_at(packet, 8);
+    let transaction_id = u32_at(packet, 12);
+    let err = |m: &str| UdpError { transaction_id: Some(transaction_id), message: m.into() };
+    match action {
+        CONNECT => {
+            if connection_id != PROTOCOL_ID {
+                return Err(err("connect without the protocol id"));
+            }
+            Ok(Request::Connect { transaction_id })
+        }
+        ANNOUNCE => {
+            if packet.len() < 98 {
+                return Err(err("announce shorter than 98 bytes"));
+            }
+            let event = match u32_at(packet, 80) {
+                0 => Event::None,
+                1 => Event::Completed,
+                2 => Event::Started,
+                3 => Event::Stopped,
+                _ => return Err(err("unknown event")),
+            };
+            let port = u16::from_be_bytes([packet[96], packet[97]]);
+            if port == 0 {
+                return Err(err("invalid port"));
+            }
+            Ok(Request::Announce(UdpAnnounce {
+                connection_id,
+                transaction_id,
+                info_hash: InfoHash(packet[16..36].try_into().expect("length checked")),
+                peer_id: PeerId(packet[36..56].try_into().expect("length checked")),
+                downloaded: u64_at(packet, 56),
+                left: u64_at(packet, 64),
+                uploaded: u64_at(packet, 72),
+                event,
+                ip: u32_at(packet, 84),
+                key: u32_at(packet, 88),
+                num_want: u32_at(packet, 92) as i32,
+                port,
+            }))
+        }
+        SCRAPE => {
+            let body = &packet[16..];
+            if body.is_empty() || body.len() % 20 != 0 {
+                return Err(err("scrape must carry whole 20-byte info hashes"));
+            }
+            let n = body.len() / 20;
+            if n > max_scrape {
+                return Err(err(&format!("too many info hashes in one scrape: {n}, at most {max_scrape}")));
+            }
+            let info_hashes = body.chunks_exact(20).map(|c| InfoHash(c.try_into().expect("20 bytes"))).collect();
+            Ok(Request::Scrape { connection_id, transaction_id, info_hashes })
+        }
+        _ => Err(err("unknown action")),
+    }
+}
+
+/// Writes a connect response.
+pub fn encode_connect(transaction_id: u32, connection_id: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(&CONNECT.to_be_bytes());
+    out.extend_from_slice(&transaction_id.to_be_bytes());
+    out.extend_from_slice(&connection_id.to_be_bytes());
+}
+
+/// Writes an announce response; peers of the packet's address family (6 bytes each for
+/// IPv4, 18 for IPv6).
+pub fn encode_announce(transaction_id: u32, interval: u32, leechers: u32, seeders: u32, peers: &[SocketAddr], out: &mut Vec<u8>) {
+    out.extend_from_slice(&ANNOUNCE.to_be_bytes());
+    out.extend_from_slice(&transaction_id.to_be_bytes());
+    out.extend_from_slice(&interval.to_be_bytes());
+    out.extend_from_slice(&leechers.to_be_bytes());
+    out.extend_from_slice(&seeders.to_be_bytes());
+    for p in peers {
+        match p.ip() {
+            IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+        }
+        out.extend_from_slice(&p.port().to_be_bytes());
+    }
+}
+
+/// Writes a scrape response: seeders, completed, leechers per hash, in request order.
+pub fn encode_scrape(transaction_id: u32, counts: &[(u32, u32, u32)], out: &mut Vec<u8>) {
+    out.extend_from_slice(&SCRAPE.to_be_bytes());
+    out.extend_from_slice(&transaction_id.to_be_bytes());
+    for &(seeders, completed, leechers) in counts {
+        out.extend_from_slice(&seeders.to_be_bytes());
+        out.extend_from_slice(&completed.to_be_bytes());
+        out.extend_from_slice(&leechers.to_be_bytes());
+    }
+}
+
+/// Writes an error packet.
+pub fn encode_error(transaction_id: u32, message: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(&ERROR.to_be_bytes());
+    out.extend_from_slice(&transaction_id.to_be_bytes());
+    out.extend_from_slice(message.as_bytes());
+}
+
+/// Issues and checks connection ids (BEP 15): a keyed hash of the client's address and the
+/// time window, so an id cannot be guessed without the tracker's secret key, is bound to the
+/// address it was given to, and expires: it is valid in the window it was issued and the
+/// next, so for one to two windows.
+pub struct ConnectionIds<S: BuildHasher> {
+    keys: S,
+    window_secs: u64,
+}
+
+impl<S: BuildHasher> ConnectionIds<S> {
+    /// `keys` must be seeded with a secret (`std::collections::hash_map::RandomState` is).
+    pub fn new(keys: S, window_secs: u64) -> Self {
+        ConnectionIds { keys, window_secs: window_secs.max(1) }
+    }
+
+    fn id(&self, addr: SocketAddr, window: u64) -> u64 {
+        let mut h = self.keys.build_hasher();
+        match addr.ip() {
+            IpAddr::V4(a) => h.write(&a.octets()),
+            IpAddr::V6(a) => h.write(&a.octets()),
+        }
+        h.write_u16(addr.port());
+        h.write_u64(window);
+        h.finish()
+    }
+
+    /// The id for `addr` at `now` (seconds).
+    pub fn issue(&self, addr: SocketAddr, now: u64) -> u64 {
+        self.id(addr, now / self.window_secs)
+    }
+
+    /// Whether `id` was issued to `addr` in this window or the previous one.
+    pub fn check(&self, id: u64, addr: SocketAddr, now: u64) -> bool {
+        let w = now / self.window_secs;
+        id == self.id(addr, w) || (w > 0 && id == self.id(addr, w - 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::hash_map::RandomState;
+
+    fn announce_packet(cid: u64) -> Vec<u8> {
+        let mut p = Vec::new();
+        p.extend_from_slice(&cid.to_be_bytes());
+        p.extend_from_slice(&1u32.to_be_bytes());
+        p.extend_from_slice(&77u32.to_be_bytes());
+        p.extend_from_slice(&[0xaa; 20]);
+        p.extend_from_slice(b"-TR3000-abcdefghijkl");
+        p.extend_from_slice(&5u64.to_be_bytes());
+        p.extend_from_slice(&100u64.to_be_bytes());
+        p.extend_from_slice(&0u64.to_be_bytes());
+        p.extend_from_slice(&2u32.to_be_bytes());
+        p.extend_from_slice(&0u32.to_be_bytes());
+        p.extend_from_slice(&9u32.to_be_bytes());
+        p.extend_from_slice(&(-1i32).to_be_bytes());
+        p.extend_from_slice(&6881u16.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn parses_connect_announce_and_scrape() {
+        let mut c = PROTOCOL_ID.to_be_bytes().to_vec();
+        c.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 5]);
+        assert_eq!(parse(&c, 10).unwrap(), Request::Connect { transaction_id: 5 });
+        let Request::Announce(a) = parse(&announce_packet(42), 10).unwrap() else { panic!() };
+        assert_eq!((a.connection_id, a.transaction_id, a.left, a.event, a.num_want, a.port), (42, 77, 100, Event::Started, -1, 6881));
+        let mut s = 42u64.to_be_bytes().to_vec();
+        s.extend_from_slice(&2u32.to_be_bytes());
+        s.extend_from_slice(&8u32.to_be_bytes());
+        s.extend_from_slice(&[1; 40]);
+        let Request::Scrape { info_hashes, .. } = parse(&s, 10).unwrap() else { panic!() };
+        assert_eq!(info_hashes.len(), 2);
+        assert!(parse(&s, 1).unwrap_err().message.contains("too many"));
+    }
+
+    #[test]
+    fn refuses_bad_packets_with_the_transaction_id() {
+        assert_eq!(parse(&[0; 10], 10).unwrap_err().transaction_id, None);
+        let mut c = 1u64.to_be_bytes().to_vec();
+        c.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 5]);
+        assert_eq!(parse(&c, 10).unwrap_err(), UdpError { transaction_id: Some(5), message: "connect without the protocol id".into() });
+        let short = &announce_packet(1)[..97];
+        assert!(parse(short, 10).unwrap_err().message.contains("98 bytes"));
+        let mut bad_event = announce_packet(1);
+        bad_event[83] = 9;
+        assert_eq!(parse(&bad_event, 10).unwrap_err().message, "unknown event");
+    }
+
+    #[test]
+    fn connection_ids_bind_to_address_and_expire() {
+        let ids = ConnectionIds::new(RandomState::new(), 60);
+        let a: SocketAddr = "127.1.0.1:6881".parse().unwrap();
+        let b: SocketAddr = "127.1.0.2:6881".parse().unwrap();
+        let id = ids.issue(a, 1000);
+        assert!(ids.check(id, a, 1000));
+        assert!(ids.check(id, a, 1079), "still valid in the next window");
+        assert!(!ids.check(id, a, 1140), "replayed after its lifetime");
+        assert!(!ids.check(id, b, 1000), "used from another address");
+        let other = ConnectionIds::new(RandomState::new(), 60);
+        assert!(!other.check(id, a, 1000), "forged without the key");
+    }
+}

@@ -5,3 +5,5 @@
 //! - [`protocol`]: the tracker protocol with no I/O: HTTP announce (BEP 3, BEP 23, BEP 7),
 //!   scrape (BEP 48), UDP (BEP 15), bencode output.
 pub mod protocol;
+pub mod store;
+pub mod tracker;

@@ -94,7 +94,16 @@ pub fn select<P: Copy>(
     order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
 
     // Each bucket is walked from a random offset; `walked[b]` counts positions visited.
-    let offsets: Vec<usize> = buckets.iter().map(|b| if b.peers.is_empty() { 0 } else { rng.below(b.peers.len()) }).collect();
+    let offsets: Vec<usize> = buckets
+        .iter()
+        .map(|b| {
+            if b.peers.is_empty() {
+                0
+            } else {
+                rng.below(b.peers.len())
+            }
+        })
+        .collect();
     let mut walked = vec![0usize; buckets.len()];
     let visited = |walked: &[usize], b: usize, i: usize| {
         let len = buckets[b].peers.len();
@@ -103,26 +112,28 @@ pub fn select<P: Copy>(
     let mut drawn: Vec<(usize, usize)> = Vec::new();
 
     // Walks the buckets in order until `limit` peers are out.
-    let mut walk = |walked: &mut Vec<usize>, drawn: &[(usize, usize)], out: &mut Vec<P>, limit: usize| {
-        for &(_, _, _, b) in &order {
-            let len = buckets[b].peers.len();
-            while walked[b] < len && out.len() - start < limit {
-                let i = (offsets[b] + walked[b]) % len;
-                walked[b] += 1;
-                let p = &buckets[b].peers[i];
-                if eligible(p) && !drawn.contains(&(b, i)) {
-                    out.push(*p);
+    let walk =
+        |walked: &mut Vec<usize>, drawn: &[(usize, usize)], out: &mut Vec<P>, limit: usize| {
+            for &(_, _, _, b) in &order {
+                let len = buckets[b].peers.len();
+                while walked[b] < len && out.len() - start < limit {
+                    let i = (offsets[b] + walked[b]) % len;
+                    walked[b] += 1;
+                    let p = &buckets[b].peers[i];
+                    if eligible(p) && !drawn.contains(&(b, i)) {
+                        out.push(*p);
+                    }
+                }
+                if out.len() - start >= limit {
+                    return;
                 }
             }
-            if out.len() - start >= limit {
-                return;
-            }
-        }
-    };
+        };
 
     let outside: Vec<usize> = order.iter().filter(|o| o.0 != 0).map(|o| o.3).collect();
     let outside_total: usize = outside.iter().map(|&b| buckets[b].peers.len()).sum();
-    let random_quota = (((want as f64) * policy.random_share.clamp(0.0, 1.0)).round() as usize).min(outside_total);
+    let random_quota =
+        (((want as f64) * policy.random_share.clamp(0.0, 1.0)).round() as usize).min(outside_total);
     walk(&mut walked, &drawn, out, want - random_quota);
 
     // Random share: uniform draws over the outside peers not yet given, by rejection.
@@ -155,15 +166,39 @@ mod tests {
 
     /// Peers as (pid, n): easy to read in assertions.
     fn buckets(spec: &[(Option<u32>, u32)]) -> Vec<Vec<(Option<u32>, u32)>> {
-        spec.iter().map(|&(pid, n)| (0..n).map(|k| (pid, k)).collect()).collect()
+        spec.iter()
+            .map(|&(pid, n)| (0..n).map(|k| (pid, k)).collect())
+            .collect()
     }
 
-    fn run(own: Option<u32>, spec: &[(Option<u32>, u32)], costs: &[(u32, f64)], want: usize, share: f64, seed: u64) -> Vec<(Option<u32>, u32)> {
+    fn run(
+        own: Option<u32>,
+        spec: &[(Option<u32>, u32)],
+        costs: &[(u32, f64)],
+        want: usize,
+        share: f64,
+        seed: u64,
+    ) -> Vec<(Option<u32>, u32)> {
         let data = buckets(spec);
-        let b: Vec<Bucket<'_, (Option<u32>, u32)>> = spec.iter().zip(&data).map(|(&(pid, _), p)| Bucket { pid, peers: p }).collect();
+        let b: Vec<Bucket<'_, (Option<u32>, u32)>> = spec
+            .iter()
+            .zip(&data)
+            .map(|(&(pid, _), p)| Bucket { pid, peers: p })
+            .collect();
         let mut out = Vec::new();
         let cost = |p: u32| costs.iter().find(|c| c.0 == p).map(|c| c.1);
-        select(own, &b, cost, want, &Policy { random_share: share }, &mut SplitMix64(seed), |_| true, &mut out);
+        select(
+            own,
+            &b,
+            cost,
+            want,
+            &Policy {
+                random_share: share,
+            },
+            &mut SplitMix64(seed),
+            |_| true,
+            &mut out,
+        );
         out
     }
 
@@ -173,7 +208,19 @@ mod tests {
         let costs = [(1, 1.0), (2, 5.0), (3, 40.0)];
         let out = run(Some(1), &spec, &costs, 8, 0.0, 7);
         let pids: Vec<_> = out.iter().map(|p| p.0).collect();
-        assert_eq!(pids, [Some(1), Some(1), Some(1), Some(2), Some(2), Some(2), Some(3), Some(3)]);
+        assert_eq!(
+            pids,
+            [
+                Some(1),
+                Some(1),
+                Some(1),
+                Some(2),
+                Some(2),
+                Some(2),
+                Some(3),
+                Some(3)
+            ]
+        );
         // Everything when asked for more than there is, unknown PIDs last.
         let out = run(Some(1), &spec, &costs, 100, 0.0, 7);
         assert_eq!(out.len(), 12);
@@ -205,15 +252,49 @@ mod tests {
     fn filters_and_small_swarms() {
         let spec = [(Some(1), 3), (Some(2), 2)];
         let data = buckets(&spec);
-        let b: Vec<_> = spec.iter().zip(&data).map(|(&(pid, _), p)| Bucket { pid, peers: p.as_slice() }).collect();
+        let b: Vec<_> = spec
+            .iter()
+            .zip(&data)
+            .map(|(&(pid, _), p)| Bucket {
+                pid,
+                peers: p.as_slice(),
+            })
+            .collect();
         let mut out = Vec::new();
-        select(Some(1), &b, |_| Some(1.0), 10, &Policy::default(), &mut SplitMix64(1), |p| *p != (Some(1), 0), &mut out);
+        select(
+            Some(1),
+            &b,
+            |_| Some(1.0),
+            10,
+            &Policy::default(),
+            &mut SplitMix64(1),
+            |p| *p != (Some(1), 0),
+            &mut out,
+        );
         assert_eq!(out.len(), 4);
         assert!(!out.contains(&(Some(1), 0)));
         out.clear();
-        select(Some(1), &b, |_| Some(1.0), 0, &Policy::default(), &mut SplitMix64(1), |_| true, &mut out);
+        select(
+            Some(1),
+            &b,
+            |_| Some(1.0),
+            0,
+            &Policy::default(),
+            &mut SplitMix64(1),
+            |_| true,
+            &mut out,
+        );
         assert!(out.is_empty());
-        select::<(Option<u32>, u32)>(Some(1), &[], |_| None, 5, &Policy::default(), &mut SplitMix64(1), |_| true, &mut out);
+        select::<(Option<u32>, u32)>(
+            Some(1),
+            &[],
+            |_| None,
+            5,
+            &Policy::default(),
+            &mut SplitMix64(1),
+            |_| true,
+            &mut out,
+        );
         assert!(out.is_empty());
     }
 

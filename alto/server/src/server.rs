@@ -8,11 +8,11 @@ use crate::metrics::{Metrics, ResourceCounters};
 use alto_model::messages::{
     ReqEndpointCostMap, ReqEndpointProp, ReqFilteredCostMap, ReqFilteredNetworkMap,
 };
-use alto_model::{media, AltoError, CostMode, InformationBase, Resource, ResourceKind};
+use alto_model::{AltoError, CostMode, InformationBase, Resource, ResourceKind};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
 use hyper::body::Body;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -24,8 +24,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// A response as the server sends it.
-pub type HttpResponse = Response<Full<Bytes>>;
+pub use crate::web::HttpResponse;
+use crate::web::{self, simple};
 
 /// One resource as served: its counters, its ETag and, for GET resources, its body, made
 /// on first request and kept for the life of the maps.
@@ -216,79 +216,22 @@ impl App {
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let served = &snap.served[i];
-        let res = &served.res;
-        let method_ok = match res.accepts {
-            None => parts.method == Method::GET,
-            Some(_) => parts.method == Method::POST,
-        };
-        if !method_ok {
-            let allow = if res.accepts.is_some() { "POST" } else { "GET" };
-            let mut r = self.alto_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                AltoError::syntax(format!("{} takes {allow}, not {}", res.path, parts.method)),
-            );
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
-            return (r, 0);
-        }
-        if let Some(accept) = parts
-            .headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-        {
-            if !media::accepts(accept, res.media_type) {
-                let text = format!(
-                    "{} answers with {}; the Accept header does not admit it\n",
-                    res.path, res.media_type
-                );
-                return (simple(StatusCode::NOT_ACCEPTABLE, "text/plain", text), 0);
-            }
-        }
-        let Some(accepts) = res.accepts else {
-            return (self.get(snap, i, &parts.headers), 0);
-        };
-        let ctype = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(media::essence);
-        if ctype.as_deref() != Some(accepts) {
-            let got = ctype.unwrap_or_else(|| "none".into());
-            let e = AltoError::syntax(format!(
-                "the body of {} must be {accepts}, not {got}",
-                res.path
-            ));
-            return (self.alto_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, e), 0);
-        }
+        let res = &snap.served[i].res;
         let limit = snap.limits.max_body_bytes;
-        let too_large = || {
-            let e = AltoError::syntax(format!(
-                "the request body exceeds the limit of {limit} bytes"
-            ));
-            self.alto_error(StatusCode::PAYLOAD_TOO_LARGE, e)
-        };
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return (too_large(), 0);
+        let bytes =
+            match web::admit(parts, body, &res.path, res.media_type, res.accepts, limit).await {
+                Ok(b) => b,
+                Err(reject) => {
+                    let (resp, code) = reject.into_response();
+                    if let Some(code) = code {
+                        self.inner.metrics.error(code);
+                    }
+                    return (resp, 0);
+                }
+            };
+        if res.accepts.is_none() {
+            return (self.get(snap, i, &parts.headers), 0);
         }
-        let bytes = match Limited::new(body, limit).collect().await {
-            Ok(c) => c.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => return (too_large(), 0),
-            Err(e) => {
-                tracing::debug!("request body failed: {e}");
-                return (
-                    self.alto_error(
-                        StatusCode::BAD_REQUEST,
-                        AltoError::syntax("the request body could not be read"),
-                    ),
-                    0,
-                );
-            }
-        };
         let n = bytes.len();
         let client = canonical(remote.ip());
         let base = &snap.base;
@@ -341,7 +284,7 @@ impl App {
 
     fn alto_error(&self, status: StatusCode, e: AltoError) -> HttpResponse {
         self.inner.metrics.error(e.code());
-        simple(status, media::ERROR, e.to_json())
+        web::alto_error(status, &e)
     }
 }
 
@@ -363,14 +306,6 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("responses serialize")
-}
-
-fn simple(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> HttpResponse {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets requests

@@ -62,14 +62,18 @@ pub enum AnnounceError {
 }
 
 fn twenty(name: &'static str, v: &[u8]) -> Result<[u8; 20], AnnounceError> {
-    v.try_into().map_err(|_| AnnounceError::Length(name, v.len()))
+    v.try_into()
+        .map_err(|_| AnnounceError::Length(name, v.len()))
 }
 
 fn number(name: &'static str, v: &[u8]) -> Result<u64, AnnounceError> {
     if v.is_empty() || v.len() > 20 || !v.iter().all(u8::is_ascii_digit) {
         return Err(AnnounceError::Counter(name));
     }
-    std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()).ok_or(AnnounceError::Counter(name))
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(AnnounceError::Counter(name))
 }
 
 impl AnnounceRequest {
@@ -92,7 +96,12 @@ impl AnnounceRequest {
                 b"peer_id" => peer_id = Some(PeerId(twenty("peer_id", &v)?)),
                 b"port" => {
                     let p = number("port", &v).map_err(|_| AnnounceError::Port)?;
-                    port = Some(u16::try_from(p).ok().filter(|&p| p != 0).ok_or(AnnounceError::Port)?);
+                    port = Some(
+                        u16::try_from(p)
+                            .ok()
+                            .filter(|&p| p != 0)
+                            .ok_or(AnnounceError::Port)?,
+                    );
                 }
                 b"uploaded" => uploaded = Some(number("uploaded", &v)?),
                 b"downloaded" => downloaded = Some(number("downloaded", &v)?),
@@ -104,7 +113,11 @@ impl AnnounceRequest {
                         b"completed" => Event::Completed,
                         b"stopped" => Event::Stopped,
                         b"paused" => Event::Paused,
-                        other => return Err(AnnounceError::Event(String::from_utf8_lossy(other).into_owned())),
+                        other => {
+                            return Err(AnnounceError::Event(
+                                String::from_utf8_lossy(other).into_owned(),
+                            ))
+                        }
                     }
                 }
                 b"compact" => compact = v.as_slice() != b"0",
@@ -179,7 +192,9 @@ impl AnnounceResponse {
                 .peers
                 .iter()
                 .filter_map(|p| match p.addr {
-                    SocketAddr::V4(a) => Some([&a.ip().octets()[..], &a.port().to_be_bytes()].concat()),
+                    SocketAddr::V4(a) => {
+                        Some([&a.ip().octets()[..], &a.port().to_be_bytes()].concat())
+                    }
                     SocketAddr::V6(_) => None,
                 })
                 .flatten()
@@ -189,7 +204,9 @@ impl AnnounceResponse {
                 .peers
                 .iter()
                 .filter_map(|p| match p.addr {
-                    SocketAddr::V6(a) => Some([&a.ip().octets()[..], &a.port().to_be_bytes()].concat()),
+                    SocketAddr::V6(a) => {
+                        Some([&a.ip().octets()[..], &a.port().to_be_bytes()].concat())
+                    }
                     SocketAddr::V4(_) => None,
                 })
                 .flatten()
@@ -231,7 +248,10 @@ mod tests {
         let r = AnnounceRequest::parse(Q).unwrap();
         assert_eq!(r.info_hash.0[..4], [0x12, 0x34, b'V', b'x']);
         assert_eq!(&r.peer_id.0, b"-AR1360-abcdefghijkl");
-        assert_eq!((r.port, r.uploaded, r.downloaded, r.left), (6881, 0, 10, 1234));
+        assert_eq!(
+            (r.port, r.uploaded, r.downloaded, r.left),
+            (6881, 0, 10, 1234)
+        );
         assert_eq!(r.event, Event::Started);
         assert!(r.compact && !r.no_peer_id);
         assert_eq!(r.numwant, Some(50));
@@ -243,26 +263,64 @@ mod tests {
     fn refuses_bad_announces_with_a_reason() {
         let with = |from: &str, to: &str| {
             let q = String::from_utf8_lossy(Q).replace(from, to);
-            AnnounceRequest::parse(q.as_bytes()).unwrap_err().to_string()
+            AnnounceRequest::parse(q.as_bytes())
+                .unwrap_err()
+                .to_string()
         };
         assert_eq!(with("info_hash=", "x="), "missing `info_hash`");
-        assert_eq!(with("%12%34Vx", "%12%34V"), "`info_hash` must be 20 bytes, not 19");
-        assert_eq!(with("-AR1360-", "-AR1360"), "`peer_id` must be 20 bytes, not 19");
-        assert_eq!(with("port=6881", "port=70000"), "invalid `port`: must be 1 to 65535");
-        assert_eq!(with("port=6881", "port=0"), "invalid `port`: must be 1 to 65535");
-        assert_eq!(with("port=6881", "port=-1"), "invalid `port`: must be 1 to 65535");
-        assert_eq!(with("left=1234", "left=-5"), "invalid `left`: must be a non-negative integer");
-        assert_eq!(with("downloaded=10", "downloaded=ten"), "invalid `downloaded`: must be a non-negative integer");
-        assert_eq!(with("left=1234", "left=99999999999999999999999"), "invalid `left`: must be a non-negative integer");
+        assert_eq!(
+            with("%12%34Vx", "%12%34V"),
+            "`info_hash` must be 20 bytes, not 19"
+        );
+        assert_eq!(
+            with("-AR1360-", "-AR1360"),
+            "`peer_id` must be 20 bytes, not 19"
+        );
+        assert_eq!(
+            with("port=6881", "port=70000"),
+            "invalid `port`: must be 1 to 65535"
+        );
+        assert_eq!(
+            with("port=6881", "port=0"),
+            "invalid `port`: must be 1 to 65535"
+        );
+        assert_eq!(
+            with("port=6881", "port=-1"),
+            "invalid `port`: must be 1 to 65535"
+        );
+        assert_eq!(
+            with("left=1234", "left=-5"),
+            "invalid `left`: must be a non-negative integer"
+        );
+        assert_eq!(
+            with("downloaded=10", "downloaded=ten"),
+            "invalid `downloaded`: must be a non-negative integer"
+        );
+        assert_eq!(
+            with("left=1234", "left=99999999999999999999999"),
+            "invalid `left`: must be a non-negative integer"
+        );
         assert_eq!(with("left=1234", "lft=1"), "missing `left`");
-        assert_eq!(with("event=started", "event=begun"), "unknown `event` `begun`");
-        assert_eq!(with("%9a&peer", "%9&peer"), "invalid percent-encoding in `info_hash`");
+        assert_eq!(
+            with("event=started", "event=begun"),
+            "unknown `event` `begun`"
+        );
+        assert_eq!(
+            with("%9a&peer", "%9&peer"),
+            "invalid percent-encoding in `info_hash`"
+        );
     }
 
     #[test]
     fn lenient_where_clients_differ() {
-        let q = String::from_utf8_lossy(Q).replace("&uploaded=0&downloaded=10", "").replace("event=started", "event=").replace("ip=127.1.0.5", "ip=peer.example");
+        let q = String::from_utf8_lossy(Q)
+            .replace("&uploaded=0&downloaded=10", "")
+            .replace("event=started", "event=")
+            .replace("ip=127.1.0.5", "ip=peer.example");
         let r = AnnounceRequest::parse(q.as_bytes()).unwrap();
-        assert_eq!((r.uploaded, r.downloaded, r.event, r.ip), (0, 0, Event::None, None));
+        assert_eq!(
+            (r.uploaded, r.downloaded, r.event, r.ip),
+            (0, 0, Event::None, None)
+        );
     }
 }

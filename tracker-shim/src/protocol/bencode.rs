@@ -54,5 +54,9 @@ fn itoa(n: i64) -> String {
 
 /// A complete failure response (BEP 3): `d14:failure reason<len>:<reason>e`.
 pub fn failure(reason: &str, out: &mut Vec<u8>) {
-    Writer(out).dict().raw(b"14:failure reason").bytes(reason.as_bytes()).end();
+    Writer(out)
+        .dict()
+        .raw(b"14:failure reason")
+        .bytes(reason.as_bytes())
+        .end();
 }

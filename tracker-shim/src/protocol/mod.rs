@@ -52,7 +52,12 @@ impl InfoHash {
 impl fmt::Debug for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Peer ids usually start with a printable client tag (BEP 20), e.g. `-qB4520-`.
-        let tag: String = self.0.iter().take(8).map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }).collect();
+        let tag: String = self
+            .0
+            .iter()
+            .take(8)
+            .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+            .collect();
         write!(f, "{tag}…")
     }
 }

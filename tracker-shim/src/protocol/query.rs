@@ -13,8 +13,14 @@ pub fn percent_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
     while i < input.len() {
         let b = input[i];
         if b == b'%' {
-            let hi = input.get(i + 1).and_then(|&c| (c as char).to_digit(16)).ok_or(())?;
-            let lo = input.get(i + 2).and_then(|&c| (c as char).to_digit(16)).ok_or(())?;
+            let hi = input
+                .get(i + 1)
+                .and_then(|&c| (c as char).to_digit(16))
+                .ok_or(())?;
+            let lo = input
+                .get(i + 2)
+                .and_then(|&c| (c as char).to_digit(16))
+                .ok_or(())?;
             out.push((hi * 16 + lo) as u8);
             i += 3;
         } else {
@@ -75,7 +81,10 @@ mod tests {
 
     #[test]
     fn refuses_broken_escapes() {
-        assert_eq!(pairs(b"info_hash=%G1").unwrap_err(), BadEscape("info_hash".into()));
+        assert_eq!(
+            pairs(b"info_hash=%G1").unwrap_err(),
+            BadEscape("info_hash".into())
+        );
         assert!(pairs(b"a=%4").is_err());
         assert!(pairs(b"a=%").is_err());
     }

@@ -25,7 +25,11 @@ pub fn parse(query: &[u8], cap: usize) -> Result<Vec<InfoHash>, ScrapeError> {
     let mut out: Vec<InfoHash> = Vec::new();
     for (k, v) in pairs(query)? {
         if k == b"info_hash" {
-            let h = InfoHash(v.as_slice().try_into().map_err(|_| ScrapeError::Length(v.len()))?);
+            let h = InfoHash(
+                v.as_slice()
+                    .try_into()
+                    .map_err(|_| ScrapeError::Length(v.len()))?,
+            );
             if !out.contains(&h) {
                 out.push(h);
             }

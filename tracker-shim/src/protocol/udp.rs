@@ -82,12 +82,18 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// Parses a request packet; `max_scrape` caps the hashes of a scrape.
 pub fn parse(packet: &[u8], max_scrape: usize) -> Result<Request, UdpError> {
     if packet.len() < 16 {
-        return Err(UdpError { transaction_id: None, message: "packet too short".into() });
+        return Err(UdpError {
+            transaction_id: None,
+            message: "packet too short".into(),
+        });
     }
     let connection_id = u64_at(packet, 0);
     let action = u32_at(packet, 8);
     let transaction_id = u32_at(packet, 12);
-    let err = |m: &str| UdpError { transaction_id: Some(transaction_id), message: m.into() };
+    let err = |m: &str| UdpError {
+        transaction_id: Some(transaction_id),
+        message: m.into(),
+    };
     match action {
         CONNECT => {
             if connection_id != PROTOCOL_ID {
@@ -132,10 +138,19 @@ pub fn parse(packet: &[u8], max_scrape: usize) -> Result<Request, UdpError> {
             }
             let n = body.len() / 20;
             if n > max_scrape {
-                return Err(err(&format!("too many info hashes in one scrape: {n}, at most {max_scrape}")));
+                return Err(err(&format!(
+                    "too many info hashes in one scrape: {n}, at most {max_scrape}"
+                )));
             }
-            let info_hashes = body.chunks_exact(20).map(|c| InfoHash(c.try_into().expect("20 bytes"))).collect();
-            Ok(Request::Scrape { connection_id, transaction_id, info_hashes })
+            let info_hashes = body
+                .chunks_exact(20)
+                .map(|c| InfoHash(c.try_into().expect("20 bytes")))
+                .collect();
+            Ok(Request::Scrape {
+                connection_id,
+                transaction_id,
+                info_hashes,
+            })
         }
         _ => Err(err("unknown action")),
     }
@@ -150,7 +165,14 @@ pub fn encode_connect(transaction_id: u32, connection_id: u64, out: &mut Vec<u8>
 
 /// Writes an announce response; peers of the packet's address family (6 bytes each for
 /// IPv4, 18 for IPv6).
-pub fn encode_announce(transaction_id: u32, interval: u32, leechers: u32, seeders: u32, peers: &[SocketAddr], out: &mut Vec<u8>) {
+pub fn encode_announce(
+    transaction_id: u32,
+    interval: u32,
+    leechers: u32,
+    seeders: u32,
+    peers: &[SocketAddr],
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(&ANNOUNCE.to_be_bytes());
     out.extend_from_slice(&transaction_id.to_be_bytes());
     out.extend_from_slice(&interval.to_be_bytes());
@@ -195,7 +217,10 @@ pub struct ConnectionIds<S: BuildHasher> {
 impl<S: BuildHasher> ConnectionIds<S> {
     /// `keys` must be seeded with a secret (`std::collections::hash_map::RandomState` is).
     pub fn new(keys: S, window_secs: u64) -> Self {
-        ConnectionIds { keys, window_secs: window_secs.max(1) }
+        ConnectionIds {
+            keys,
+            window_secs: window_secs.max(1),
+        }
     }
 
     fn id(&self, addr: SocketAddr, window: u64) -> u64 {
@@ -248,14 +273,31 @@ mod tests {
     fn parses_connect_announce_and_scrape() {
         let mut c = PROTOCOL_ID.to_be_bytes().to_vec();
         c.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 5]);
-        assert_eq!(parse(&c, 10).unwrap(), Request::Connect { transaction_id: 5 });
-        let Request::Announce(a) = parse(&announce_packet(42), 10).unwrap() else { panic!() };
-        assert_eq!((a.connection_id, a.transaction_id, a.left, a.event, a.num_want, a.port), (42, 77, 100, Event::Started, -1, 6881));
+        assert_eq!(
+            parse(&c, 10).unwrap(),
+            Request::Connect { transaction_id: 5 }
+        );
+        let Request::Announce(a) = parse(&announce_packet(42), 10).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                a.connection_id,
+                a.transaction_id,
+                a.left,
+                a.event,
+                a.num_want,
+                a.port
+            ),
+            (42, 77, 100, Event::Started, -1, 6881)
+        );
         let mut s = 42u64.to_be_bytes().to_vec();
         s.extend_from_slice(&2u32.to_be_bytes());
         s.extend_from_slice(&8u32.to_be_bytes());
         s.extend_from_slice(&[1; 40]);
-        let Request::Scrape { info_hashes, .. } = parse(&s, 10).unwrap() else { panic!() };
+        let Request::Scrape { info_hashes, .. } = parse(&s, 10).unwrap() else {
+            panic!()
+        };
         assert_eq!(info_hashes.len(), 2);
         assert!(parse(&s, 1).unwrap_err().message.contains("too many"));
     }
@@ -265,7 +307,13 @@ mod tests {
         assert_eq!(parse(&[0; 10], 10).unwrap_err().transaction_id, None);
         let mut c = 1u64.to_be_bytes().to_vec();
         c.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 5]);
-        assert_eq!(parse(&c, 10).unwrap_err(), UdpError { transaction_id: Some(5), message: "connect without the protocol id".into() });
+        assert_eq!(
+            parse(&c, 10).unwrap_err(),
+            UdpError {
+                transaction_id: Some(5),
+                message: "connect without the protocol id".into()
+            }
+        );
         let short = &announce_packet(1)[..97];
         assert!(parse(short, 10).unwrap_err().message.contains("98 bytes"));
         let mut bad_event = announce_packet(1);

@@ -1,0 +1,135 @@
+//! HTTP handling shared by every ALTO resource served here, by `alto-server` and by a PID
+//! Head alike (RFC 7285 §8.3): method, `Accept` and `Content-Type` checks, the body limit,
+//! and responses in the ALTO error format of §8.5.
+
+use alto_model::{media, AltoError};
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Body;
+
+/// A response as the servers send it.
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// Why a request was turned away before its resource saw it.
+#[derive(Debug)]
+pub enum Reject {
+    /// An ALTO error with its HTTP status, and an `Allow` value for 405.
+    Alto(StatusCode, AltoError, Option<&'static str>),
+    /// A plain-text answer (406: the client accepts no type the resource has).
+    Text(StatusCode, String),
+}
+
+impl Reject {
+    /// The response, and the ALTO error code it carries, for counting.
+    pub fn into_response(self) -> (HttpResponse, Option<alto_model::ErrorCode>) {
+        match self {
+            Reject::Alto(status, e, allow) => {
+                let mut r = alto_error(status, &e);
+                if let Some(allow) = allow {
+                    r.headers_mut()
+                        .insert(header::ALLOW, HeaderValue::from_static(allow));
+                }
+                (r, Some(e.code()))
+            }
+            Reject::Text(status, text) => (simple(status, "text/plain", text), None),
+        }
+    }
+}
+
+/// Checks a request for a resource at `path` answering `media_type`, taking POST bodies of
+/// type `accepts` (`None`: a GET resource), and reads the body up to `limit` bytes.
+pub async fn admit<B>(
+    parts: &http::request::Parts,
+    body: B,
+    path: &str,
+    media_type: &str,
+    accepts: Option<&str>,
+    limit: usize,
+) -> Result<Bytes, Reject>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (method, allow) = match accepts {
+        None => (Method::GET, "GET"),
+        Some(_) => (Method::POST, "POST"),
+    };
+    if parts.method != method {
+        let e = AltoError::syntax(format!("{path} takes {allow}, not {}", parts.method));
+        return Err(Reject::Alto(StatusCode::METHOD_NOT_ALLOWED, e, Some(allow)));
+    }
+    if let Some(accept) = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    {
+        if !media::accepts(accept, media_type) {
+            let text =
+                format!("{path} answers with {media_type}; the Accept header does not admit it\n");
+            return Err(Reject::Text(StatusCode::NOT_ACCEPTABLE, text));
+        }
+    }
+    let Some(accepts) = accepts else {
+        return Ok(Bytes::new());
+    };
+    let ctype = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(media::essence);
+    if ctype.as_deref() != Some(accepts) {
+        let got = ctype.unwrap_or_else(|| "none".into());
+        let e = AltoError::syntax(format!("the body of {path} must be {accepts}, not {got}"));
+        return Err(Reject::Alto(StatusCode::UNSUPPORTED_MEDIA_TYPE, e, None));
+    }
+    let too_large = || {
+        let e = AltoError::syntax(format!(
+            "the request body exceeds the limit of {limit} bytes"
+        ));
+        Reject::Alto(StatusCode::PAYLOAD_TOO_LARGE, e, None)
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => {
+            tracing::debug!("request body failed: {e}");
+            let e = AltoError::syntax("the request body could not be read");
+            Err(Reject::Alto(StatusCode::BAD_REQUEST, e, None))
+        }
+    }
+}
+
+/// An `application/alto-error+json` response.
+pub fn alto_error(status: StatusCode, e: &AltoError) -> HttpResponse {
+    simple(status, media::ERROR, e.to_json())
+}
+
+/// A response with a body and its type.
+pub fn simple(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> HttpResponse {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// A successful POST answer: the resource's media type, not to be stored by caches.
+pub fn post_answer(media_type: &'static str, body: Vec<u8>) -> HttpResponse {
+    let mut r = simple(StatusCode::OK, media_type, body);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}

@@ -1,0 +1,467 @@
+//! The tracker's logic with no I/O: announces and scrapes in, bencoded answers out, over a
+//! sharded swarm store and, in head mode, the ALTO maps of the head's PID. The servers in
+//! [`crate::server`] feed it bytes and addresses; the clock and randomness come in.
+
+use crate::protocol::announce::{AnnounceRequest, AnnounceResponse, ResponsePeer};
+use crate::protocol::bencode;
+use crate::protocol::scrape::{self, ScrapeCounts};
+use crate::protocol::udp;
+use crate::protocol::{Event, InfoHash, PeerId};
+use crate::store::{Outcome, PeerUpdate, Store, StoreConfig, StoredPeer};
+use alto_model::addr::Prefix;
+use alto_model::rank::{Policy, Random};
+use alto_model::{InformationBase, NetworkMap, PidIdx};
+use std::collections::hash_map::RandomState;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Settings of a tracker; every field has a default suited to a PID Head.
+#[derive(Clone, Debug)]
+pub struct TrackerConfig {
+    /// `interval` sent to clients, seconds.
+    pub interval: u32,
+    /// `min interval` sent to clients, seconds.
+    pub min_interval: u32,
+    /// A peer is dropped after this many intervals without an announce.
+    pub peer_timeout_intervals: u32,
+    /// Peers sent when the client gives no `numwant`.
+    pub default_numwant: usize,
+    /// Most peers sent, whatever `numwant` says.
+    pub max_numwant: usize,
+    /// Most torrents tracked.
+    pub max_swarms: usize,
+    /// Most peers kept per torrent.
+    pub max_peers_per_swarm: usize,
+    /// Most info hashes in one scrape.
+    pub max_scrape: usize,
+    /// Longest query string accepted (longer gets HTTP 414).
+    pub max_query_bytes: usize,
+    /// The ranking policy.
+    pub policy: Policy,
+    /// Sources whose `ip` parameter is believed.
+    pub trusted_ip_sources: Vec<Prefix>,
+    /// Proxies whose `X-Forwarded-For` (right-most entry) is believed.
+    pub trusted_proxies: Vec<Prefix>,
+    /// Store shards (locks), to spread announces over cores.
+    pub shards: usize,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            interval: 1800,
+            min_interval: 60,
+            peer_timeout_intervals: 2,
+            default_numwant: 50,
+            max_numwant: 200,
+            max_swarms: 1_000_000,
+            max_peers_per_swarm: 10_000,
+            max_scrape: 64,
+            max_query_bytes: 4096,
+            policy: Policy::default(),
+            trusted_ip_sources: Vec::new(),
+            trusted_proxies: Vec::new(),
+            shards: 16,
+        }
+    }
+}
+
+/// The ALTO view of a head: the network map, its PID, and that PID's cost row.
+pub struct HeadMaps {
+    /// Bumped whenever the network map changes; swarms re-group their peers by it.
+    pub generation: u64,
+    /// The head's PID.
+    pub own: PidIdx,
+    /// The network map and the head's cost row, as an information base for ECS answers.
+    pub base: InformationBase,
+    row: Vec<f64>,
+}
+
+impl HeadMaps {
+    /// Maps for a head of PID `own`, with `row` the numerical `routingcost` from `own` to
+    /// each PID (as in the cost map's row).
+    pub fn new(generation: u64, network: NetworkMap, own: PidIdx, row: Vec<(PidIdx, f64)>) -> Self {
+        let mut dense = vec![f64::NAN; network.pids().len()];
+        for &(d, c) in &row {
+            if let Some(slot) = dense.get_mut(d as usize) {
+                *slot = c;
+            }
+        }
+        let mut rows = vec![Vec::new(); network.pids().len()];
+        rows[own as usize] = row;
+        let costs = alto_model::CostMap::from_rows(alto_model::cost::ROUTINGCOST, &network, rows);
+        let base = InformationBase::new(network, vec![costs])
+            .expect("routingcost over its own network map");
+        HeadMaps {
+            generation,
+            own,
+            base,
+            row: dense,
+        }
+    }
+
+    /// The network map.
+    pub fn network(&self) -> &NetworkMap {
+        self.base.network_map()
+    }
+
+    /// The cost from the head's PID to `dst`.
+    pub fn cost(&self, dst: PidIdx) -> Option<f64> {
+        self.row.get(dst as usize).copied().filter(|c| !c.is_nan())
+    }
+}
+
+/// Counters of the tracker.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Announces answered with peers.
+    pub announces: AtomicU64,
+    /// Scrapes answered.
+    pub scrapes: AtomicU64,
+    /// Requests answered with a failure reason or a BEP 15 error.
+    pub failures: AtomicU64,
+    /// Peers handed out.
+    pub peers_sent: AtomicU64,
+    /// Of those, peers in the announcer's PID.
+    pub peers_sent_same_pid: AtomicU64,
+    /// UDP connects answered.
+    pub udp_connects: AtomicU64,
+}
+
+/// A tracker: store shards, optional head maps, settings.
+pub struct Tracker {
+    config: TrackerConfig,
+    shards: Vec<Mutex<Store>>,
+    maps: RwLock<Option<Arc<HeadMaps>>>,
+    tracker_id: Vec<u8>,
+    connection_ids: udp::ConnectionIds<RandomState>,
+    /// The counters.
+    pub stats: Stats,
+}
+
+impl Tracker {
+    /// A tracker in plain mode (random peer selection) until head maps are set.
+    pub fn new(config: TrackerConfig) -> Self {
+        let shards = config.shards.max(1);
+        let store_config = StoreConfig {
+            max_swarms: config.max_swarms.div_ceil(shards),
+            max_peers_per_swarm: config.max_peers_per_swarm,
+            peer_timeout_secs: config.interval as u64 * config.peer_timeout_intervals.max(1) as u64,
+        };
+        let id: u64 = std::hash::BuildHasher::hash_one(&RandomState::new(), 0u8);
+        Tracker {
+            shards: (0..shards)
+                .map(|_| Mutex::new(Store::new(store_config)))
+                .collect(),
+            maps: RwLock::new(None),
+            tracker_id: format!("{id:016x}").into_bytes(),
+            connection_ids: udp::ConnectionIds::new(RandomState::new(), 60),
+            stats: Stats::default(),
+            config,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TrackerConfig {
+        &self.config
+    }
+
+    /// Installs (or replaces) the head maps: from now on peer lists are ranked.
+    pub fn set_maps(&self, maps: HeadMaps) {
+        *self.maps.write().expect("maps lock") = Some(Arc::new(maps));
+    }
+
+    /// The head maps, if any.
+    pub fn maps(&self) -> Option<Arc<HeadMaps>> {
+        self.maps.read().expect("maps lock").clone()
+    }
+
+    fn shard(&self, h: &InfoHash) -> &Mutex<Store> {
+        &self.shards[h.0[0] as usize % self.shards.len()]
+    }
+
+    /// The address a request speaks for: the `ip` parameter if `source` is trusted for it,
+    /// else `source`.
+    pub fn client_ip(&self, claimed: Option<IpAddr>, source: IpAddr) -> IpAddr {
+        match claimed {
+            Some(ip)
+                if self
+                    .config
+                    .trusted_ip_sources
+                    .iter()
+                    .any(|p| p.contains(source)) =>
+            {
+                ip
+            }
+            _ => source,
+        }
+    }
+
+    /// The source of an HTTP request: the connection's address, or the right-most
+    /// `X-Forwarded-For` entry when the connection comes from a trusted proxy.
+    pub fn http_source(&self, conn: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        if !self.config.trusted_proxies.iter().any(|p| p.contains(conn)) {
+            return conn;
+        }
+        forwarded_for
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|s| s.trim().parse::<IpAddr>().ok())
+            .map_or(conn, canonical)
+    }
+
+    /// Answers an HTTP announce from `source` (already the trusted source address).
+    pub fn announce(
+        &self,
+        req: &AnnounceRequest,
+        source: IpAddr,
+        now: u64,
+        rng: &mut impl Random,
+        out: &mut Vec<u8>,
+    ) {
+        let ip = canonical(self.client_ip(req.ip, source));
+        let addr = SocketAddr::new(ip, req.port);
+        let want = req
+            .numwant
+            .map_or(self.config.default_numwant, |n| n as usize)
+            .min(self.config.max_numwant);
+        match self.record_and_select(
+            req.info_hash,
+            req.peer_id,
+            addr,
+            req.left == 0,
+            req.event,
+            want,
+            now,
+            rng,
+        ) {
+            Ok((peers, counts, warning)) => {
+                let resp = AnnounceResponse {
+                    interval: self.config.interval,
+                    min_interval: self.config.min_interval,
+                    complete: counts.complete,
+                    incomplete: counts.incomplete,
+                    tracker_id: Some(self.tracker_id.clone()),
+                    warning,
+                    peers: peers
+                        .iter()
+                        .map(|p| ResponsePeer {
+                            addr: p.addr,
+                            peer_id: p.peer_id,
+                        })
+                        .collect(),
+                };
+                resp.encode(req.compact, req.no_peer_id, out);
+            }
+            Err(reason) => {
+                self.stats.failures.fetch_add(1, Relaxed);
+                bencode::failure(&reason, out);
+            }
+        }
+    }
+
+    /// Records an announce and picks peers; the error is a failure reason.
+    #[allow(clippy::too_many_arguments)]
+    fn record_and_select(
+        &self,
+        info_hash: InfoHash,
+        peer_id: PeerId,
+        addr: SocketAddr,
+        seeder: bool,
+        event: Event,
+        want: usize,
+        now: u64,
+        rng: &mut impl Random,
+    ) -> Result<(Vec<StoredPeer>, ScrapeCounts, Option<String>), String> {
+        let maps = self.maps();
+        let pid_of = |ip: IpAddr| maps.as_ref().and_then(|m| m.network().pid_of(ip));
+        let generation = maps.as_ref().map_or(0, |m| m.generation);
+        let own = pid_of(addr.ip());
+        let same_head_pid = maps.as_ref().is_some_and(|m| own == Some(m.own));
+        let cost = |p: PidIdx| {
+            if same_head_pid {
+                maps.as_ref().and_then(|m| m.cost(p))
+            } else {
+                None
+            }
+        };
+        let update = PeerUpdate {
+            info_hash,
+            peer_id,
+            addr,
+            seeder,
+            event,
+        };
+        let mut shard = self.shard(&info_hash).lock().expect("store lock");
+        let outcome = shard
+            .announce(&update, now, &pid_of, generation)
+            .map_err(|e| e.to_string())?;
+        let mut peers = Vec::with_capacity(want.min(64));
+        if outcome != Outcome::Removed {
+            shard.select(
+                &info_hash,
+                &peer_id,
+                addr,
+                seeder,
+                own,
+                &cost,
+                maps.is_some(),
+                want,
+                &self.config.policy,
+                now,
+                rng,
+                &mut peers,
+            );
+        }
+        let counts = shard.counts(&info_hash);
+        drop(shard);
+        self.stats.announces.fetch_add(1, Relaxed);
+        self.stats.peers_sent.fetch_add(peers.len() as u64, Relaxed);
+        if own.is_some() {
+            let same = peers.iter().filter(|p| pid_of(p.addr.ip()) == own).count();
+            self.stats
+                .peers_sent_same_pid
+                .fetch_add(same as u64, Relaxed);
+        }
+        let warning = (outcome == Outcome::SwarmFull).then(|| {
+            format!(
+                "the swarm is full ({} peers): you were not added",
+                self.config.max_peers_per_swarm
+            )
+        });
+        Ok((peers, counts, warning))
+    }
+
+    /// Answers an HTTP scrape (BEP 48).
+    pub fn scrape(&self, query: &[u8], out: &mut Vec<u8>) {
+        match scrape::parse(query, self.config.max_scrape) {
+            Ok(hashes) => {
+                let mut files: Vec<(InfoHash, ScrapeCounts)> =
+                    hashes.iter().map(|h| (*h, self.counts(h))).collect();
+                self.stats.scrapes.fetch_add(1, Relaxed);
+                scrape::encode(&mut files, out);
+            }
+            Err(e) => {
+                self.stats.failures.fetch_add(1, Relaxed);
+                bencode::failure(&e.to_string(), out);
+            }
+        }
+    }
+
+    /// Counts of one torrent.
+    pub fn counts(&self, h: &InfoHash) -> ScrapeCounts {
+        self.shard(h).lock().expect("store lock").counts(h)
+    }
+
+    /// The live members of a torrent.
+    pub fn members(&self, h: &InfoHash, now: u64) -> Vec<StoredPeer> {
+        self.shard(h).lock().expect("store lock").members(h, now)
+    }
+
+    /// Answers a UDP packet (BEP 15) from `src`; `out` gets the response (always one).
+    pub fn udp(
+        &self,
+        packet: &[u8],
+        src: SocketAddr,
+        now: u64,
+        rng: &mut impl Random,
+        out: &mut Vec<u8>,
+    ) {
+        let src = SocketAddr::new(canonical(src.ip()), src.port());
+        let fail = |tid: u32, msg: &str, out: &mut Vec<u8>| {
+            self.stats.failures.fetch_add(1, Relaxed);
+            udp::encode_error(tid, msg, out);
+        };
+        match udp::parse(packet, self.config.max_scrape) {
+            Err(e) => fail(e.transaction_id.unwrap_or(0), &e.message, out),
+            Ok(udp::Request::Connect { transaction_id }) => {
+                self.stats.udp_connects.fetch_add(1, Relaxed);
+                udp::encode_connect(transaction_id, self.connection_ids.issue(src, now), out);
+            }
+            Ok(udp::Request::Announce(a)) => {
+                if !self.connection_ids.check(a.connection_id, src, now) {
+                    return fail(a.transaction_id, "unknown or expired connection id", out);
+                }
+                let claimed = (a.ip != 0).then(|| IpAddr::from(std::net::Ipv4Addr::from(a.ip)));
+                let ip = canonical(self.client_ip(claimed, src.ip()));
+                let want = if a.num_want < 0 {
+                    self.config.default_numwant
+                } else {
+                    a.num_want as usize
+                }
+                .min(self.config.max_numwant);
+                match self.record_and_select(
+                    a.info_hash,
+                    a.peer_id,
+                    SocketAddr::new(ip, a.port),
+                    a.left == 0,
+                    a.event,
+                    want,
+                    now,
+                    rng,
+                ) {
+                    Ok((peers, counts, _)) => {
+                        let addrs: Vec<SocketAddr> = peers.iter().map(|p| p.addr).collect();
+                        udp::encode_announce(
+                            a.transaction_id,
+                            self.config.interval,
+                            counts.incomplete,
+                            counts.complete,
+                            &addrs,
+                            out,
+                        );
+                    }
+                    Err(reason) => fail(a.transaction_id, &reason, out),
+                }
+            }
+            Ok(udp::Request::Scrape {
+                connection_id,
+                transaction_id,
+                info_hashes,
+            }) => {
+                if !self.connection_ids.check(connection_id, src, now) {
+                    return fail(transaction_id, "unknown or expired connection id", out);
+                }
+                let counts: Vec<(u32, u32, u32)> = info_hashes
+                    .iter()
+                    .map(|h| {
+                        let c = self.counts(h);
+                        (c.complete, c.downloaded, c.incomplete)
+                    })
+                    .collect();
+                self.stats.scrapes.fetch_add(1, Relaxed);
+                udp::encode_scrape(transaction_id, &counts, out);
+            }
+        }
+    }
+
+    /// Drops expired peers everywhere; returns how many went.
+    pub fn expire(&self, now: u64) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().expect("store lock").expire(now))
+            .sum()
+    }
+
+    /// Swarms and peers tracked.
+    pub fn size(&self) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(s, p), shard| {
+            let g = shard.lock().expect("store lock");
+            (s + g.swarm_count(), p + g.peer_count())
+        })
+    }
+
+    /// Answers a bad request with a failure reason, counting it.
+    pub fn failure(&self, reason: &str, out: &mut Vec<u8>) {
+        self.stats.failures.fetch_add(1, Relaxed);
+        bencode::failure(reason, out);
+    }
+}
+
+/// IPv4-mapped IPv6 addresses as IPv4.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}

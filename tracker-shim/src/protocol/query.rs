@@ -7,8 +7,15 @@
 #[error("invalid percent-encoding in `{0}`")]
 pub struct BadEscape(pub String);
 
+/// A `%` not followed by two hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidEscape;
+
+/// A decoded `(key, value)` pair of a query.
+pub type Pair = (Vec<u8>, Vec<u8>);
+
 /// Percent-decodes `input` into `out`.
-pub fn percent_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
+pub fn percent_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), InvalidEscape> {
     let mut i = 0;
     while i < input.len() {
         let b = input[i];
@@ -16,11 +23,11 @@ pub fn percent_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
             let hi = input
                 .get(i + 1)
                 .and_then(|&c| (c as char).to_digit(16))
-                .ok_or(())?;
+                .ok_or(InvalidEscape)?;
             let lo = input
                 .get(i + 2)
                 .and_then(|&c| (c as char).to_digit(16))
-                .ok_or(())?;
+                .ok_or(InvalidEscape)?;
             out.push((hi * 16 + lo) as u8);
             i += 3;
         } else {
@@ -33,7 +40,7 @@ pub fn percent_decode(input: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
 
 /// Splits a query into decoded `(key, value)` pairs, in order. A pair without `=` has an
 /// empty value; empty pairs (`&&`) are skipped.
-pub fn pairs(query: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BadEscape> {
+pub fn pairs(query: &[u8]) -> Result<Vec<Pair>, BadEscape> {
     let mut out = Vec::with_capacity(12);
     for part in query.split(|&b| b == b'&') {
         if part.is_empty() {

@@ -54,7 +54,7 @@ pub struct ScrapeCounts {
 
 /// Writes `d5:filesd<hash>d8:complete…e…ee`, hashes in byte order as bencode requires.
 pub fn encode(files: &mut [(InfoHash, ScrapeCounts)], out: &mut Vec<u8>) {
-    files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    files.sort_unstable_by_key(|f| f.0);
     let mut w = Writer(out);
     w.dict().raw(b"5:files").dict();
     for (h, c) in files.iter() {

@@ -133,7 +133,7 @@ pub fn parse(packet: &[u8], max_scrape: usize) -> Result<Request, UdpError> {
         }
         SCRAPE => {
             let body = &packet[16..];
-            if body.is_empty() || body.len() % 20 != 0 {
+            if body.is_empty() || !body.len().is_multiple_of(20) {
                 return Err(err("scrape must carry whole 20-byte info hashes"));
             }
             let n = body.len() / 20;

@@ -3,7 +3,19 @@
 //!
 //! # Layout
 //! - [`protocol`]: the tracker protocol with no I/O: HTTP announce (BEP 3, BEP 23, BEP 7),
-//!   scrape (BEP 48), UDP (BEP 15), bencode output.
+//!   scrape (BEP 48), UDP (BEP 15), bencode output and response decoding.
+//! - [`store`]: swarms, peers grouped by PID, running counts, expiry and caps (no I/O).
+//! - [`tracker`]: requests in, answers out, over the store and the head's ALTO maps (no I/O).
+//! - [`head`]: following the ALTO server for the network map and the PID's cost row.
+//! - [`server`]: the HTTP and UDP servers and [`server::RunningTracker`].
+//!
+//! The ranking policy itself lives in `alto_model::rank`, shared with the plugin.
+
+pub mod head;
 pub mod protocol;
+pub mod server;
 pub mod store;
 pub mod tracker;
+
+pub use server::RunningTracker;
+pub use tracker::{Tracker, TrackerConfig};

@@ -5,6 +5,7 @@
 
 pub mod announce;
 pub mod bencode;
+pub mod decode;
 pub mod query;
 pub mod scrape;
 pub mod udp;

@@ -1,0 +1,154 @@
+//! `tracker-shim`: a BitTorrent tracker (HTTP, and UDP when asked) that ranks peer lists with
+//! ALTO when it runs as a PID Head.
+//!
+//! - Plain mode, an ordinary public tracker with random peer lists:
+//!   `tracker-shim --listen 127.0.0.1:6969`
+//! - Head mode, the draft's virtual tracker for one PID:
+//!   `tracker-shim --alto http://127.0.0.1:7285/directory --pid PID1 --listen 127.1.0.1:6969`
+
+use alto_model::addr::{AddressType, Prefix};
+use alto_model::rank::Policy;
+use clap::Parser;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tracker_shim::{RunningTracker, Tracker, TrackerConfig};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "BitTorrent tracker with ALTO-ranked peer lists (the PID Head's virtual tracker)"
+)]
+struct Args {
+    /// HTTP address to listen on.
+    #[arg(short, long, default_value = "127.0.0.1:6969", env = "TRACKER_LISTEN")]
+    listen: SocketAddr,
+    /// Also serve the UDP tracker protocol (BEP 15) on this address.
+    #[arg(long)]
+    udp: Option<SocketAddr>,
+    /// The ALTO server's directory URL: with `--pid`, run as that PID's Head.
+    #[arg(long, requires = "pid")]
+    alto: Option<String>,
+    /// The PID this head serves.
+    #[arg(long, requires = "alto")]
+    pid: Option<String>,
+    /// Seconds between ALTO map refreshes.
+    #[arg(long, default_value_t = 30)]
+    refresh_secs: u64,
+    /// `interval` sent to clients, seconds.
+    #[arg(long, default_value_t = 1800)]
+    interval: u32,
+    /// `min interval` sent to clients, seconds.
+    #[arg(long, default_value_t = 60)]
+    min_interval: u32,
+    /// Peers are dropped after this many intervals without an announce.
+    #[arg(long, default_value_t = 2)]
+    peer_timeout_intervals: u32,
+    /// Peers sent when the client gives no `numwant`.
+    #[arg(long, default_value_t = 50)]
+    default_numwant: usize,
+    /// Most peers sent in one answer.
+    #[arg(long, default_value_t = 200)]
+    max_numwant: usize,
+    /// Most torrents tracked.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_swarms: usize,
+    /// Most peers kept per torrent.
+    #[arg(long, default_value_t = 10_000)]
+    max_peers_per_swarm: usize,
+    /// Most info hashes in one scrape.
+    #[arg(long, default_value_t = 64)]
+    max_scrape: usize,
+    /// Longest query string accepted, bytes (longer: HTTP 414).
+    #[arg(long, default_value_t = 4096)]
+    max_query_bytes: usize,
+    /// Share of each peer list drawn at random from outside the announcer's PID.
+    #[arg(long, default_value_t = 0.1)]
+    random_share: f64,
+    /// Prefix whose requests may set the peer address with `ip` (repeatable).
+    #[arg(long = "trust-ip-from", value_parser = parse_prefix)]
+    trust_ip_from: Vec<Prefix>,
+    /// Prefix of proxies whose right-most `X-Forwarded-For` entry is believed (repeatable).
+    #[arg(long = "trusted-proxy", value_parser = parse_prefix)]
+    trusted_proxy: Vec<Prefix>,
+}
+
+fn parse_prefix(s: &str) -> Result<Prefix, String> {
+    let s = if s.contains('/') {
+        s.to_owned()
+    } else if s.contains(':') {
+        format!("{s}/128")
+    } else {
+        format!("{s}/32")
+    };
+    let ty = if s.contains(':') {
+        AddressType::Ipv6
+    } else {
+        AddressType::Ipv4
+    };
+    Prefix::parse(ty, &s).map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.random_share),
+        "--random-share must be between 0 and 1"
+    );
+    let config = TrackerConfig {
+        interval: args.interval,
+        min_interval: args.min_interval.min(args.interval),
+        peer_timeout_intervals: args.peer_timeout_intervals,
+        default_numwant: args.default_numwant,
+        max_numwant: args.max_numwant,
+        max_swarms: args.max_swarms,
+        max_peers_per_swarm: args.max_peers_per_swarm,
+        max_scrape: args.max_scrape,
+        max_query_bytes: args.max_query_bytes,
+        policy: Policy {
+            random_share: args.random_share,
+        },
+        trusted_ip_sources: args.trust_ip_from,
+        trusted_proxies: args.trusted_proxy,
+        ..TrackerConfig::default()
+    };
+    let alto = args
+        .alto
+        .zip(args.pid)
+        .map(|(url, pid)| (url, pid, Duration::from_secs(args.refresh_secs.max(1))));
+    let head = alto.as_ref().map(|(_, pid, _)| pid.clone());
+    let mut hup_ignored = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let running =
+        match RunningTracker::start(Tracker::new(config), args.listen, args.udp, alto).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("tracker-shim: cannot listen on {}: {e}", args.listen);
+                std::process::exit(1);
+            }
+        };
+    let mode = head.map_or("plain mode".to_owned(), |pid| format!("head of {pid}"));
+    let mut line = format!("announce: {} ({mode})", running.announce_url());
+    if let Some(u) = running.udp {
+        line.push_str(&format!("\nudp:      udp://{u}/announce"));
+    }
+    let _ = writeln!(std::io::stdout(), "{line}");
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup_ignored.recv() => tracing::info!("SIGHUP: nothing to reload"),
+        }
+    }
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! Reading tracker answers (BEP 3, BEP 23, BEP 7, BEP 48) with `bendy`: what a client, a
+//! proxy or a load generator does with a tracker's response. Both peer list forms are read.
+
+use super::scrape::ScrapeCounts;
+use super::{InfoHash, PeerId};
+use bendy::decoding::FromBencode;
+use bendy::value::Value;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// An announce answer as read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DecodedAnnounce {
+    /// `failure reason`, if the announce was refused.
+    pub failure: Option<String>,
+    /// `warning message`.
+    pub warning: Option<String>,
+    /// `interval`.
+    pub interval: Option<u32>,
+    /// `min interval`.
+    pub min_interval: Option<u32>,
+    /// `complete` (seeders).
+    pub complete: Option<u32>,
+    /// `incomplete` (leechers).
+    pub incomplete: Option<u32>,
+    /// `tracker id`.
+    pub tracker_id: Option<Vec<u8>>,
+    /// Peers from `peers` and `peers6`, in order, with ids where the dictionary form had them.
+    pub peers: Vec<(SocketAddr, Option<PeerId>)>,
+}
+
+type Dict<'a> = BTreeMap<Cow<'a, [u8]>, Value<'a>>;
+
+fn dict<'a>(bytes: &'a [u8]) -> Result<Dict<'a>, String> {
+    match Value::from_bencode(bytes).map_err(|e| format!("not bencode: {e}"))? {
+        Value::Dict(d) => Ok(d),
+        _ => Err("not a bencoded dictionary".into()),
+    }
+}
+
+fn int(d: &Dict<'_>, k: &[u8]) -> Option<u32> {
+    match d.get(k) {
+        Some(Value::Integer(i)) => u32::try_from(*i).ok(),
+        _ => None,
+    }
+}
+
+fn bytes<'a>(d: &'a Dict<'_>, k: &[u8]) -> Option<&'a [u8]> {
+    match d.get(k) {
+        Some(Value::Bytes(b)) => Some(b),
+        _ => None,
+    }
+}
+
+fn text(d: &Dict<'_>, k: &[u8]) -> Option<String> {
+    bytes(d, k).map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// Reads an announce answer.
+pub fn announce(body: &[u8]) -> Result<DecodedAnnounce, String> {
+    let d = dict(body)?;
+    let mut out = DecodedAnnounce {
+        failure: text(&d, b"failure reason"),
+        warning: text(&d, b"warning message"),
+        interval: int(&d, b"interval"),
+        min_interval: int(&d, b"min interval"),
+        complete: int(&d, b"complete"),
+        incomplete: int(&d, b"incomplete"),
+        tracker_id: bytes(&d, b"tracker id").map(<[u8]>::to_vec),
+        peers: Vec::new(),
+    };
+    match d.get(&b"peers"[..]) {
+        Some(Value::Bytes(b)) => {
+            if b.len() % 6 != 0 {
+                return Err(format!(
+                    "compact `peers` of {} bytes is not a multiple of 6",
+                    b.len()
+                ));
+            }
+            for c in b.chunks_exact(6) {
+                let ip = Ipv4Addr::new(c[0], c[1], c[2], c[3]);
+                out.peers.push((
+                    SocketAddr::new(IpAddr::V4(ip), u16::from_be_bytes([c[4], c[5]])),
+                    None,
+                ));
+            }
+        }
+        Some(Value::List(list)) => {
+            for item in list {
+                let Value::Dict(p) = item else {
+                    return Err("a peer is not a dictionary".into());
+                };
+                let ip: IpAddr = text(p, b"ip")
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("a peer without a usable `ip`")?;
+                let port = int(p, b"port")
+                    .and_then(|p| u16::try_from(p).ok())
+                    .ok_or("a peer without a usable `port`")?;
+                let id = bytes(p, b"peer id")
+                    .and_then(|b| <[u8; 20]>::try_from(b).ok())
+                    .map(PeerId);
+                out.peers.push((SocketAddr::new(ip, port), id));
+            }
+        }
+        Some(_) => return Err("`peers` is neither a string nor a list".into()),
+        None if out.failure.is_none() => return Err("no `peers` in the answer".into()),
+        None => {}
+    }
+    if let Some(b) = bytes(&d, b"peers6") {
+        if b.len() % 18 != 0 {
+            return Err(format!(
+                "`peers6` of {} bytes is not a multiple of 18",
+                b.len()
+            ));
+        }
+        for c in b.chunks_exact(18) {
+            let ip = Ipv6Addr::from(<[u8; 16]>::try_from(&c[..16]).expect("16 bytes"));
+            out.peers.push((
+                SocketAddr::new(IpAddr::V6(ip), u16::from_be_bytes([c[16], c[17]])),
+                None,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a scrape answer: the counts per info hash, or the failure reason as the error.
+pub fn scrape(body: &[u8]) -> Result<Vec<(InfoHash, ScrapeCounts)>, String> {
+    let d = dict(body)?;
+    if let Some(f) = text(&d, b"failure reason") {
+        return Err(f);
+    }
+    let Some(Value::Dict(files)) = d.get(&b"files"[..]) else {
+        return Err("no `files` in the answer".into());
+    };
+    files
+        .iter()
+        .map(|(h, v)| {
+            let h = InfoHash(
+                <[u8; 20]>::try_from(h.as_ref()).map_err(|_| "an info hash is not 20 bytes")?,
+            );
+            let Value::Dict(c) = v else {
+                return Err("counts are not a dictionary".to_string());
+            };
+            let get = |k: &[u8]| int(c, k).unwrap_or(0);
+            Ok((
+                h,
+                ScrapeCounts {
+                    complete: get(b"complete"),
+                    downloaded: get(b"downloaded"),
+                    incomplete: get(b"incomplete"),
+                },
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,419 @@
+//! The tracker's servers: HTTP (`/announce`, `/scrape`, and in head mode the ALTO endpoint
+//! cost service and the member list), UDP (BEP 15), and the expiry sweep. They turn
+//! sockets into calls on [`Tracker`].
+
+use crate::protocol::announce::AnnounceRequest;
+use crate::protocol::query::pairs;
+use crate::protocol::InfoHash;
+use crate::tracker::{canonical, Tracker};
+use alto_model::messages::ReqEndpointCostMap;
+use alto_model::rank::SplitMix64;
+use alto_model::{addr, media, AltoError};
+use alto_server::web::{self, HttpResponse};
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, StatusCode};
+use hyper::body::Body;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::{TcpListener, UdpSocket};
+
+/// Largest request body the head's ALTO resources take.
+const MAX_ALTO_BODY: usize = 64 * 1024;
+/// Most peers per swarm in a member list.
+const MAX_MEMBERS: usize = 200;
+
+thread_local! {
+    static RNG: RefCell<SplitMix64> = RefCell::new(SplitMix64(
+        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), std::thread::current().id()),
+    ));
+}
+
+/// Seconds since the epoch: the tracker's clock.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn bencoded(status: StatusCode, body: Vec<u8>) -> HttpResponse {
+    let mut r = web::simple(status, "text/plain", body);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Answers one HTTP request from `remote`.
+pub async fn handle<B>(tracker: &Tracker, req: Request<B>, remote: SocketAddr) -> HttpResponse
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let source = tracker.http_source(canonical(remote.ip()), forwarded);
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").as_bytes().to_vec();
+    let mut out = Vec::with_capacity(512);
+    match path.as_str() {
+        "/announce" | "/scrape" if query.len() > tracker.config().max_query_bytes => {
+            let limit = tracker.config().max_query_bytes;
+            tracker.failure(&format!("the query is longer than {limit} bytes"), &mut out);
+            bencoded(StatusCode::URI_TOO_LONG, out)
+        }
+        "/announce" => {
+            match AnnounceRequest::parse(&query) {
+                Ok(a) => {
+                    RNG.with_borrow_mut(|rng| tracker.announce(&a, source, now(), rng, &mut out))
+                }
+                Err(e) => tracker.failure(&e.to_string(), &mut out),
+            }
+            bencoded(StatusCode::OK, out)
+        }
+        "/scrape" => {
+            tracker.scrape(&query, &mut out);
+            bencoded(StatusCode::OK, out)
+        }
+        "/metrics" => web::simple(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            metrics(tracker),
+        ),
+        "/members" if tracker.maps().is_some() => members(tracker, &query),
+        "/endpointcost/lookup" if tracker.maps().is_some() => {
+            endpoint_cost(tracker, req, source).await
+        }
+        "/directory" if tracker.maps().is_some() => directory(tracker),
+        _ => web::simple(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            format!("no tracker resource at {path}\n"),
+        ),
+    }
+}
+
+/// The head's ALTO endpoint cost service (RFC 7285 §11.5.1), for sources in its PID only.
+async fn endpoint_cost<B>(tracker: &Tracker, req: Request<B>, source: IpAddr) -> HttpResponse
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let maps = tracker.maps().expect("checked by the caller");
+    let (parts, body) = req.into_parts();
+    let path = "/endpointcost/lookup";
+    let bytes = match web::admit(
+        &parts,
+        body,
+        path,
+        media::ENDPOINT_COST,
+        Some(media::ENDPOINT_COST_PARAMS),
+        MAX_ALTO_BODY,
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(reject) => return reject.into_response().0,
+    };
+    let answer = ReqEndpointCostMap::parse(&bytes).and_then(|r| {
+        let own = maps.own;
+        let net = maps.network();
+        let outside = |ip: IpAddr| net.pid_of(ip) != Some(own);
+        match r.endpoints.srcs.as_ref().filter(|s| !s.is_empty()) {
+            Some(srcs) => {
+                for s in srcs {
+                    let ip = addr::parse_typed_addr(s)
+                        .ok_or_else(|| AltoError::invalid_value("endpoints/srcs", s.clone()))?;
+                    if outside(ip) {
+                        return Err(AltoError::invalid_value("endpoints/srcs", s.clone()));
+                    }
+                }
+            }
+            None if outside(source) => {
+                return Err(AltoError::invalid_value(
+                    "endpoints/srcs",
+                    addr::typed_addr(source),
+                ))
+            }
+            None => {}
+        }
+        maps.base.endpoint_cost(&r, Some(source))
+    });
+    match answer {
+        Ok(resp) => web::post_answer(
+            media::ENDPOINT_COST,
+            serde_json::to_vec(&resp).expect("serializes"),
+        ),
+        Err(e) => web::alto_error(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+/// The head's directory: the endpoint cost service and the member list.
+fn directory(tracker: &Tracker) -> HttpResponse {
+    let maps = tracker.maps().expect("checked by the caller");
+    let names = ["num-routingcost", "ord-routingcost"];
+    let body = serde_json::json!({
+        "meta": {
+            "cost-types": {
+                "num-routingcost": {"cost-mode": "numerical", "cost-metric": "routingcost"},
+                "ord-routingcost": {"cost-mode": "ordinal", "cost-metric": "routingcost"}
+            }
+        },
+        "resources": {
+            "endpoint-cost": {
+                "uri": "/endpointcost/lookup",
+                "media-type": media::ENDPOINT_COST,
+                "accepts": media::ENDPOINT_COST_PARAMS,
+                "capabilities": {"cost-type-names": names, "cost-constraints": true}
+            },
+            "pid-head-members": {
+                "uri": "/members",
+                "media-type": "application/json",
+                "capabilities": {"pid": maps.network().pid_name(maps.own)}
+            }
+        }
+    });
+    web::simple(
+        StatusCode::OK,
+        media::DIRECTORY,
+        serde_json::to_vec(&body).expect("serializes"),
+    )
+}
+
+/// The member list for other heads (see `docs/tracker-shim.md`).
+fn members(tracker: &Tracker, query: &[u8]) -> HttpResponse {
+    let maps = tracker.maps().expect("checked by the caller");
+    let net = maps.network();
+    let mut hashes = Vec::new();
+    let mut max = MAX_MEMBERS;
+    let bad = |m: String| {
+        web::simple(
+            StatusCode::BAD_REQUEST,
+            "application/json",
+            serde_json::json!({"error": m}).to_string(),
+        )
+    };
+    let Ok(params) = pairs(query) else {
+        return bad("invalid percent-encoding".into());
+    };
+    for (k, v) in params {
+        match k.as_slice() {
+            b"info_hash" => match <[u8; 20]>::try_from(v.as_slice()) {
+                Ok(h) => hashes.push(InfoHash(h)),
+                Err(_) => return bad(format!("`info_hash` must be 20 bytes, not {}", v.len())),
+            },
+            b"max" => match std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.parse::<usize>().ok())
+            {
+                Some(n) => max = n.min(MAX_MEMBERS),
+                None => return bad("`max` must be a number".into()),
+            },
+            _ => {}
+        }
+    }
+    if hashes.is_empty() || hashes.len() > tracker.config().max_scrape {
+        return bad(format!(
+            "give 1 to {} `info_hash`",
+            tracker.config().max_scrape
+        ));
+    }
+    let now = now();
+    let swarms: serde_json::Map<String, serde_json::Value> = hashes
+        .iter()
+        .map(|h| {
+            let counts = tracker.counts(h);
+            let peers: Vec<serde_json::Value> = tracker
+                .members(h, now)
+                .into_iter()
+                .take(max)
+                .map(|p| {
+                    serde_json::json!({
+                        "addr": p.addr.to_string(),
+                        "pid": net.pid_of(p.addr.ip()).map(|i| net.pid_name(i)),
+                        "seeder": p.seeder,
+                    })
+                })
+                .collect();
+            (h.to_string(), serde_json::json!({"complete": counts.complete, "incomplete": counts.incomplete, "peers": peers}))
+        })
+        .collect();
+    let body = serde_json::json!({"pid": net.pid_name(maps.own), "swarms": swarms});
+    web::simple(StatusCode::OK, "application/json", body.to_string())
+}
+
+fn metrics(tracker: &Tracker) -> String {
+    let s = &tracker.stats;
+    let (swarms, peers) = tracker.size();
+    let head = tracker.maps().map_or(0, |_| 1);
+    format!(
+        "# TYPE tracker_announces_total counter\ntracker_announces_total {}\n\
+         # TYPE tracker_scrapes_total counter\ntracker_scrapes_total {}\n\
+         # TYPE tracker_failures_total counter\ntracker_failures_total {}\n\
+         # TYPE tracker_peers_sent_total counter\ntracker_peers_sent_total {}\n\
+         # TYPE tracker_peers_sent_same_pid_total counter\ntracker_peers_sent_same_pid_total {}\n\
+         # TYPE tracker_udp_connects_total counter\ntracker_udp_connects_total {}\n\
+         # TYPE tracker_swarms gauge\ntracker_swarms {swarms}\n\
+         # TYPE tracker_peers gauge\ntracker_peers {peers}\n\
+         # TYPE tracker_head_mode gauge\ntracker_head_mode {head}\n",
+        s.announces.load(Relaxed),
+        s.scrapes.load(Relaxed),
+        s.failures.load(Relaxed),
+        s.peers_sent.load(Relaxed),
+        s.peers_sent_same_pid.load(Relaxed),
+        s.udp_connects.load(Relaxed),
+    )
+}
+
+/// Serves HTTP on `listener` until `shutdown`, then lets requests in flight finish (≤ 5 s).
+pub async fn run_http(
+    listener: TcpListener,
+    tracker: Arc<Tracker>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder.keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, remote) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let tracker = tracker.clone();
+                let svc = service_fn(move |req| {
+                    let tracker = tracker.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(&tracker, req, remote).await) }
+                });
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection from {remote} ended: {e}");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    Ok(())
+}
+
+/// Serves UDP (BEP 15) on `socket` for ever.
+pub async fn run_udp(socket: UdpSocket, tracker: Arc<Tracker>) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 2048];
+    let mut out = Vec::with_capacity(1500);
+    loop {
+        let (n, src) = socket.recv_from(&mut buf).await?;
+        out.clear();
+        RNG.with_borrow_mut(|rng| tracker.udp(&buf[..n], src, now(), rng, &mut out));
+        if let Err(e) = socket.send_to(&out, src).await {
+            tracing::debug!("UDP answer to {src} failed: {e}");
+        }
+    }
+}
+
+/// Drops expired peers every `period`, for ever.
+pub async fn run_expiry(tracker: Arc<Tracker>, period: Duration) {
+    loop {
+        tokio::time::sleep(period).await;
+        let gone = tracker.expire(now());
+        if gone > 0 {
+            tracing::debug!(gone, "expired peers");
+        }
+    }
+}
+
+/// A tracker running in the background, for tests and for the plugin: HTTP on `addr`,
+/// UDP on `udp` when asked for.
+pub struct RunningTracker {
+    /// HTTP address.
+    pub addr: SocketAddr,
+    /// UDP address, if serving UDP.
+    pub udp: Option<SocketAddr>,
+    /// The tracker.
+    pub tracker: Arc<Tracker>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningTracker {
+    /// Starts serving `tracker`; in head mode it follows `alto` (directory URL and PID).
+    pub async fn start(
+        tracker: Tracker,
+        listen: SocketAddr,
+        udp: Option<SocketAddr>,
+        alto: Option<(String, String, Duration)>,
+    ) -> std::io::Result<Self> {
+        let tracker = Arc::new(tracker);
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let mut tasks = Vec::new();
+        let udp = match udp {
+            Some(u) => {
+                let socket = UdpSocket::bind(u).await?;
+                let local = socket.local_addr()?;
+                let t = tracker.clone();
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = run_udp(socket, t).await {
+                        tracing::error!("UDP server stopped: {e}");
+                    }
+                }));
+                Some(local)
+            }
+            None => None,
+        };
+        let period = Duration::from_secs((tracker.config().interval as u64 / 2).clamp(1, 300));
+        tasks.push(tokio::spawn(run_expiry(tracker.clone(), period)));
+        if let Some((url, pid, every)) = alto {
+            tasks.push(tokio::spawn(crate::head::follow(
+                tracker.clone(),
+                url,
+                pid,
+                every,
+            )));
+        }
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let http = tokio::spawn(run_http(listener, tracker.clone(), async move {
+            let _ = rx.await;
+        }));
+        Ok(RunningTracker {
+            addr,
+            udp,
+            tracker,
+            stop,
+            tasks,
+            http,
+        })
+    }
+
+    /// The announce URL.
+    pub fn announce_url(&self) -> String {
+        format!("http://{}/announce", self.addr)
+    }
+
+    /// Stops every task.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.http.await;
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Head mode against a real `alto-server` on the embedded loopback topology: peer lists put
+//! the announcer's PID first and then PIDs by cost, a share stays random, the head answers
+//! the endpoint cost service for its PID and lists swarm members, and it keeps its maps
+//! while the ALTO server is down.
+
+mod common;
+
+use alto_model::rank::Policy;
+use common::*;
+use std::time::{Duration, Instant};
+use tracker_shim::protocol::decode;
+use tracker_shim::protocol::query::percent_encode;
+use tracker_shim::{RunningTracker, Tracker, TrackerConfig};
+
+async fn head(random_share: f64) -> (alto_server::Running, RunningTracker) {
+    let alto = alto_server::Running::start(
+        alto_server::Source::Embedded,
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let config = TrackerConfig {
+        policy: Policy { random_share },
+        ..TrackerConfig::default()
+    };
+    let follow = Some((
+        alto.directory_url(),
+        "PID1".to_string(),
+        Duration::from_millis(200),
+    ));
+    let t = RunningTracker::start(
+        Tracker::new(config),
+        "127.1.0.1:0".parse().unwrap(),
+        None,
+        follow,
+    )
+    .await
+    .unwrap();
+    let start = Instant::now();
+    while t.tracker.maps().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the head never got its maps"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (alto, t)
+}
+
+/// Peers in PIDs 1 to 4 (three each) and one in `default` (127.0.0.2).
+async fn populate(t: &RunningTracker) {
+    for pid in 1..=4u8 {
+        for k in 1..=3u8 {
+            let q = query(
+                1,
+                pid * 10 + k,
+                6000 + (pid * 10 + k) as u16,
+                100,
+                "started",
+            );
+            get_from(
+                ip(&format!("127.{pid}.0.{k}")),
+                &format!("{}?{q}", t.announce_url()),
+                &[],
+            )
+            .await;
+        }
+    }
+    get_from(
+        ip("127.0.0.2"),
+        &format!(
+            "{}?{}",
+            t.announce_url(),
+            query(1, 99, 6099, 100, "started")
+        ),
+        &[],
+    )
+    .await;
+}
+
+fn second_octet(a: &std::net::SocketAddr) -> u8 {
+    match a.ip() {
+        std::net::IpAddr::V4(v) => v.octets()[1],
+        _ => 255,
+    }
+}
+
+#[tokio::test]
+async fn peer_lists_follow_the_cost_map() {
+    let (alto, t) = head(0.0).await;
+    populate(&t).await;
+    let (_, body) = get_from(
+        ip("127.1.0.9"),
+        &format!(
+            "{}?{}&numwant=50",
+            t.announce_url(),
+            query(1, 9, 6009, 100, "started")
+        ),
+        &[],
+    )
+    .await;
+    let a = decode::announce(&body).unwrap();
+    let pids: Vec<u8> = a.peers.iter().map(|p| second_octet(&p.0)).collect();
+    // Own PID (cost 1), its metro partner PID2 (5), the other metro (40, ties in random
+    // order), and `default` (100) last.
+    assert_eq!(&pids[..6], [1, 1, 1, 2, 2, 2], "{pids:?}");
+    assert!(pids[6..12].iter().all(|&p| p == 3 || p == 4), "{pids:?}");
+    assert_eq!(pids[12], 0, "{pids:?}");
+    let metrics = get_from(ip("127.0.0.1"), &format!("http://{}/metrics", t.addr), &[])
+        .await
+        .1;
+    let text = String::from_utf8_lossy(&metrics).into_owned();
+    assert!(text.contains("tracker_head_mode 1"), "{text}");
+    t.stop().await;
+    alto.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tenth_of_each_list_is_random_from_other_pids() {
+    let (alto, t) = head(0.1).await;
+    populate(&t).await;
+    let mut tail_pids = std::collections::BTreeSet::new();
+    for round in 0..40u8 {
+        let q = query(1, 100 + round, 7000, 100, "");
+        let (_, body) = get_from(
+            ip("127.1.0.9"),
+            &format!("{}?{q}&numwant=10", t.announce_url()),
+            &[],
+        )
+        .await;
+        let pids: Vec<u8> = decode::announce(&body)
+            .unwrap()
+            .peers
+            .iter()
+            .map(|p| second_octet(&p.0))
+            .collect();
+        assert_eq!(pids.len(), 10);
+        assert_eq!(&pids[..3], [1, 1, 1], "{pids:?}");
+        assert_ne!(
+            pids[9], 1,
+            "the random tenth comes from another PID: {pids:?}"
+        );
+        tail_pids.insert(pids[9]);
+        get_from(
+            ip("127.1.0.9"),
+            &format!(
+                "{}?{}",
+                t.announce_url(),
+                query(1, 100 + round, 7000, 100, "stopped")
+            ),
+            &[],
+        )
+        .await;
+    }
+    assert!(
+        tail_pids.len() >= 3,
+        "the random share reaches several PIDs: {tail_pids:?}"
+    );
+    t.stop().await;
+    alto.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_head_answers_ecs_for_its_pid_and_lists_members() {
+    let (alto, t) = head(0.1).await;
+    populate(&t).await;
+    let ecs = format!("http://{}/endpointcost/lookup", t.addr);
+    let ctype = "application/alto-endpointcostparams+json";
+    let body = r#"{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"},"endpoints":{"dsts":["ipv4:127.3.0.1","ipv4:127.1.0.2","ipv4:127.2.0.2"]}}"#;
+    let (s, resp) = post_from(ip("127.1.0.50"), &ecs, ctype, body).await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&resp));
+    let v: serde_json::Value = serde_json::from_slice(&resp).unwrap();
+    let row = &v["endpoint-cost-map"]["ipv4:127.1.0.50"];
+    assert_eq!(
+        (
+            row["ipv4:127.1.0.2"].as_u64(),
+            row["ipv4:127.2.0.2"].as_u64(),
+            row["ipv4:127.3.0.1"].as_u64()
+        ),
+        (Some(1), Some(2), Some(3))
+    );
+    // The same answer as the ALTO server's for the same maps.
+    let (_, server) = post_from(
+        ip("127.1.0.50"),
+        &alto
+            .directory_url()
+            .replace("/directory", "/endpointcost/lookup"),
+        ctype,
+        body,
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&server).unwrap(),
+        v
+    );
+
+    // Sources outside the head's PID are refused in the ALTO error format.
+    let (s, resp) = post_from(ip("127.3.0.50"), &ecs, ctype, body).await;
+    assert_eq!(s, 400);
+    let e: serde_json::Value = serde_json::from_slice(&resp).unwrap();
+    assert_eq!(e["meta"]["code"], "E_INVALID_FIELD_VALUE");
+    assert_eq!(e["meta"]["value"], "ipv4:127.3.0.50");
+    let (s, _) = post_from(ip("127.1.0.50"), &ecs, "application/json", body).await;
+    assert_eq!(s, 415);
+    let (s, resp) = post_from(ip("127.1.0.50"), &ecs, ctype, "{not json").await;
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&resp).contains("E_SYNTAX"));
+
+    let (s, resp) = get_from(
+        ip("127.2.0.1"),
+        &format!(
+            "http://{}/members?info_hash={}",
+            t.addr,
+            percent_encode(&[1; 20])
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200);
+    let m: serde_json::Value = serde_json::from_slice(&resp).unwrap();
+    assert_eq!(m["pid"], "PID1");
+    let swarm = &m["swarms"][hex::encode([1u8; 20])];
+    assert_eq!(swarm["incomplete"], 13);
+    assert_eq!(swarm["peers"].as_array().unwrap().len(), 13);
+    assert!(swarm["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["addr"] == "127.4.0.2:6042" && p["pid"] == "PID4"));
+    let (s, _) = get_from(
+        ip("127.2.0.1"),
+        &format!("http://{}/members?info_hash=short", t.addr),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, dir) = get_from(
+        ip("127.2.0.1"),
+        &format!("http://{}/directory", t.addr),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(String::from_utf8_lossy(&dir).contains("pid-head-members"));
+    t.stop().await;
+    alto.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_head_keeps_its_maps_while_the_alto_server_is_down() {
+    let (alto, t) = head(0.0).await;
+    populate(&t).await;
+    alto.stop().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await; // several failed refreshes
+    assert!(t.tracker.maps().is_some());
+    let (_, body) = get_from(
+        ip("127.1.0.9"),
+        &format!("{}?{}", t.announce_url(), query(1, 9, 6009, 100, "started")),
+        &[],
+    )
+    .await;
+    let pids: Vec<u8> = decode::announce(&body)
+        .unwrap()
+        .peers
+        .iter()
+        .map(|p| second_octet(&p.0))
+        .collect();
+    assert_eq!(&pids[..6], [1, 1, 1, 2, 2, 2], "{pids:?}");
+    t.stop().await;
+}
+
+mod hex {
+    pub fn encode(b: [u8; 20]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+}

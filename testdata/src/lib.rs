@@ -9,6 +9,7 @@
 //! - [`production`]: a seeded generator of a map the size of a large ISP's deployment.
 
 pub mod production;
+pub mod torrent;
 
 /// The embedded loopback topology: every PID is a loopback prefix, so clients on different
 /// `127.x.0.0/16` addresses sit in different PIDs without root or namespaces.

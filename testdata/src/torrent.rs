@@ -36,7 +36,13 @@ pub struct Torrent {
 
 /// A single-file torrent of `data` named `name`, announcing to `announce` (and to
 /// `backups`, as an `announce-list` tier, when given).
-pub fn single_file(name: &str, data: &[u8], piece_len: usize, announce: &str, backups: &[&str]) -> Torrent {
+pub fn single_file(
+    name: &str,
+    data: &[u8],
+    piece_len: usize,
+    announce: &str,
+    backups: &[&str],
+) -> Torrent {
     let mut pieces = Vec::with_capacity(data.len() / piece_len * 20 + 20);
     for chunk in data.chunks(piece_len) {
         pieces.extend_from_slice(&Sha1::digest(chunk));
@@ -71,5 +77,8 @@ pub fn single_file(name: &str, data: &[u8], piece_len: usize, announce: &str, ba
     bytes(&mut t, b"info");
     t.extend_from_slice(&info);
     t.push(b'e');
-    Torrent { metainfo: t, info_hash }
+    Torrent {
+        metainfo: t,
+        info_hash,
+    }
 }

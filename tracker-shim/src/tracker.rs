@@ -45,6 +45,8 @@ pub struct TrackerConfig {
     pub trusted_proxies: Vec<Prefix>,
     /// Store shards (locks), to spread announces over cores.
     pub shards: usize,
+    /// Announce answers kept for inspection (0: none), newest last.
+    pub journal: usize,
 }
 
 impl Default for TrackerConfig {
@@ -63,6 +65,7 @@ impl Default for TrackerConfig {
             trusted_ip_sources: Vec::new(),
             trusted_proxies: Vec::new(),
             shards: 16,
+            journal: 0,
         }
     }
 }
@@ -129,8 +132,20 @@ pub struct Stats {
     pub udp_connects: AtomicU64,
 }
 
+/// One announce answer, as kept in the journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// The torrent.
+    pub info_hash: InfoHash,
+    /// The announcing peer's address.
+    pub announcer: SocketAddr,
+    /// The peers handed out, in order.
+    pub peers: Vec<SocketAddr>,
+}
+
 /// A tracker: store shards, optional head maps, settings.
 pub struct Tracker {
+    journal: Mutex<std::collections::VecDeque<JournalEntry>>,
     config: TrackerConfig,
     shards: Vec<Mutex<Store>>,
     maps: RwLock<Option<Arc<HeadMaps>>>,
@@ -151,6 +166,7 @@ impl Tracker {
         };
         let id: u64 = std::hash::BuildHasher::hash_one(&RandomState::new(), 0u8);
         Tracker {
+            journal: Mutex::new(std::collections::VecDeque::with_capacity(config.journal)),
             shards: (0..shards)
                 .map(|_| Mutex::new(Store::new(store_config)))
                 .collect(),
@@ -323,6 +339,17 @@ impl Tracker {
                 .peers_sent_same_pid
                 .fetch_add(same as u64, Relaxed);
         }
+        if self.config.journal > 0 {
+            let mut j = self.journal.lock().expect("journal lock");
+            if j.len() == self.config.journal {
+                j.pop_front();
+            }
+            j.push_back(JournalEntry {
+                info_hash,
+                announcer: addr,
+                peers: peers.iter().map(|p| p.addr).collect(),
+            });
+        }
         let warning = (outcome == Outcome::SwarmFull).then(|| {
             format!(
                 "the swarm is full ({} peers): you were not added",
@@ -433,6 +460,16 @@ impl Tracker {
                 udp::encode_scrape(transaction_id, &counts, out);
             }
         }
+    }
+
+    /// The journal of recent answers (empty unless `journal` is set), oldest first.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.journal
+            .lock()
+            .expect("journal lock")
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Drops expired peers everywhere; returns how many went.

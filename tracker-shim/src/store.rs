@@ -263,8 +263,7 @@ impl Store {
         if ranked {
             rank::select(own, &buckets, cost, want, policy, rng, eligible, out);
         } else {
-            let random = Policy { random_share: 1.0 };
-            rank::select(None, &buckets, |_| None, want, &random, rng, eligible, out);
+            rank::random(&buckets, want, rng, eligible, out);
         }
     }
 

@@ -160,6 +160,54 @@ pub fn select<P: Copy>(
     walk(&mut walked, &drawn, out, want);
 }
 
+/// Picks up to `want` eligible peers at random, ignoring PIDs: the plain tracker's choice and
+/// the baseline of every comparison. Like common trackers it walks the candidates from a
+/// random start with a random stride coprime to their number, so the picks are distinct and
+/// the work is O(buckets + want).
+pub fn random<P: Copy>(
+    buckets: &[Bucket<'_, P>],
+    want: usize,
+    rng: &mut impl Random,
+    eligible: impl Fn(&P) -> bool,
+    out: &mut Vec<P>,
+) {
+    let total: usize = buckets.iter().map(|b| b.peers.len()).sum();
+    if total == 0 || want == 0 {
+        return;
+    }
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let first = rng.below(total);
+    let mut stride = 1 + rng.below(total);
+    while gcd(stride, total) != 1 {
+        stride = 1 + rng.below(total);
+    }
+    let start = out.len();
+    let mut idx = first;
+    for _ in 0..total {
+        if out.len() - start >= want {
+            break;
+        }
+        let mut k = idx;
+        for b in buckets {
+            if k < b.peers.len() {
+                let p = &b.peers[k];
+                if eligible(p) {
+                    out.push(*p);
+                }
+                break;
+            }
+            k -= b.peers.len();
+        }
+        idx = (idx + stride) % total;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +344,46 @@ mod tests {
             &mut out,
         );
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn random_picks_are_distinct_and_spread() {
+        let spec = [(Some(1), 30), (Some(2), 30), (None, 40)];
+        let data = buckets(&spec);
+        let b: Vec<_> = spec
+            .iter()
+            .zip(&data)
+            .map(|(&(pid, _), p)| Bucket {
+                pid,
+                peers: p.as_slice(),
+            })
+            .collect();
+        let mut seen = std::collections::HashMap::new();
+        for seed in 0..500 {
+            let mut out = Vec::new();
+            random(
+                &b,
+                10,
+                &mut SplitMix64(seed),
+                |p| *p != (Some(1), 0),
+                &mut out,
+            );
+            assert_eq!(out.len(), 10);
+            let mut u = out.clone();
+            u.sort();
+            u.dedup();
+            assert_eq!(u.len(), 10);
+            assert!(!out.contains(&(Some(1), 0)));
+            for p in out {
+                *seen.entry(p).or_insert(0) += 1;
+            }
+        }
+        // 99 eligible peers, 5,000 picks: every peer is picked, none far too often.
+        assert_eq!(seen.len(), 99);
+        assert!(seen.values().all(|&n| (15..=90).contains(&n)), "{seen:?}");
+        let mut out = Vec::new();
+        random(&b, 500, &mut SplitMix64(1), |_| true, &mut out);
+        assert_eq!(out.len(), 100);
     }
 
     #[test]

@@ -209,7 +209,7 @@ async fn connection(
                     Ok(body) => {
                         let body = body.to_bytes();
                         n += 1;
-                        if !scrape && n % 16 == 0 {
+                        if !scrape && n.is_multiple_of(16) {
                             if let Ok(a) = decode::announce(&body) {
                                 run.answers_sampled += 1;
                                 run.peers_sampled += a.peers.len() as u64;

@@ -257,6 +257,7 @@ async fn aria2_and_libtorrent_share_a_file_through_the_head() {
 /// Network namespaces and a bridge made by a test, deleted when dropped (also on panic).
 struct Lab {
     namespaces: Vec<String>,
+    veths: Vec<String>,
     bridge: String,
 }
 
@@ -287,6 +288,7 @@ impl Lab {
             sh(&format!("ip netns add {ns}"));
             lab.namespaces.push(ns.clone());
             let (host, inner) = (format!("alv{tag}h{i}"), format!("alv{tag}n{i}"));
+            lab.veths.push(host.clone());
             sh(&format!(
                 "ip link add {host} type veth peer name {inner} && ip link set {inner} netns {ns} && \
                  ip link set {host} master {br} && ip link set {host} up && \
@@ -300,6 +302,10 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // Deleting the host end of a veth deletes both ends, even if the namespace lingers.
+        for v in &self.veths {
+            let _ = Command::new("ip").args(["link", "del", v]).status();
+        }
         for ns in &self.namespaces {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
@@ -442,7 +448,7 @@ async fn transmission_downloads_through_the_head_inside_namespaces() {
     .unwrap();
     let out_dir = folder("transmission");
     let out = std::fs::File::create(log("transmission")).unwrap();
-    let _transmission = Reaped(
+    let transmission = Reaped(
         Command::new("ip")
             .args([
                 "netns",
@@ -485,6 +491,7 @@ async fn transmission_downloads_through_the_head_inside_namespaces() {
         "transmission in lanA got {:?}",
         to_tr.peers
     );
+    drop(transmission);
     drop(seeders);
     t.stop().await;
     alto.stop().await.unwrap();

@@ -277,6 +277,7 @@ impl Lab {
         let tag = std::process::id() % 100_000;
         let mut lab = Lab {
             namespaces: Vec::new(),
+            veths: Vec::new(),
             bridge: format!("altobr{tag}"),
         };
         sh(&format!(

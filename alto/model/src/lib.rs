@@ -26,6 +26,7 @@ pub mod lpm;
 pub mod media;
 pub mod messages;
 pub mod network_map;
+pub mod pidhead;
 pub mod rank;
 
 pub use base::{InformationBase, Resource, ResourceKind};

@@ -109,7 +109,7 @@ pub struct InfoResourceEndpointCostMap {
 // Requests.
 
 /// Reads a request body as a JSON object; anything else is `E_SYNTAX` with the position.
-fn parse_object(body: &[u8]) -> Result<Map<String, Value>, AltoError> {
+pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, AltoError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(AltoError::syntax("the request body must be a JSON object")),
@@ -130,7 +130,7 @@ fn join(parent: &str, name: &str) -> String {
     }
 }
 
-fn required<'a>(
+pub(crate) fn required<'a>(
     obj: &'a Map<String, Value>,
     parent: &str,
     name: &str,
@@ -139,16 +139,16 @@ fn required<'a>(
         .ok_or_else(|| AltoError::missing_field(join(parent, name)))
 }
 
-fn as_object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, AltoError> {
+pub(crate) fn as_object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, AltoError> {
     v.as_object().ok_or_else(|| AltoError::invalid_type(field))
 }
 
-fn as_str<'a>(v: &'a Value, field: &str) -> Result<&'a str, AltoError> {
+pub(crate) fn as_str<'a>(v: &'a Value, field: &str) -> Result<&'a str, AltoError> {
     v.as_str().ok_or_else(|| AltoError::invalid_type(field))
 }
 
 /// The value as a string for the `value` member of an error (§8.5.2).
-fn value_string(v: &Value) -> String {
+pub(crate) fn value_string(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -157,7 +157,7 @@ fn value_string(v: &Value) -> String {
 
 /// An array of strings; an element of another type is an invalid value, not an invalid
 /// type (§8.5.2). Entries appearing several times count once, in first-seen order.
-fn string_array(v: &Value, field: &str) -> Result<Vec<String>, AltoError> {
+pub(crate) fn string_array(v: &Value, field: &str) -> Result<Vec<String>, AltoError> {
     let arr = v.as_array().ok_or_else(|| AltoError::invalid_type(field))?;
     let mut out: Vec<String> = Vec::with_capacity(arr.len());
     for item in arr {

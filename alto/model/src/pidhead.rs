@@ -1,0 +1,319 @@
+//! The virtual-tracker extension of this project (draft-ikpark-alto-virtual-p2ptracker,
+//! sections 2.2 and 2.3), in the style of RFC 7285: joining the ALTO server as a candidate
+//! PID Head, leases, and the head directory as an RFC 9240 property map. The wire format is
+//! documented in `docs/pid-head.md`.
+
+use crate::addr;
+use crate::error::AltoError;
+use crate::messages::{as_object, as_str, parse_object, required, VersionTag};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// Media type of a join request.
+pub const JOIN: &str = "application/alto-pidheadjoin+json";
+/// Media type of a lease request (renew or resign).
+pub const LEASE: &str = "application/alto-pidheadlease+json";
+/// Media type of the answer to a join or lease request.
+pub const HEAD: &str = "application/alto-pidhead+json";
+/// Media type of an RFC 9240 property map (the head directory).
+pub const PROPMAP: &str = "application/alto-propmap+json";
+
+/// Property names of the head directory.
+pub const PROP_TRACKER: &str = "head-tracker";
+/// The head's endpoint cost service.
+pub const PROP_ALTO: &str = "head-alto";
+/// When the head's lease lapses unless renewed (RFC 3339, UTC).
+pub const PROP_EXPIRES: &str = "head-lease-expires";
+
+/// What a client says of itself (the draft's election conditions, section 2.3). The server
+/// measures continuous lifetime and distance itself; the client's figures are kept only as
+/// claims and never outweigh the server's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// CPU clock, Hz.
+    #[serde(rename = "cpu-hz", default, skip_serializing_if = "Option::is_none")]
+    pub cpu_hz: Option<f64>,
+    /// Memory, bytes.
+    #[serde(rename = "memory-bytes", default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<f64>,
+    /// Claimed continuous lifetime, seconds (informational).
+    #[serde(rename = "lifetime-secs", default, skip_serializing_if = "Option::is_none")]
+    pub lifetime_secs: Option<f64>,
+    /// Claimed distance to the ALTO server, milliseconds (informational).
+    #[serde(rename = "distance-ms", default, skip_serializing_if = "Option::is_none")]
+    pub distance_ms: Option<f64>,
+}
+
+/// A join request: a client offers itself as its PID's head.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The client's typed endpoint address (RFC 7285 §10.4.1); must be the request's source.
+    pub endpoint: String,
+    /// The announce URL it would serve as head.
+    pub tracker: String,
+    /// Its endpoint cost service URL as head; derived from `tracker` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alto: Option<String>,
+    /// What it says of itself.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+}
+
+fn number(obj: &Map<String, Value>, name: &str) -> Result<Option<f64>, AltoError> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => {
+            let v = n.as_f64().unwrap_or(f64::NAN);
+            if v.is_finite() && v >= 0.0 {
+                Ok(Some(v))
+            } else {
+                Err(AltoError::invalid_value(format!("capabilities/{name}"), n.to_string()))
+            }
+        }
+        Some(_) => Err(AltoError::invalid_type(format!("capabilities/{name}"))),
+    }
+}
+
+/// An `http://` URL with an IP-literal host: the only kind a head may announce, so that its
+/// PID can be checked.
+pub fn url_ip(url: &str) -> Option<IpAddr> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split('/').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.parse().ok()
+}
+
+impl JoinRequest {
+    /// Decodes a request body; errors carry the RFC 7285 code and field.
+    pub fn parse(body: &[u8]) -> Result<Self, AltoError> {
+        let obj = parse_object(body)?;
+        let endpoint = as_str(required(&obj, "", "endpoint")?, "endpoint")?;
+        if addr::parse_typed_addr(endpoint).is_none() {
+            return Err(AltoError::invalid_value("endpoint", endpoint));
+        }
+        let tracker = as_str(required(&obj, "", "tracker")?, "tracker")?;
+        if url_ip(tracker).is_none() {
+            return Err(AltoError::invalid_value("tracker", tracker));
+        }
+        let alto = match obj.get("alto") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let s = as_str(v, "alto")?;
+                if url_ip(s).is_none() {
+                    return Err(AltoError::invalid_value("alto", s));
+                }
+                Some(s.to_owned())
+            }
+        };
+        let capabilities = match obj.get("capabilities") {
+            None | Some(Value::Null) => Capabilities::default(),
+            Some(v) => {
+                let c = as_object(v, "capabilities")?;
+                Capabilities {
+                    cpu_hz: number(c, "cpu-hz")?,
+                    memory_bytes: number(c, "memory-bytes")?,
+                    lifetime_secs: number(c, "lifetime-secs")?,
+                    distance_ms: number(c, "distance-ms")?,
+                }
+            }
+        };
+        Ok(JoinRequest { endpoint: endpoint.to_owned(), tracker: tracker.to_owned(), alto, capabilities })
+    }
+
+    /// The endpoint cost service URL: `alto`, or `tracker` with its path replaced by
+    /// `/endpointcost/lookup`.
+    pub fn alto_url(&self) -> String {
+        self.alto.clone().unwrap_or_else(|| sibling(&self.tracker, "/endpointcost/lookup"))
+    }
+}
+
+/// `url` with its path replaced by `path`.
+pub fn sibling(url: &str, path: &str) -> String {
+    match url.strip_prefix("http://").and_then(|r| r.split_once('/')) {
+        Some((authority, _)) => format!("http://{authority}{path}"),
+        None => format!("{}{path}", url.trim_end_matches('/')),
+    }
+}
+
+/// What a lease request does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseAction {
+    /// Extends the lease by its TTL.
+    Renew,
+    /// Gives the headship up now.
+    Resign,
+}
+
+/// A lease request: renew or resign, with the lease token only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    /// The lease's secret token.
+    pub token: String,
+    /// What to do.
+    pub action: LeaseAction,
+}
+
+impl LeaseRequest {
+    /// Decodes a request body.
+    pub fn parse(body: &[u8]) -> Result<Self, AltoError> {
+        let obj = parse_object(body)?;
+        let token = as_str(required(&obj, "", "token")?, "token")?;
+        let action = match as_str(required(&obj, "", "action")?, "action")? {
+            "renew" => LeaseAction::Renew,
+            "resign" => LeaseAction::Resign,
+            other => return Err(AltoError::invalid_value("action", other)),
+        };
+        Ok(LeaseRequest { token: token.to_owned(), action })
+    }
+}
+
+/// The role the server gives a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The client is its PID's head.
+    Head,
+    /// Another client is head (or none yet); this one is a member and standby candidate.
+    Member,
+}
+
+/// A PID's head as announced to members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadInfo {
+    /// The head's typed endpoint address.
+    pub endpoint: String,
+    /// Its announce URL.
+    pub tracker: String,
+    /// Its endpoint cost service URL.
+    pub alto: String,
+    /// When its lease lapses unless renewed (RFC 3339, UTC).
+    #[serde(rename = "lease-expires")]
+    pub lease_expires: String,
+}
+
+/// A lease granted to a head.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The secret that renews or resigns the lease.
+    pub token: String,
+    /// Seconds the lease lasts unless renewed.
+    #[serde(rename = "ttl-secs")]
+    pub ttl_secs: u64,
+}
+
+/// `meta` of the answer: the network map version the PID comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadMeta {
+    /// The network map version.
+    #[serde(rename = "dependent-vtags")]
+    pub dependent_vtags: Vec<VersionTag>,
+}
+
+/// The answer to a join or lease request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadAnswer {
+    /// Meta information.
+    pub meta: HeadMeta,
+    /// The client's PID.
+    pub pid: String,
+    /// The client's role.
+    pub role: Role,
+    /// The PID's head, if it has a live one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<HeadInfo>,
+    /// The lease, for a head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+/// An RFC 9240 property map (§7.6 response): entity → property → value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PropertyMap {
+    /// Meta: `dependent-vtags` of the network map the `pid` entities belong to.
+    pub meta: HeadMeta,
+    /// Entities (`NETMAP.pid:PIDNAME`) and their properties.
+    #[serde(rename = "property-map")]
+    pub property_map: BTreeMap<String, BTreeMap<String, Value>>,
+}
+
+impl PropertyMap {
+    /// The heads it lists: PID name → (tracker URL, ECS URL).
+    pub fn heads(&self) -> BTreeMap<String, (String, String)> {
+        self.property_map
+            .iter()
+            .filter_map(|(entity, props)| {
+                let pid = entity.split_once(".pid:")?.1.to_owned();
+                let tracker = props.get(PROP_TRACKER)?.as_str()?.to_owned();
+                let alto = props.get(PROP_ALTO)?.as_str()?.to_owned();
+                Some((pid, (tracker, alto)))
+            })
+            .collect()
+    }
+}
+
+/// Formats seconds since the epoch as an RFC 3339 UTC timestamp.
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn joins_parse_with_precise_errors() {
+        let ok = br#"{"endpoint":"ipv4:127.1.0.5","tracker":"http://127.1.0.5:6969/announce","capabilities":{"cpu-hz":2.4e9,"memory-bytes":8e9},"x":1}"#;
+        let j = JoinRequest::parse(ok).unwrap();
+        assert_eq!(j.alto_url(), "http://127.1.0.5:6969/endpointcost/lookup");
+        assert_eq!(j.capabilities.cpu_hz, Some(2.4e9));
+        let code = |b: &str| {
+            let e = JoinRequest::parse(b.as_bytes()).unwrap_err();
+            (e.meta.code, e.meta.field.unwrap_or_default())
+        };
+        assert_eq!(code("{"), (ErrorCode::Syntax, String::new()));
+        assert_eq!(code(r#"{"tracker":"http://127.0.0.1:1/a"}"#), (ErrorCode::MissingField, "endpoint".into()));
+        assert_eq!(code(r#"{"endpoint":5,"tracker":"x"}"#), (ErrorCode::InvalidFieldType, "endpoint".into()));
+        assert_eq!(code(r#"{"endpoint":"ipv4:300.0.0.1","tracker":"x"}"#), (ErrorCode::InvalidFieldValue, "endpoint".into()));
+        assert_eq!(code(r#"{"endpoint":"ipv4:127.0.0.1","tracker":"http://tracker.example/announce"}"#), (ErrorCode::InvalidFieldValue, "tracker".into()));
+        assert_eq!(
+            code(r#"{"endpoint":"ipv4:127.0.0.1","tracker":"http://127.0.0.1:1/a","capabilities":{"cpu-hz":"fast"}}"#),
+            (ErrorCode::InvalidFieldType, "capabilities/cpu-hz".into())
+        );
+        assert_eq!(
+            code(r#"{"endpoint":"ipv4:127.0.0.1","tracker":"http://127.0.0.1:1/a","capabilities":{"memory-bytes":-1}}"#),
+            (ErrorCode::InvalidFieldValue, "capabilities/memory-bytes".into())
+        );
+        let e = LeaseRequest::parse(br#"{"token":"abc","action":"extend"}"#).unwrap_err();
+        assert_eq!((e.meta.code, e.meta.value.as_deref()), (ErrorCode::InvalidFieldValue, Some("extend")));
+    }
+
+    #[test]
+    fn urls_and_times() {
+        assert_eq!(url_ip("http://127.1.0.5:6969/announce"), Some("127.1.0.5".parse().unwrap()));
+        assert_eq!(url_ip("http://[::1]:6969/announce"), Some("::1".parse().unwrap()));
+        assert_eq!(url_ip("https://127.0.0.1/announce"), None);
+        assert_eq!(sibling("http://127.1.0.5:6969/announce", "/members"), "http://127.1.0.5:6969/members");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

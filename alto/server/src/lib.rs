@@ -9,6 +9,7 @@
 //! - [`metrics`]: the counters behind `GET /metrics` (RFC 7971 §3.4.3).
 
 pub mod config;
+pub mod election;
 pub mod metrics;
 pub mod server;
 pub mod web;

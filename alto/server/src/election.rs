@@ -1,0 +1,494 @@
+//! PID Head election and leases (the draft, section 2.3), with no I/O: the clock (`now`, in
+//! seconds), lease tokens and the distances the server measured come in as arguments.
+//!
+//! A client joins for the PID of its address. A PID with no live head gets one at once:
+//! the joiner under the `first` policy (the draft's), or under `scored` the best candidate
+//! by weighted capabilities, where continuous lifetime and distance are measured by the
+//! server and a newcomer must beat a working head by a hysteresis margin. Heads hold leases
+//! renewed with a secret token; a lease that lapses ends the headship and the best recent
+//! standby candidate is made head at once (it learns of it, and gets its token, on its next
+//! join).
+
+use alto_model::pidhead::{rfc3339, Capabilities, HeadInfo, JoinRequest, Lease};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// How heads are chosen.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Policy {
+    /// The first client to join a PID without a head becomes its head (the draft's).
+    First,
+    /// Capabilities weighted; see [`Weights`].
+    Scored(Weights),
+}
+
+/// Weights of the `scored` policy. A candidate's score is
+/// `cpu·ln(1+GHz) + memory·ln(1+GiB) + lifetime·ln(1+hours present) + distance/(1+ms)`,
+/// with presence and distance as the server measured them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Weights {
+    /// Weight of the CPU clock.
+    pub cpu: f64,
+    /// Weight of the memory.
+    pub memory: f64,
+    /// Weight of the continuous lifetime the server has seen.
+    pub lifetime: f64,
+    /// Weight of closeness to the server (measured round trip).
+    pub distance: f64,
+    /// A newcomer unseats a live head only with a score above `head · (1 + hysteresis)`.
+    pub hysteresis: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights { cpu: 1.0, memory: 1.0, lifetime: 2.0, distance: 1.0, hysteresis: 0.25 }
+    }
+}
+
+/// Settings of the election.
+#[derive(Clone, Debug)]
+pub struct ElectionConfig {
+    /// The policy.
+    pub policy: Policy,
+    /// Seconds a lease lasts unless renewed.
+    pub lease_ttl_secs: u64,
+    /// A candidate seen within this many seconds is a standby; presence is continuous while
+    /// the gaps between its joins stay under it.
+    pub standby_window_secs: u64,
+    /// Candidates remembered per PID (the oldest are forgotten first).
+    pub max_candidates: usize,
+}
+
+impl Default for ElectionConfig {
+    fn default() -> Self {
+        ElectionConfig { policy: Policy::First, lease_ttl_secs: 30, standby_window_secs: 90, max_candidates: 64 }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Candidate {
+    endpoint: IpAddr,
+    tracker: String,
+    alto: String,
+    caps: Capabilities,
+    distance_ms: Option<f64>,
+    first_seen: u64,
+    last_seen: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Headship {
+    endpoint: IpAddr,
+    token: String,
+    expires: u64,
+    /// Whether the head has been told (a promoted standby is told on its next join).
+    told: bool,
+}
+
+#[derive(Debug, Default)]
+struct PidState {
+    head: Option<Headship>,
+    candidates: Vec<Candidate>,
+}
+
+/// What happened, for counters and logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A head was elected for the PID.
+    Elected {
+        /// The PID.
+        pid: String,
+        /// The new head.
+        endpoint: IpAddr,
+    },
+    /// A lease lapsed.
+    Lapsed {
+        /// The PID.
+        pid: String,
+        /// The head whose lease lapsed.
+        endpoint: IpAddr,
+    },
+}
+
+/// The outcome of a join.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Joined {
+    /// The joiner's lease if it is (now) head.
+    pub lease: Option<Lease>,
+    /// The PID's live head, if any (the joiner itself when it is head).
+    pub head: Option<HeadInfo>,
+    /// Elections and lapses the join caused.
+    pub events: Vec<Event>,
+}
+
+/// Why a lease request is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseError {
+    /// No live lease has this token (never issued, lapsed, resigned or revoked).
+    #[error("no live lease has this token: it lapsed, was resigned or revoked, or never existed")]
+    Unknown,
+    /// The token belongs to another endpoint's lease.
+    #[error("this lease belongs to another endpoint")]
+    WrongEndpoint,
+}
+
+/// Every PID's head and candidates.
+#[derive(Debug)]
+pub struct Registry {
+    config: ElectionConfig,
+    pids: HashMap<String, PidState>,
+}
+
+fn score(w: &Weights, c: &Candidate, now: u64) -> f64 {
+    let ghz = c.caps.cpu_hz.unwrap_or(0.0) / 1e9;
+    let gib = c.caps.memory_bytes.unwrap_or(0.0) / (1u64 << 30) as f64;
+    let hours = now.saturating_sub(c.first_seen) as f64 / 3600.0;
+    let closeness = c.distance_ms.map_or(0.0, |d| 1.0 / (1.0 + d.max(0.0)));
+    w.cpu * (1.0 + ghz).ln() + w.memory * (1.0 + gib).ln() + w.lifetime * (1.0 + hours).ln() + w.distance * closeness
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(config: ElectionConfig) -> Self {
+        Registry { config, pids: HashMap::new() }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ElectionConfig {
+        &self.config
+    }
+
+    fn info(&self, st: &PidState) -> Option<HeadInfo> {
+        let h = st.head.as_ref()?;
+        let c = st.candidates.iter().find(|c| c.endpoint == h.endpoint)?;
+        Some(HeadInfo {
+            endpoint: alto_model::addr::typed_addr(c.endpoint),
+            tracker: c.tracker.clone(),
+            alto: c.alto.clone(),
+            lease_expires: rfc3339(h.expires),
+        })
+    }
+
+    /// The best recent candidate of `st` under the policy, other than `except`.
+    fn best(&self, st: &PidState, now: u64, except: Option<IpAddr>) -> Option<usize> {
+        let recent = |c: &&Candidate| now.saturating_sub(c.last_seen) <= self.config.standby_window_secs && Some(c.endpoint) != except;
+        let indexed = st.candidates.iter().enumerate().filter(|(_, c)| recent(c));
+        match &self.config.policy {
+            // The longest present candidate: the first of the draft's joiners still around.
+            Policy::First => indexed.min_by_key(|(_, c)| (c.first_seen, c.last_seen)).map(|(i, _)| i),
+            Policy::Scored(w) => indexed.max_by(|a, b| score(w, a.1, now).total_cmp(&score(w, b.1, now))).map(|(i, _)| i),
+        }
+    }
+
+    /// Ends lapsed leases and promotes standbys; call it often (the server does every second).
+    pub fn tick(&mut self, now: u64, mut new_token: impl FnMut() -> String) -> Vec<Event> {
+        let mut events = Vec::new();
+        let names: Vec<String> = self.pids.keys().cloned().collect();
+        for pid in names {
+            self.expire(&pid, now, &mut new_token, &mut events);
+        }
+        events
+    }
+
+    fn expire(&mut self, pid: &str, now: u64, new_token: &mut impl FnMut() -> String, events: &mut Vec<Event>) {
+        let Some(st) = self.pids.get(pid) else { return };
+        let Some(h) = &st.head else { return };
+        if h.expires > now {
+            return;
+        }
+        let lapsed = h.endpoint;
+        events.push(Event::Lapsed { pid: pid.to_owned(), endpoint: lapsed });
+        let next = self.best(st, now, Some(lapsed));
+        let st = self.pids.get_mut(pid).expect("present");
+        st.head = None;
+        if let Some(i) = next {
+            let endpoint = st.candidates[i].endpoint;
+            st.head = Some(Headship { endpoint, token: new_token(), expires: now + self.config.lease_ttl_secs, told: false });
+            events.push(Event::Elected { pid: pid.to_owned(), endpoint });
+        }
+    }
+
+    /// A join from `endpoint` (already checked to be the request's source and inside `pid`),
+    /// with the round trip the server measured to it.
+    pub fn join(&mut self, pid: &str, req: &JoinRequest, endpoint: IpAddr, distance_ms: Option<f64>, now: u64, mut new_token: impl FnMut() -> String) -> Joined {
+        let mut events = Vec::new();
+        self.expire(pid, now, &mut new_token, &mut events);
+        let window = self.config.standby_window_secs;
+        let max = self.config.max_candidates;
+        let ttl = self.config.lease_ttl_secs;
+        let st = self.pids.entry(pid.to_owned()).or_default();
+        match st.candidates.iter_mut().find(|c| c.endpoint == endpoint) {
+            Some(c) => {
+                if now.saturating_sub(c.last_seen) > window {
+                    c.first_seen = now; // presence was broken
+                }
+                c.last_seen = now;
+                c.tracker = req.tracker.clone();
+                c.alto = req.alto_url();
+                c.caps = req.capabilities.clone();
+                if distance_ms.is_some() {
+                    c.distance_ms = distance_ms;
+                }
+            }
+            None => {
+                if st.candidates.len() >= max {
+                    let oldest = st.candidates.iter().enumerate().min_by_key(|(_, c)| c.last_seen).map(|(i, _)| i).expect("non-empty");
+                    st.candidates.swap_remove(oldest);
+                }
+                st.candidates.push(Candidate {
+                    endpoint,
+                    tracker: req.tracker.clone(),
+                    alto: req.alto_url(),
+                    caps: req.capabilities.clone(),
+                    distance_ms,
+                    first_seen: now,
+                    last_seen: now,
+                });
+            }
+        }
+        let st = &self.pids[pid];
+        let elect = match (&st.head, &self.config.policy) {
+            (None, _) => true,
+            (Some(h), Policy::Scored(w)) if h.endpoint != endpoint => {
+                let head_score = st.candidates.iter().find(|c| c.endpoint == h.endpoint).map_or(0.0, |c| score(w, c, now));
+                let mine = st.candidates.iter().find(|c| c.endpoint == endpoint).map_or(0.0, |c| score(w, c, now));
+                mine > head_score * (1.0 + w.hysteresis) + 1e-9
+            }
+            _ => false,
+        };
+        let st = self.pids.get_mut(pid).expect("present");
+        if elect {
+            st.head = Some(Headship { endpoint, token: new_token(), expires: now + ttl, told: false });
+            events.push(Event::Elected { pid: pid.to_owned(), endpoint });
+        }
+        let lease = match &mut st.head {
+            Some(h) if h.endpoint == endpoint => {
+                if h.told {
+                    // A head that joins again lost its token, or restarted: a fresh one.
+                    h.token = new_token();
+                    h.expires = now + ttl;
+                }
+                h.told = true;
+                Some(Lease { token: h.token.clone(), ttl_secs: h.expires.saturating_sub(now) })
+            }
+            _ => None,
+        };
+        let head = self.info(&self.pids[pid]);
+        Joined { lease, head, events }
+    }
+
+    /// Renews the lease of `token`, presented from `source`.
+    pub fn renew(&mut self, token: &str, source: IpAddr, now: u64) -> Result<(String, Lease, HeadInfo), LeaseError> {
+        let pid = self.find(token, source, now)?;
+        let ttl = self.config.lease_ttl_secs;
+        let st = self.pids.get_mut(&pid).expect("found");
+        let h = st.head.as_mut().expect("found");
+        h.expires = now + ttl;
+        if let Some(c) = st.candidates.iter_mut().find(|c| c.endpoint == h.endpoint) {
+            c.last_seen = now;
+        }
+        let lease = Lease { token: h.token.clone(), ttl_secs: ttl };
+        let info = self.info(&self.pids[&pid]).expect("a head");
+        Ok((pid, lease, info))
+    }
+
+    /// Gives up the lease of `token`; the best standby, if any, is made head at once.
+    pub fn resign(&mut self, token: &str, source: IpAddr, now: u64, new_token: impl FnMut() -> String) -> Result<(String, Vec<Event>), LeaseError> {
+        let pid = self.find(token, source, now)?;
+        let st = self.pids.get_mut(&pid).expect("found");
+        let h = st.head.as_mut().expect("found");
+        h.expires = now; // lapse now
+        let me = h.endpoint;
+        // A resigning head is no standby for its own PID.
+        st.candidates.retain(|c| c.endpoint != me);
+        let mut events = Vec::new();
+        let mut new_token = new_token;
+        self.expire(&pid, now, &mut new_token, &mut events);
+        events.retain(|e| !matches!(e, Event::Lapsed { .. }));
+        Ok((pid, events))
+    }
+
+    fn find(&self, token: &str, source: IpAddr, now: u64) -> Result<String, LeaseError> {
+        for (pid, st) in &self.pids {
+            if let Some(h) = &st.head {
+                if h.token == token && h.expires > now {
+                    return if h.endpoint == source { Ok(pid.clone()) } else { Err(LeaseError::WrongEndpoint) };
+                }
+            }
+        }
+        Err(LeaseError::Unknown)
+    }
+
+    /// The live head of a PID.
+    pub fn head(&self, pid: &str, now: u64) -> Option<HeadInfo> {
+        let st = self.pids.get(pid)?;
+        st.head.as_ref().filter(|h| h.expires > now)?;
+        self.info(st)
+    }
+
+    /// Every PID with a live head, sorted by PID.
+    pub fn heads(&self, now: u64) -> Vec<(String, HeadInfo)> {
+        let mut v: Vec<(String, HeadInfo)> = self.pids.keys().filter_map(|p| self.head(p, now).map(|h| (p.clone(), h))).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Forgets PIDs that the network map no longer has.
+    pub fn retain_pids(&mut self, keep: impl Fn(&str) -> bool) {
+        self.pids.retain(|p, _| keep(p));
+    }
+}
+
+/// Joins allowed per source: a token bucket of `burst` joins refilled at `per_sec`.
+#[derive(Debug)]
+pub struct RateLimit {
+    burst: f64,
+    per_sec: f64,
+    buckets: HashMap<IpAddr, (f64, f64)>,
+}
+
+impl RateLimit {
+    /// A limiter.
+    pub fn new(burst: f64, per_sec: f64) -> Self {
+        RateLimit { burst, per_sec, buckets: HashMap::new() }
+    }
+
+    /// Takes one join for `source` at `now` (seconds, fractional); `false` when over the
+    /// limit, with nothing taken.
+    pub fn allow(&mut self, source: IpAddr, now: f64) -> bool {
+        if self.buckets.len() > 100_000 {
+            let (burst, rate) = (self.burst, self.per_sec);
+            self.buckets.retain(|_, (tokens, at)| *tokens + (now - *at) * rate < burst);
+        }
+        let (tokens, at) = self.buckets.entry(source).or_insert((self.burst, now));
+        *tokens = (*tokens + (now - *at) * self.per_sec).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(ip: &str, cpu: f64) -> (JoinRequest, IpAddr) {
+        let r = JoinRequest {
+            endpoint: format!("ipv4:{ip}"),
+            tracker: format!("http://{ip}:6969/announce"),
+            alto: None,
+            capabilities: Capabilities { cpu_hz: Some(cpu), memory_bytes: Some(4e9), ..Default::default() },
+        };
+        (r, ip.parse().unwrap())
+    }
+
+    fn tokens() -> impl FnMut() -> String {
+        let mut n = 0;
+        move || {
+            n += 1;
+            format!("t{n}")
+        }
+    }
+
+    #[test]
+    fn first_joiner_is_head_and_keeps_it() {
+        let mut r = Registry::new(ElectionConfig::default());
+        let mut t = tokens();
+        let (a, ia) = req("127.1.0.1", 1e9);
+        let (b, ib) = req("127.1.0.2", 9e9);
+        let j = r.join("PID1", &a, ia, None, 100, &mut t);
+        assert_eq!(j.lease, Some(Lease { token: "t1".into(), ttl_secs: 30 }));
+        assert_eq!(j.events, [Event::Elected { pid: "PID1".into(), endpoint: ia }]);
+        let j = r.join("PID1", &b, ib, None, 101, &mut t);
+        assert_eq!(j.lease, None, "a better newcomer does not unseat under `first`");
+        assert_eq!(j.head.unwrap().endpoint, "ipv4:127.1.0.1");
+        // Renewals keep it; another endpoint cannot use the token.
+        assert_eq!(r.renew("t1", ia, 120).unwrap().1.ttl_secs, 30);
+        assert_eq!(r.renew("t1", ib, 121), Err(LeaseError::WrongEndpoint));
+        assert_eq!(r.renew("nope", ia, 121), Err(LeaseError::Unknown));
+        assert_eq!(r.head("PID1", 149).unwrap().endpoint, "ipv4:127.1.0.1");
+    }
+
+    #[test]
+    fn a_lapsed_lease_promotes_the_best_standby_at_once() {
+        let mut r = Registry::new(ElectionConfig::default());
+        let mut t = tokens();
+        let (a, ia) = req("127.1.0.1", 1e9);
+        let (b, ib) = req("127.1.0.2", 1e9);
+        let (c, ic) = req("127.1.0.3", 1e9);
+        r.join("PID1", &a, ia, None, 0, &mut t);
+        r.join("PID1", &b, ib, None, 5, &mut t);
+        r.join("PID1", &c, ic, None, 6, &mut t);
+        assert!(r.tick(29, &mut t).is_empty());
+        let ev = r.tick(30, &mut t);
+        assert_eq!(ev, [Event::Lapsed { pid: "PID1".into(), endpoint: ia }, Event::Elected { pid: "PID1".into(), endpoint: ib }]);
+        assert_eq!(r.head("PID1", 30).unwrap().endpoint, "ipv4:127.1.0.2", "the directory shows it at once");
+        assert_eq!(r.renew("t1", ia, 31), Err(LeaseError::Unknown), "the old token is dead");
+        // The promoted standby learns of it, and gets its token, on its next join.
+        let j = r.join("PID1", &b, ib, None, 40, &mut t);
+        assert_eq!(j.lease, Some(Lease { token: "t2".into(), ttl_secs: 20 }));
+        // Standbys not seen within the window are not promoted.
+        let ev = r.tick(200, &mut t);
+        assert_eq!(ev, [Event::Lapsed { pid: "PID1".into(), endpoint: ib }]);
+        assert!(r.head("PID1", 200).is_none());
+        // Then the next joiner is head.
+        assert!(r.join("PID1", &c, ic, None, 201, &mut t).lease.is_some());
+    }
+
+    #[test]
+    fn resign_hands_over_and_a_rejoining_head_gets_a_new_token() {
+        let mut r = Registry::new(ElectionConfig::default());
+        let mut t = tokens();
+        let (a, ia) = req("127.1.0.1", 1e9);
+        let (b, ib) = req("127.1.0.2", 1e9);
+        r.join("PID1", &a, ia, None, 0, &mut t);
+        let j = r.join("PID1", &a, ia, None, 1, &mut t);
+        assert_eq!(j.lease.unwrap().token, "t2");
+        assert_eq!(r.renew("t1", ia, 2), Err(LeaseError::Unknown));
+        r.join("PID1", &b, ib, None, 2, &mut t);
+        let (pid, ev) = r.resign("t2", ia, 3, &mut t).unwrap();
+        assert_eq!((pid.as_str(), ev), ("PID1", vec![Event::Elected { pid: "PID1".into(), endpoint: ib }]));
+        assert_eq!(r.head("PID1", 3).unwrap().endpoint, "ipv4:127.1.0.2");
+    }
+
+    #[test]
+    fn scored_policy_weighs_capabilities_with_hysteresis() {
+        let cfg = ElectionConfig { policy: Policy::Scored(Weights::default()), ..ElectionConfig::default() };
+        let mut r = Registry::new(cfg);
+        let mut t = tokens();
+        let (a, ia) = req("127.1.0.1", 2.0e9);
+        let (b, ib) = req("127.1.0.2", 2.2e9);
+        let (c, ic) = req("127.1.0.3", 16e9);
+        r.join("PID1", &a, ia, Some(1.0), 0, &mut t);
+        assert!(r.join("PID1", &b, ib, Some(1.0), 1, &mut t).lease.is_none(), "slightly better: no flapping");
+        let j = r.join("PID1", &c, ic, Some(1.0), 2, &mut t);
+        assert!(j.lease.is_some(), "much better: takes over");
+        assert_eq!(r.renew("t1", ia, 3), Err(LeaseError::Unknown), "the unseated head's renewals fail");
+        // Measured presence counts: after hours, the long-present head is hard to unseat.
+        let mut r = Registry::new(ElectionConfig { policy: Policy::Scored(Weights::default()), standby_window_secs: 1_000_000, ..ElectionConfig::default() });
+        r.join("PID1", &a, ia, Some(1.0), 0, &mut t);
+        for k in 1..100 {
+            r.renew(&r.pids["PID1"].head.as_ref().unwrap().token.clone(), ia, k * 20).unwrap();
+        }
+        assert!(r.join("PID1", &c, ic, Some(1.0), 2000, &mut t).lease.is_none());
+        // Distance is the server's measure: a far candidate loses against a near one.
+        let mut r = Registry::new(ElectionConfig { policy: Policy::Scored(Weights { hysteresis: 0.0, ..Weights::default() }), ..ElectionConfig::default() });
+        r.join("PID2", &req("127.2.0.1", 2e9).0, "127.2.0.1".parse().unwrap(), Some(0.1), 0, &mut t);
+        let far = r.join("PID2", &req("127.2.0.2", 2e9).0, "127.2.0.2".parse().unwrap(), Some(500.0), 1, &mut t);
+        assert!(far.lease.is_none());
+    }
+
+    #[test]
+    fn rate_limit_refills() {
+        let mut l = RateLimit::new(2.0, 1.0);
+        let ip: IpAddr = "127.1.0.1".parse().unwrap();
+        assert!(l.allow(ip, 0.0) && l.allow(ip, 0.0));
+        assert!(!l.allow(ip, 0.1));
+        assert!(l.allow("127.1.0.2".parse().unwrap(), 0.1));
+        assert!(l.allow(ip, 1.2));
+    }
+}

@@ -36,6 +36,12 @@ pub enum ResourceKind {
     EndpointProp,
     /// The endpoint cost service (§11.5.1).
     EndpointCost,
+    /// Joining as a PID Head candidate (this project's extension, `docs/pid-head.md`).
+    HeadJoin,
+    /// Renewing or resigning a head's lease (extension).
+    HeadLease,
+    /// The head directory, an RFC 9240 property map (extension).
+    HeadDirectory,
 }
 
 /// A resource of the base: its ID, path on the server, and media types.
@@ -208,7 +214,10 @@ impl InformationBase {
         let mut resources = BTreeMap::new();
         for r in self.resources() {
             let (capabilities, uses) = match r.kind {
-                ResourceKind::Directory => continue,
+                ResourceKind::Directory
+                | ResourceKind::HeadJoin
+                | ResourceKind::HeadLease
+                | ResourceKind::HeadDirectory => continue,
                 ResourceKind::NetworkMap => (None, None),
                 ResourceKind::FilteredNetworkMap => (None, Some(vec![net.clone()])),
                 ResourceKind::CostMap { metric, mode } => {

@@ -139,7 +139,10 @@ pub(crate) fn required<'a>(
         .ok_or_else(|| AltoError::missing_field(join(parent, name)))
 }
 
-pub(crate) fn as_object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, AltoError> {
+pub(crate) fn as_object<'a>(
+    v: &'a Value,
+    field: &str,
+) -> Result<&'a Map<String, Value>, AltoError> {
     v.as_object().ok_or_else(|| AltoError::invalid_type(field))
 }
 

@@ -36,13 +36,25 @@ pub struct Capabilities {
     #[serde(rename = "cpu-hz", default, skip_serializing_if = "Option::is_none")]
     pub cpu_hz: Option<f64>,
     /// Memory, bytes.
-    #[serde(rename = "memory-bytes", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "memory-bytes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub memory_bytes: Option<f64>,
     /// Claimed continuous lifetime, seconds (informational).
-    #[serde(rename = "lifetime-secs", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "lifetime-secs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub lifetime_secs: Option<f64>,
     /// Claimed distance to the ALTO server, milliseconds (informational).
-    #[serde(rename = "distance-ms", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "distance-ms",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub distance_ms: Option<f64>,
 }
 
@@ -69,7 +81,10 @@ fn number(obj: &Map<String, Value>, name: &str) -> Result<Option<f64>, AltoError
             if v.is_finite() && v >= 0.0 {
                 Ok(Some(v))
             } else {
-                Err(AltoError::invalid_value(format!("capabilities/{name}"), n.to_string()))
+                Err(AltoError::invalid_value(
+                    format!("capabilities/{name}"),
+                    n.to_string(),
+                ))
             }
         }
         Some(_) => Err(AltoError::invalid_type(format!("capabilities/{name}"))),
@@ -122,13 +137,20 @@ impl JoinRequest {
                 }
             }
         };
-        Ok(JoinRequest { endpoint: endpoint.to_owned(), tracker: tracker.to_owned(), alto, capabilities })
+        Ok(JoinRequest {
+            endpoint: endpoint.to_owned(),
+            tracker: tracker.to_owned(),
+            alto,
+            capabilities,
+        })
     }
 
     /// The endpoint cost service URL: `alto`, or `tracker` with its path replaced by
     /// `/endpointcost/lookup`.
     pub fn alto_url(&self) -> String {
-        self.alto.clone().unwrap_or_else(|| sibling(&self.tracker, "/endpointcost/lookup"))
+        self.alto
+            .clone()
+            .unwrap_or_else(|| sibling(&self.tracker, "/endpointcost/lookup"))
     }
 }
 
@@ -169,7 +191,10 @@ impl LeaseRequest {
             "resign" => LeaseAction::Resign,
             other => return Err(AltoError::invalid_value("action", other)),
         };
-        Ok(LeaseRequest { token: token.to_owned(), action })
+        Ok(LeaseRequest {
+            token: token.to_owned(),
+            action,
+        })
     }
 }
 
@@ -271,7 +296,12 @@ pub fn rfc3339(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -290,28 +320,59 @@ mod tests {
             (e.meta.code, e.meta.field.unwrap_or_default())
         };
         assert_eq!(code("{"), (ErrorCode::Syntax, String::new()));
-        assert_eq!(code(r#"{"tracker":"http://127.0.0.1:1/a"}"#), (ErrorCode::MissingField, "endpoint".into()));
-        assert_eq!(code(r#"{"endpoint":5,"tracker":"x"}"#), (ErrorCode::InvalidFieldType, "endpoint".into()));
-        assert_eq!(code(r#"{"endpoint":"ipv4:300.0.0.1","tracker":"x"}"#), (ErrorCode::InvalidFieldValue, "endpoint".into()));
-        assert_eq!(code(r#"{"endpoint":"ipv4:127.0.0.1","tracker":"http://tracker.example/announce"}"#), (ErrorCode::InvalidFieldValue, "tracker".into()));
         assert_eq!(
-            code(r#"{"endpoint":"ipv4:127.0.0.1","tracker":"http://127.0.0.1:1/a","capabilities":{"cpu-hz":"fast"}}"#),
+            code(r#"{"tracker":"http://127.0.0.1:1/a"}"#),
+            (ErrorCode::MissingField, "endpoint".into())
+        );
+        assert_eq!(
+            code(r#"{"endpoint":5,"tracker":"x"}"#),
+            (ErrorCode::InvalidFieldType, "endpoint".into())
+        );
+        assert_eq!(
+            code(r#"{"endpoint":"ipv4:300.0.0.1","tracker":"x"}"#),
+            (ErrorCode::InvalidFieldValue, "endpoint".into())
+        );
+        assert_eq!(
+            code(r#"{"endpoint":"ipv4:127.0.0.1","tracker":"http://tracker.example/announce"}"#),
+            (ErrorCode::InvalidFieldValue, "tracker".into())
+        );
+        assert_eq!(
+            code(
+                r#"{"endpoint":"ipv4:127.0.0.1","tracker":"http://127.0.0.1:1/a","capabilities":{"cpu-hz":"fast"}}"#
+            ),
             (ErrorCode::InvalidFieldType, "capabilities/cpu-hz".into())
         );
         assert_eq!(
-            code(r#"{"endpoint":"ipv4:127.0.0.1","tracker":"http://127.0.0.1:1/a","capabilities":{"memory-bytes":-1}}"#),
-            (ErrorCode::InvalidFieldValue, "capabilities/memory-bytes".into())
+            code(
+                r#"{"endpoint":"ipv4:127.0.0.1","tracker":"http://127.0.0.1:1/a","capabilities":{"memory-bytes":-1}}"#
+            ),
+            (
+                ErrorCode::InvalidFieldValue,
+                "capabilities/memory-bytes".into()
+            )
         );
         let e = LeaseRequest::parse(br#"{"token":"abc","action":"extend"}"#).unwrap_err();
-        assert_eq!((e.meta.code, e.meta.value.as_deref()), (ErrorCode::InvalidFieldValue, Some("extend")));
+        assert_eq!(
+            (e.meta.code, e.meta.value.as_deref()),
+            (ErrorCode::InvalidFieldValue, Some("extend"))
+        );
     }
 
     #[test]
     fn urls_and_times() {
-        assert_eq!(url_ip("http://127.1.0.5:6969/announce"), Some("127.1.0.5".parse().unwrap()));
-        assert_eq!(url_ip("http://[::1]:6969/announce"), Some("::1".parse().unwrap()));
+        assert_eq!(
+            url_ip("http://127.1.0.5:6969/announce"),
+            Some("127.1.0.5".parse().unwrap())
+        );
+        assert_eq!(
+            url_ip("http://[::1]:6969/announce"),
+            Some("::1".parse().unwrap())
+        );
         assert_eq!(url_ip("https://127.0.0.1/announce"), None);
-        assert_eq!(sibling("http://127.1.0.5:6969/announce", "/members"), "http://127.1.0.5:6969/members");
+        assert_eq!(
+            sibling("http://127.1.0.5:6969/announce", "/members"),
+            "http://127.1.0.5:6969/members"
+        );
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_795_000_000), "2026-11-18T11:06:40Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");

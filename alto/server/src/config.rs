@@ -25,6 +25,137 @@ pub struct Config {
     /// The cost maps, one per metric; `routingcost` is required.
     #[serde(rename = "cost-map")]
     pub cost_maps: Vec<CostMapSource>,
+    /// This server's name in `ALTO-Via` when it forwards (default: its listen address).
+    #[serde(default)]
+    pub server_id: Option<String>,
+    /// Forwarding stops after this many hops (`ALTO-Hops`).
+    #[serde(default = "default_max_hops")]
+    pub max_hops: u32,
+    /// PID Head election, leases and forwarding to heads (read at start only).
+    #[serde(default)]
+    pub pid_heads: HeadSettings,
+    /// Other ALTO servers and the prefixes they are authoritative for.
+    #[serde(default, rename = "peer")]
+    pub peers: Vec<PeerServer>,
+}
+
+/// Settings of the PID Head extension.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HeadSettings {
+    /// `first` (the draft's: the first joiner is head) or `scored`.
+    #[serde(default = "default_policy")]
+    pub policy: String,
+    /// Weights of the `scored` policy.
+    #[serde(default)]
+    pub weights: WeightSettings,
+    /// Seconds a lease lasts unless renewed.
+    #[serde(default = "default_ttl")]
+    pub lease_ttl_secs: u64,
+    /// Candidates seen within this many seconds are standbys.
+    #[serde(default = "default_standby")]
+    pub standby_window_secs: u64,
+    /// Joins a source may make at once…
+    #[serde(default = "default_join_burst")]
+    pub join_burst: f64,
+    /// …and per second after that.
+    #[serde(default = "default_join_rate")]
+    pub join_per_sec: f64,
+    /// Whether queries for PIDs with a head are forwarded to it.
+    #[serde(default = "default_true")]
+    pub forward: bool,
+    /// A head slower than this is skipped and the server answers itself.
+    #[serde(default = "default_forward_timeout")]
+    pub forward_timeout_ms: u64,
+    /// A head that failed is not asked again for this many seconds.
+    #[serde(default = "default_suspect")]
+    pub suspect_secs: u64,
+    /// Proxies whose joins may name another endpoint, and whose `X-Forwarded-For`
+    /// (right-most entry) is the client's address.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for HeadSettings {
+    fn default() -> Self {
+        toml::from_str("").expect("every field has a default")
+    }
+}
+
+/// Weights of the `scored` policy (see `election::Weights`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WeightSettings {
+    /// CPU clock.
+    #[serde(default = "one")]
+    pub cpu: f64,
+    /// Memory.
+    #[serde(default = "one")]
+    pub memory: f64,
+    /// Continuous lifetime measured by the server.
+    #[serde(default = "two")]
+    pub lifetime: f64,
+    /// Closeness measured by the server.
+    #[serde(default = "one")]
+    pub distance: f64,
+    /// Margin a newcomer needs over a working head.
+    #[serde(default = "quarter")]
+    pub hysteresis: f64,
+}
+
+impl Default for WeightSettings {
+    fn default() -> Self {
+        toml::from_str("").expect("every field has a default")
+    }
+}
+
+/// Another ALTO server, authoritative for some prefixes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PeerServer {
+    /// A name for logs.
+    pub name: String,
+    /// Its directory URL (`http://`).
+    pub directory: String,
+    /// The prefixes it answers for, e.g. `198.51.100.0/24`.
+    pub prefixes: Vec<String>,
+}
+
+fn default_max_hops() -> u32 {
+    4
+}
+fn default_policy() -> String {
+    "first".into()
+}
+fn default_ttl() -> u64 {
+    30
+}
+fn default_standby() -> u64 {
+    90
+}
+fn default_join_burst() -> f64 {
+    10.0
+}
+fn default_join_rate() -> f64 {
+    1.0
+}
+fn default_true() -> bool {
+    true
+}
+fn default_forward_timeout() -> u64 {
+    1000
+}
+fn default_suspect() -> u64 {
+    30
+}
+fn one() -> f64 {
+    1.0
+}
+fn two() -> f64 {
+    2.0
+}
+fn quarter() -> f64 {
+    0.25
 }
 
 /// Where the network map comes from.
@@ -83,6 +214,54 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// `Cache-Control: max-age` of GET responses.
     pub max_age_secs: u64,
+}
+
+/// Parses a prefix such as `10.0.0.0/8` or `2001:db8::/32` (a bare address is a host).
+pub fn parse_prefix(s: &str) -> Result<alto_model::addr::Prefix, String> {
+    use alto_model::addr::{AddressType, Prefix};
+    let full = if s.contains('/') {
+        s.to_owned()
+    } else if s.contains(':') {
+        format!("{s}/128")
+    } else {
+        format!("{s}/32")
+    };
+    let ty = if s.contains(':') {
+        AddressType::Ipv6
+    } else {
+        AddressType::Ipv4
+    };
+    Prefix::parse(ty, &full).map_err(|e| e.to_string())
+}
+
+impl Config {
+    /// Checks what serde cannot: policy names, prefixes, URLs.
+    pub fn validate(&self) -> Result<(), String> {
+        if !["first", "scored"].contains(&self.pid_heads.policy.as_str()) {
+            return Err(format!(
+                "pid-heads.policy must be `first` or `scored`, not `{}`",
+                self.pid_heads.policy
+            ));
+        }
+        if self.pid_heads.lease_ttl_secs == 0 {
+            return Err("pid-heads.lease-ttl-secs must be at least 1".into());
+        }
+        for p in &self.pid_heads.trusted_proxies {
+            parse_prefix(p).map_err(|e| format!("pid-heads.trusted-proxies: {e}"))?;
+        }
+        for peer in &self.peers {
+            if !peer.directory.starts_with("http://") {
+                return Err(format!(
+                    "peer `{}`: directory must be an http:// URL",
+                    peer.name
+                ));
+            }
+            for p in &peer.prefixes {
+                parse_prefix(p).map_err(|e| format!("peer `{}`: {e}", peer.name))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A loaded configuration: the settings and the information base.
@@ -245,6 +424,36 @@ file = "routingcost.json"
 [[cost-map]]
 metric = "hopcount"
 file = "hopcount.json"
+
+# The PID Head extension (docs/pid-head.md). Read at start only.
+[pid-heads]
+# `first`: the first client to join a PID without a head becomes its head (the draft's);
+# `scored`: capabilities weighted, lifetime and distance measured by the server.
+policy = "first"
+lease-ttl-secs = 30
+standby-window-secs = 90
+# Joins per source: a burst, then a rate.
+join-burst = 10
+join-per-sec = 1.0
+# Forward endpoint cost and filtered cost map queries to the PID's head.
+forward = true
+forward-timeout-ms = 1000
+suspect-secs = 30
+# Proxies allowed to join on behalf of others.
+trusted-proxies = []
+
+[pid-heads.weights]
+cpu = 1.0
+memory = 1.0
+lifetime = 2.0
+distance = 1.0
+hysteresis = 0.25
+
+# Other ALTO servers: queries about endpoints in their prefixes are cascaded to them.
+# [[peer]]
+# name = "isp-b"
+# directory = "http://192.0.2.10:7285/directory"
+# prefixes = ["198.51.100.0/24"]
 "#;
 
 #[cfg(test)]

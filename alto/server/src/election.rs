@@ -41,7 +41,13 @@ pub struct Weights {
 
 impl Default for Weights {
     fn default() -> Self {
-        Weights { cpu: 1.0, memory: 1.0, lifetime: 2.0, distance: 1.0, hysteresis: 0.25 }
+        Weights {
+            cpu: 1.0,
+            memory: 1.0,
+            lifetime: 2.0,
+            distance: 1.0,
+            hysteresis: 0.25,
+        }
     }
 }
 
@@ -61,7 +67,12 @@ pub struct ElectionConfig {
 
 impl Default for ElectionConfig {
     fn default() -> Self {
-        ElectionConfig { policy: Policy::First, lease_ttl_secs: 30, standby_window_secs: 90, max_candidates: 64 }
+        ElectionConfig {
+            policy: Policy::First,
+            lease_ttl_secs: 30,
+            standby_window_secs: 90,
+            max_candidates: 64,
+        }
     }
 }
 
@@ -144,13 +155,19 @@ fn score(w: &Weights, c: &Candidate, now: u64) -> f64 {
     let gib = c.caps.memory_bytes.unwrap_or(0.0) / (1u64 << 30) as f64;
     let hours = now.saturating_sub(c.first_seen) as f64 / 3600.0;
     let closeness = c.distance_ms.map_or(0.0, |d| 1.0 / (1.0 + d.max(0.0)));
-    w.cpu * (1.0 + ghz).ln() + w.memory * (1.0 + gib).ln() + w.lifetime * (1.0 + hours).ln() + w.distance * closeness
+    w.cpu * (1.0 + ghz).ln()
+        + w.memory * (1.0 + gib).ln()
+        + w.lifetime * (1.0 + hours).ln()
+        + w.distance * closeness
 }
 
 impl Registry {
     /// An empty registry.
     pub fn new(config: ElectionConfig) -> Self {
-        Registry { config, pids: HashMap::new() }
+        Registry {
+            config,
+            pids: HashMap::new(),
+        }
     }
 
     /// The settings.
@@ -171,12 +188,19 @@ impl Registry {
 
     /// The best recent candidate of `st` under the policy, other than `except`.
     fn best(&self, st: &PidState, now: u64, except: Option<IpAddr>) -> Option<usize> {
-        let recent = |c: &&Candidate| now.saturating_sub(c.last_seen) <= self.config.standby_window_secs && Some(c.endpoint) != except;
+        let recent = |c: &&Candidate| {
+            now.saturating_sub(c.last_seen) <= self.config.standby_window_secs
+                && Some(c.endpoint) != except
+        };
         let indexed = st.candidates.iter().enumerate().filter(|(_, c)| recent(c));
         match &self.config.policy {
             // The longest present candidate: the first of the draft's joiners still around.
-            Policy::First => indexed.min_by_key(|(_, c)| (c.first_seen, c.last_seen)).map(|(i, _)| i),
-            Policy::Scored(w) => indexed.max_by(|a, b| score(w, a.1, now).total_cmp(&score(w, b.1, now))).map(|(i, _)| i),
+            Policy::First => indexed
+                .min_by_key(|(_, c)| (c.first_seen, c.last_seen))
+                .map(|(i, _)| i),
+            Policy::Scored(w) => indexed
+                .max_by(|a, b| score(w, a.1, now).total_cmp(&score(w, b.1, now)))
+                .map(|(i, _)| i),
         }
     }
 
@@ -190,27 +214,52 @@ impl Registry {
         events
     }
 
-    fn expire(&mut self, pid: &str, now: u64, new_token: &mut impl FnMut() -> String, events: &mut Vec<Event>) {
+    fn expire(
+        &mut self,
+        pid: &str,
+        now: u64,
+        new_token: &mut impl FnMut() -> String,
+        events: &mut Vec<Event>,
+    ) {
         let Some(st) = self.pids.get(pid) else { return };
         let Some(h) = &st.head else { return };
         if h.expires > now {
             return;
         }
         let lapsed = h.endpoint;
-        events.push(Event::Lapsed { pid: pid.to_owned(), endpoint: lapsed });
+        events.push(Event::Lapsed {
+            pid: pid.to_owned(),
+            endpoint: lapsed,
+        });
         let next = self.best(st, now, Some(lapsed));
         let st = self.pids.get_mut(pid).expect("present");
         st.head = None;
         if let Some(i) = next {
             let endpoint = st.candidates[i].endpoint;
-            st.head = Some(Headship { endpoint, token: new_token(), expires: now + self.config.lease_ttl_secs, told: false });
-            events.push(Event::Elected { pid: pid.to_owned(), endpoint });
+            st.head = Some(Headship {
+                endpoint,
+                token: new_token(),
+                expires: now + self.config.lease_ttl_secs,
+                told: false,
+            });
+            events.push(Event::Elected {
+                pid: pid.to_owned(),
+                endpoint,
+            });
         }
     }
 
     /// A join from `endpoint` (already checked to be the request's source and inside `pid`),
     /// with the round trip the server measured to it.
-    pub fn join(&mut self, pid: &str, req: &JoinRequest, endpoint: IpAddr, distance_ms: Option<f64>, now: u64, mut new_token: impl FnMut() -> String) -> Joined {
+    pub fn join(
+        &mut self,
+        pid: &str,
+        req: &JoinRequest,
+        endpoint: IpAddr,
+        distance_ms: Option<f64>,
+        now: u64,
+        mut new_token: impl FnMut() -> String,
+    ) -> Joined {
         let mut events = Vec::new();
         self.expire(pid, now, &mut new_token, &mut events);
         let window = self.config.standby_window_secs;
@@ -232,7 +281,13 @@ impl Registry {
             }
             None => {
                 if st.candidates.len() >= max {
-                    let oldest = st.candidates.iter().enumerate().min_by_key(|(_, c)| c.last_seen).map(|(i, _)| i).expect("non-empty");
+                    let oldest = st
+                        .candidates
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, c)| c.last_seen)
+                        .map(|(i, _)| i)
+                        .expect("non-empty");
                     st.candidates.swap_remove(oldest);
                 }
                 st.candidates.push(Candidate {
@@ -250,16 +305,32 @@ impl Registry {
         let elect = match (&st.head, &self.config.policy) {
             (None, _) => true,
             (Some(h), Policy::Scored(w)) if h.endpoint != endpoint => {
-                let head_score = st.candidates.iter().find(|c| c.endpoint == h.endpoint).map_or(0.0, |c| score(w, c, now));
-                let mine = st.candidates.iter().find(|c| c.endpoint == endpoint).map_or(0.0, |c| score(w, c, now));
+                let head_score = st
+                    .candidates
+                    .iter()
+                    .find(|c| c.endpoint == h.endpoint)
+                    .map_or(0.0, |c| score(w, c, now));
+                let mine = st
+                    .candidates
+                    .iter()
+                    .find(|c| c.endpoint == endpoint)
+                    .map_or(0.0, |c| score(w, c, now));
                 mine > head_score * (1.0 + w.hysteresis) + 1e-9
             }
             _ => false,
         };
         let st = self.pids.get_mut(pid).expect("present");
         if elect {
-            st.head = Some(Headship { endpoint, token: new_token(), expires: now + ttl, told: false });
-            events.push(Event::Elected { pid: pid.to_owned(), endpoint });
+            st.head = Some(Headship {
+                endpoint,
+                token: new_token(),
+                expires: now + ttl,
+                told: false,
+            });
+            events.push(Event::Elected {
+                pid: pid.to_owned(),
+                endpoint,
+            });
         }
         let lease = match &mut st.head {
             Some(h) if h.endpoint == endpoint => {
@@ -269,16 +340,28 @@ impl Registry {
                     h.expires = now + ttl;
                 }
                 h.told = true;
-                Some(Lease { token: h.token.clone(), ttl_secs: h.expires.saturating_sub(now) })
+                Some(Lease {
+                    token: h.token.clone(),
+                    ttl_secs: h.expires.saturating_sub(now),
+                })
             }
             _ => None,
         };
         let head = self.info(&self.pids[pid]);
-        Joined { lease, head, events }
+        Joined {
+            lease,
+            head,
+            events,
+        }
     }
 
     /// Renews the lease of `token`, presented from `source`.
-    pub fn renew(&mut self, token: &str, source: IpAddr, now: u64) -> Result<(String, Lease, HeadInfo), LeaseError> {
+    pub fn renew(
+        &mut self,
+        token: &str,
+        source: IpAddr,
+        now: u64,
+    ) -> Result<(String, Lease, HeadInfo), LeaseError> {
         let pid = self.find(token, source, now)?;
         let ttl = self.config.lease_ttl_secs;
         let st = self.pids.get_mut(&pid).expect("found");
@@ -287,13 +370,22 @@ impl Registry {
         if let Some(c) = st.candidates.iter_mut().find(|c| c.endpoint == h.endpoint) {
             c.last_seen = now;
         }
-        let lease = Lease { token: h.token.clone(), ttl_secs: ttl };
+        let lease = Lease {
+            token: h.token.clone(),
+            ttl_secs: ttl,
+        };
         let info = self.info(&self.pids[&pid]).expect("a head");
         Ok((pid, lease, info))
     }
 
     /// Gives up the lease of `token`; the best standby, if any, is made head at once.
-    pub fn resign(&mut self, token: &str, source: IpAddr, now: u64, new_token: impl FnMut() -> String) -> Result<(String, Vec<Event>), LeaseError> {
+    pub fn resign(
+        &mut self,
+        token: &str,
+        source: IpAddr,
+        now: u64,
+        new_token: impl FnMut() -> String,
+    ) -> Result<(String, Vec<Event>), LeaseError> {
         let pid = self.find(token, source, now)?;
         let st = self.pids.get_mut(&pid).expect("found");
         let h = st.head.as_mut().expect("found");
@@ -312,7 +404,11 @@ impl Registry {
         for (pid, st) in &self.pids {
             if let Some(h) = &st.head {
                 if h.token == token && h.expires > now {
-                    return if h.endpoint == source { Ok(pid.clone()) } else { Err(LeaseError::WrongEndpoint) };
+                    return if h.endpoint == source {
+                        Ok(pid.clone())
+                    } else {
+                        Err(LeaseError::WrongEndpoint)
+                    };
                 }
             }
         }
@@ -328,7 +424,11 @@ impl Registry {
 
     /// Every PID with a live head, sorted by PID.
     pub fn heads(&self, now: u64) -> Vec<(String, HeadInfo)> {
-        let mut v: Vec<(String, HeadInfo)> = self.pids.keys().filter_map(|p| self.head(p, now).map(|h| (p.clone(), h))).collect();
+        let mut v: Vec<(String, HeadInfo)> = self
+            .pids
+            .keys()
+            .filter_map(|p| self.head(p, now).map(|h| (p.clone(), h)))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -350,7 +450,11 @@ pub struct RateLimit {
 impl RateLimit {
     /// A limiter.
     pub fn new(burst: f64, per_sec: f64) -> Self {
-        RateLimit { burst, per_sec, buckets: HashMap::new() }
+        RateLimit {
+            burst,
+            per_sec,
+            buckets: HashMap::new(),
+        }
     }
 
     /// Takes one join for `source` at `now` (seconds, fractional); `false` when over the
@@ -358,7 +462,8 @@ impl RateLimit {
     pub fn allow(&mut self, source: IpAddr, now: f64) -> bool {
         if self.buckets.len() > 100_000 {
             let (burst, rate) = (self.burst, self.per_sec);
-            self.buckets.retain(|_, (tokens, at)| *tokens + (now - *at) * rate < burst);
+            self.buckets
+                .retain(|_, (tokens, at)| *tokens + (now - *at) * rate < burst);
         }
         let (tokens, at) = self.buckets.entry(source).or_insert((self.burst, now));
         *tokens = (*tokens + (now - *at) * self.per_sec).min(self.burst);
@@ -381,7 +486,11 @@ mod tests {
             endpoint: format!("ipv4:{ip}"),
             tracker: format!("http://{ip}:6969/announce"),
             alto: None,
-            capabilities: Capabilities { cpu_hz: Some(cpu), memory_bytes: Some(4e9), ..Default::default() },
+            capabilities: Capabilities {
+                cpu_hz: Some(cpu),
+                memory_bytes: Some(4e9),
+                ..Default::default()
+            },
         };
         (r, ip.parse().unwrap())
     }
@@ -401,10 +510,25 @@ mod tests {
         let (a, ia) = req("127.1.0.1", 1e9);
         let (b, ib) = req("127.1.0.2", 9e9);
         let j = r.join("PID1", &a, ia, None, 100, &mut t);
-        assert_eq!(j.lease, Some(Lease { token: "t1".into(), ttl_secs: 30 }));
-        assert_eq!(j.events, [Event::Elected { pid: "PID1".into(), endpoint: ia }]);
+        assert_eq!(
+            j.lease,
+            Some(Lease {
+                token: "t1".into(),
+                ttl_secs: 30
+            })
+        );
+        assert_eq!(
+            j.events,
+            [Event::Elected {
+                pid: "PID1".into(),
+                endpoint: ia
+            }]
+        );
         let j = r.join("PID1", &b, ib, None, 101, &mut t);
-        assert_eq!(j.lease, None, "a better newcomer does not unseat under `first`");
+        assert_eq!(
+            j.lease, None,
+            "a better newcomer does not unseat under `first`"
+        );
         assert_eq!(j.head.unwrap().endpoint, "ipv4:127.1.0.1");
         // Renewals keep it; another endpoint cannot use the token.
         assert_eq!(r.renew("t1", ia, 120).unwrap().1.ttl_secs, 30);
@@ -425,15 +549,47 @@ mod tests {
         r.join("PID1", &c, ic, None, 6, &mut t);
         assert!(r.tick(29, &mut t).is_empty());
         let ev = r.tick(30, &mut t);
-        assert_eq!(ev, [Event::Lapsed { pid: "PID1".into(), endpoint: ia }, Event::Elected { pid: "PID1".into(), endpoint: ib }]);
-        assert_eq!(r.head("PID1", 30).unwrap().endpoint, "ipv4:127.1.0.2", "the directory shows it at once");
-        assert_eq!(r.renew("t1", ia, 31), Err(LeaseError::Unknown), "the old token is dead");
+        assert_eq!(
+            ev,
+            [
+                Event::Lapsed {
+                    pid: "PID1".into(),
+                    endpoint: ia
+                },
+                Event::Elected {
+                    pid: "PID1".into(),
+                    endpoint: ib
+                }
+            ]
+        );
+        assert_eq!(
+            r.head("PID1", 30).unwrap().endpoint,
+            "ipv4:127.1.0.2",
+            "the directory shows it at once"
+        );
+        assert_eq!(
+            r.renew("t1", ia, 31),
+            Err(LeaseError::Unknown),
+            "the old token is dead"
+        );
         // The promoted standby learns of it, and gets its token, on its next join.
         let j = r.join("PID1", &b, ib, None, 40, &mut t);
-        assert_eq!(j.lease, Some(Lease { token: "t2".into(), ttl_secs: 20 }));
+        assert_eq!(
+            j.lease,
+            Some(Lease {
+                token: "t2".into(),
+                ttl_secs: 20
+            })
+        );
         // Standbys not seen within the window are not promoted.
         let ev = r.tick(200, &mut t);
-        assert_eq!(ev, [Event::Lapsed { pid: "PID1".into(), endpoint: ib }]);
+        assert_eq!(
+            ev,
+            [Event::Lapsed {
+                pid: "PID1".into(),
+                endpoint: ib
+            }]
+        );
         assert!(r.head("PID1", 200).is_none());
         // Then the next joiner is head.
         assert!(r.join("PID1", &c, ic, None, 201, &mut t).lease.is_some());
@@ -451,34 +607,85 @@ mod tests {
         assert_eq!(r.renew("t1", ia, 2), Err(LeaseError::Unknown));
         r.join("PID1", &b, ib, None, 2, &mut t);
         let (pid, ev) = r.resign("t2", ia, 3, &mut t).unwrap();
-        assert_eq!((pid.as_str(), ev), ("PID1", vec![Event::Elected { pid: "PID1".into(), endpoint: ib }]));
+        assert_eq!(
+            (pid.as_str(), ev),
+            (
+                "PID1",
+                vec![Event::Elected {
+                    pid: "PID1".into(),
+                    endpoint: ib
+                }]
+            )
+        );
         assert_eq!(r.head("PID1", 3).unwrap().endpoint, "ipv4:127.1.0.2");
     }
 
     #[test]
     fn scored_policy_weighs_capabilities_with_hysteresis() {
-        let cfg = ElectionConfig { policy: Policy::Scored(Weights::default()), ..ElectionConfig::default() };
+        let cfg = ElectionConfig {
+            policy: Policy::Scored(Weights::default()),
+            ..ElectionConfig::default()
+        };
         let mut r = Registry::new(cfg);
         let mut t = tokens();
         let (a, ia) = req("127.1.0.1", 2.0e9);
         let (b, ib) = req("127.1.0.2", 2.2e9);
         let (c, ic) = req("127.1.0.3", 16e9);
         r.join("PID1", &a, ia, Some(1.0), 0, &mut t);
-        assert!(r.join("PID1", &b, ib, Some(1.0), 1, &mut t).lease.is_none(), "slightly better: no flapping");
+        assert!(
+            r.join("PID1", &b, ib, Some(1.0), 1, &mut t).lease.is_none(),
+            "slightly better: no flapping"
+        );
         let j = r.join("PID1", &c, ic, Some(1.0), 2, &mut t);
         assert!(j.lease.is_some(), "much better: takes over");
-        assert_eq!(r.renew("t1", ia, 3), Err(LeaseError::Unknown), "the unseated head's renewals fail");
+        assert_eq!(
+            r.renew("t1", ia, 3),
+            Err(LeaseError::Unknown),
+            "the unseated head's renewals fail"
+        );
         // Measured presence counts: after hours, the long-present head is hard to unseat.
-        let mut r = Registry::new(ElectionConfig { policy: Policy::Scored(Weights::default()), standby_window_secs: 1_000_000, ..ElectionConfig::default() });
+        let mut r = Registry::new(ElectionConfig {
+            policy: Policy::Scored(Weights::default()),
+            standby_window_secs: 1_000_000,
+            ..ElectionConfig::default()
+        });
         r.join("PID1", &a, ia, Some(1.0), 0, &mut t);
         for k in 1..100 {
-            r.renew(&r.pids["PID1"].head.as_ref().unwrap().token.clone(), ia, k * 20).unwrap();
+            r.renew(
+                &r.pids["PID1"].head.as_ref().unwrap().token.clone(),
+                ia,
+                k * 20,
+            )
+            .unwrap();
         }
-        assert!(r.join("PID1", &c, ic, Some(1.0), 2000, &mut t).lease.is_none());
+        assert!(r
+            .join("PID1", &c, ic, Some(1.0), 2000, &mut t)
+            .lease
+            .is_none());
         // Distance is the server's measure: a far candidate loses against a near one.
-        let mut r = Registry::new(ElectionConfig { policy: Policy::Scored(Weights { hysteresis: 0.0, ..Weights::default() }), ..ElectionConfig::default() });
-        r.join("PID2", &req("127.2.0.1", 2e9).0, "127.2.0.1".parse().unwrap(), Some(0.1), 0, &mut t);
-        let far = r.join("PID2", &req("127.2.0.2", 2e9).0, "127.2.0.2".parse().unwrap(), Some(500.0), 1, &mut t);
+        let mut r = Registry::new(ElectionConfig {
+            policy: Policy::Scored(Weights {
+                hysteresis: 0.0,
+                ..Weights::default()
+            }),
+            ..ElectionConfig::default()
+        });
+        r.join(
+            "PID2",
+            &req("127.2.0.1", 2e9).0,
+            "127.2.0.1".parse().unwrap(),
+            Some(0.1),
+            0,
+            &mut t,
+        );
+        let far = r.join(
+            "PID2",
+            &req("127.2.0.2", 2e9).0,
+            "127.2.0.2".parse().unwrap(),
+            Some(500.0),
+            1,
+            &mut t,
+        );
         assert!(far.lease.is_none());
     }
 

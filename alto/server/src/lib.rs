@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod election;
+pub mod heads;
 pub mod metrics;
 pub mod server;
 pub mod web;

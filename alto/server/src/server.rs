@@ -4,11 +4,13 @@
 //! atomic map reloads and graceful shutdown.
 
 use crate::config::{Limits, LoadError, Source};
+use crate::heads::{Heads, Query};
 use crate::metrics::{Metrics, ResourceCounters};
+use alto_model::ird::{Capabilities, IrdResourceEntry};
 use alto_model::messages::{
     ReqEndpointCostMap, ReqEndpointProp, ReqFilteredCostMap, ReqFilteredNetworkMap,
 };
-use alto_model::{AltoError, CostMode, InformationBase, Resource, ResourceKind};
+use alto_model::{media, pidhead, AltoError, CostMode, InformationBase, Resource, ResourceKind};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -46,8 +48,32 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    fn new(base: InformationBase, limits: Limits, metrics: &Metrics) -> Self {
-        let resources = base.resources();
+    fn new(base: InformationBase, limits: Limits, metrics: &Metrics, heads: &Heads) -> Self {
+        let mut resources = base.resources();
+        let net_id = base.network_map().resource_id().to_owned();
+        resources.extend([
+            Resource {
+                id: "pid-head-join".into(),
+                path: "/pidhead/join".into(),
+                kind: ResourceKind::HeadJoin,
+                media_type: pidhead::HEAD,
+                accepts: Some(pidhead::JOIN),
+            },
+            Resource {
+                id: "pid-head-lease".into(),
+                path: "/pidhead/lease".into(),
+                kind: ResourceKind::HeadLease,
+                media_type: pidhead::HEAD,
+                accepts: Some(pidhead::LEASE),
+            },
+            Resource {
+                id: "pid-heads".into(),
+                path: "/pidheads".into(),
+                kind: ResourceKind::HeadDirectory,
+                media_type: pidhead::PROPMAP,
+                accepts: None,
+            },
+        ]);
         let mut routes = HashMap::new();
         let mut served = Vec::with_capacity(resources.len());
         for (i, res) in resources.into_iter().enumerate() {
@@ -86,9 +112,40 @@ impl Snapshot {
             .iter()
             .position(|s| s.res.kind == ResourceKind::Directory)
         {
-            let body = Bytes::from(
-                serde_json::to_vec(&snap.base.directory()).expect("directory serializes"),
+            let mut ird = snap.base.directory();
+            let join_caps = Capabilities {
+                other: heads.join_capabilities(),
+                ..Capabilities::default()
+            };
+            let mut map_caps = Capabilities::default();
+            let props = [
+                pidhead::PROP_TRACKER,
+                pidhead::PROP_ALTO,
+                pidhead::PROP_EXPIRES,
+            ];
+            map_caps.other.insert(
+                "mappings".into(),
+                serde_json::json!({ format!("{net_id}.pid"): props }),
             );
+            for s in &snap.served {
+                let (caps, uses) = match s.res.kind {
+                    ResourceKind::HeadJoin => (Some(join_caps.clone()), Some(vec![net_id.clone()])),
+                    ResourceKind::HeadLease => (None, None),
+                    ResourceKind::HeadDirectory => {
+                        (Some(map_caps.clone()), Some(vec![net_id.clone()]))
+                    }
+                    _ => continue,
+                };
+                let entry = IrdResourceEntry {
+                    uri: s.res.path.clone(),
+                    media_type: s.res.media_type.into(),
+                    accepts: s.res.accepts.map(Into::into),
+                    capabilities: caps,
+                    uses,
+                };
+                ird.resources.insert(s.res.id.clone(), entry);
+            }
+            let body = Bytes::from(serde_json::to_vec(&ird).expect("directory serializes"));
             let tag = alto_model::content_hash(&body);
             snap.served[i].etag = Some(HeaderValue::from_str(&format!("\"{tag}\"")).expect("hex"));
             let _ = snap.served[i].body.set(body);
@@ -125,6 +182,7 @@ struct Inner {
     source: Source,
     current: RwLock<Arc<Snapshot>>,
     metrics: Arc<Metrics>,
+    heads: Heads,
 }
 
 /// The ALTO server: shared state behind a cheap handle.
@@ -139,12 +197,14 @@ impl App {
         let loaded = source.load()?;
         let metrics = Arc::new(Metrics::default());
         let limits = loaded.limits();
-        let snap = Snapshot::new(loaded.base, limits, &metrics);
+        let heads = Heads::new(&loaded.config);
+        let snap = Snapshot::new(loaded.base, limits, &metrics, &heads);
         Ok(App {
             inner: Arc::new(Inner {
                 source,
                 current: RwLock::new(Arc::new(snap)),
                 metrics,
+                heads,
             }),
         })
     }
@@ -167,9 +227,20 @@ impl App {
         self.inner.metrics.reload(result.is_ok());
         let loaded = result?;
         let limits = loaded.limits();
-        let snap = Arc::new(Snapshot::new(loaded.base, limits, &self.inner.metrics));
+        let snap = Arc::new(Snapshot::new(
+            loaded.base,
+            limits,
+            &self.inner.metrics,
+            &self.inner.heads,
+        ));
+        self.inner.heads.retain_pids(&snap.base);
         *self.inner.current.write().expect("snapshot lock") = snap;
         Ok(())
+    }
+
+    /// The PID Head extension's state.
+    pub fn heads(&self) -> &Heads {
+        &self.inner.heads
     }
 
     /// Answers one request. `remote` is the client's address, used by the endpoint cost
@@ -183,7 +254,8 @@ impl App {
         let snap = self.snapshot();
         let path = req.uri().path();
         if path == "/metrics" {
-            let text = self.inner.metrics.render(&snap.base);
+            let mut text = self.inner.metrics.render(&snap.base);
+            self.inner.heads.render(&mut text);
             return simple(StatusCode::OK, "text/plain; version=0.0.4", text);
         }
         let Some(&i) = snap.routes.get(path) else {
@@ -229,12 +301,31 @@ impl App {
                     return (resp, 0);
                 }
             };
+        if res.kind == ResourceKind::HeadDirectory {
+            return (self.inner.heads.directory(&snap.base, &parts.headers), 0);
+        }
         if res.accepts.is_none() {
             return (self.get(snap, i, &parts.headers), 0);
         }
         let n = bytes.len();
         let client = canonical(remote.ip());
         let base = &snap.base;
+        let heads = &self.inner.heads;
+        match res.kind {
+            ResourceKind::HeadJoin => {
+                return (heads.join(base, &bytes, client, &parts.headers).await, n)
+            }
+            ResourceKind::HeadLease => {
+                return (heads.lease(base, &bytes, client, &parts.headers), n)
+            }
+            _ => {}
+        }
+        if let Some(resp) = self
+            .forward(snap, res, &bytes, client, &parts.headers)
+            .await
+        {
+            return (resp, n);
+        }
         let result = match res.kind {
             ResourceKind::FilteredNetworkMap => ReqFilteredNetworkMap::parse(&bytes)
                 .map(|r| to_json(&base.filtered_network_map(&r))),
@@ -259,6 +350,87 @@ impl App {
             Err(e) => self.alto_error(StatusCode::BAD_REQUEST, e),
         };
         (resp, n)
+    }
+
+    /// Forwards a query to a PID's head or cascades it to the ALTO server authoritative for
+    /// its endpoints (the draft, section 2.2). `None`: answer it here.
+    async fn forward(
+        &self,
+        snap: &Snapshot,
+        res: &Resource,
+        bytes: &[u8],
+        client: IpAddr,
+        headers: &HeaderMap,
+    ) -> Option<HttpResponse> {
+        let heads = &self.inner.heads;
+        let hop = match heads.hops(headers) {
+            Ok(h) => h,
+            Err(loop_error) => return Some(*loop_error),
+        };
+        let net = snap.base.network_map();
+        let same_pid = |ips: &[IpAddr]| {
+            let first = net.pid_of(*ips.first()?)?;
+            ips.iter()
+                .all(|ip| net.pid_of(*ip) == Some(first))
+                .then(|| net.pid_name(first).to_owned())
+        };
+        match res.kind {
+            ResourceKind::EndpointCost => {
+                let mut req = ReqEndpointCostMap::parse(bytes).ok()?;
+                let sources = Heads::ecs_sources(&req, client)?;
+                if req.endpoints.srcs.as_ref().is_none_or(|s| s.is_empty()) {
+                    // The head or peer would see the server's address: name the client.
+                    req.endpoints.srcs = Some(vec![alto_model::addr::typed_addr(client)]);
+                }
+                let q = Query {
+                    media_type: media::ENDPOINT_COST,
+                    accepts: media::ENDPOINT_COST_PARAMS,
+                    body: to_json(&req),
+                };
+                if let Some(r) = heads.cascade(&sources, &q, &hop).await {
+                    return Some(r);
+                }
+                let pid = same_pid(&sources)?;
+                heads
+                    .to_head(&pid, "/endpointcost/lookup", &q, &hop, client)
+                    .await
+            }
+            ResourceKind::FilteredCostMap => {
+                let req = ReqFilteredCostMap::parse(bytes).ok()?;
+                let srcs = req
+                    .pids
+                    .as_ref()
+                    .map(|p| p.srcs.clone())
+                    .unwrap_or_default();
+                let pid = srcs.first()?.clone();
+                if srcs.iter().any(|s| *s != pid) || net.pid_index(&pid).is_none() {
+                    return None;
+                }
+                let q = Query {
+                    media_type: media::COST_MAP,
+                    accepts: media::COST_MAP_FILTER,
+                    body: bytes.to_vec(),
+                };
+                heads
+                    .to_head(&pid, "/costmap/filtered", &q, &hop, client)
+                    .await
+            }
+            ResourceKind::EndpointProp => {
+                let req = ReqEndpointProp::parse(bytes).ok()?;
+                let ips: Option<Vec<IpAddr>> = req
+                    .endpoints
+                    .iter()
+                    .map(|e| alto_model::addr::parse_typed_addr(e))
+                    .collect();
+                let q = Query {
+                    media_type: media::ENDPOINT_PROP,
+                    accepts: media::ENDPOINT_PROP_PARAMS,
+                    body: bytes.to_vec(),
+                };
+                heads.cascade(&ips?, &q, &hop).await
+            }
+            _ => None,
+        }
     }
 
     fn get(&self, snap: &Snapshot, i: usize, headers: &HeaderMap) -> HttpResponse {
@@ -315,6 +487,18 @@ pub async fn run(
     app: App,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    // Leases lapse on time even when nobody asks.
+    let ticker = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                app.heads().tick();
+            }
+        })
+    };
+    let _stop_ticker = AbortOnDrop(ticker);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder.keep_alive(true);
@@ -354,6 +538,15 @@ pub async fn run(
         tracing::warn!("requests still running after 10 s; closing them");
     }
     Ok(())
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A server running in the background of the current runtime, for tests, benchmarks and

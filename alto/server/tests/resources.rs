@@ -23,7 +23,7 @@ async fn directory_lists_every_resource_and_the_client_reaches_each() {
         Some("loopback-network-map")
     );
     assert_eq!(ird.meta.cost_types.len(), 4);
-    assert_eq!(ird.resources.len(), 9, "{:?}", ird.resources.keys());
+    assert_eq!(ird.resources.len(), 12, "{:?}", ird.resources.keys());
     for (id, e) in &ird.resources {
         let url = client.resolve(&e.uri).unwrap();
         let a = match &e.accepts {

@@ -1,12 +1,20 @@
 //! Head mode (the draft, section 2.2): the shim follows its ALTO server for the network map
 //! and its own PID's cost row, revalidating the map by ETag (RFC 7285 §8.3.3) and fetching
 //! the row with a filtered cost map (§11.3.2); while the server is unreachable it keeps
-//! serving the last good maps.
+//! serving the last good maps. It also reads the server's head directory, and asks the heads
+//! of the cheapest other PIDs for members of swarms that are too small here.
 
-use crate::tracker::{HeadMaps, Tracker};
+use crate::protocol::query::percent_encode;
+use crate::tracker::{ForeignPeer, HeadMaps, Tracker};
 use alto_client::AltoClient;
 use alto_model::messages::{PidFilter, ReqFilteredCostMap};
+use alto_model::pidhead::sibling;
 use alto_model::{CostMode, CostType, NetworkMap, PidIdx, VersionTag};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +69,115 @@ pub async fn refresh(
     Ok(true)
 }
 
+/// Reads the head directory and tells `tracker` where the other PIDs' heads list their
+/// members, cheapest PIDs first (by the head's own cost row).
+pub async fn refresh_heads(
+    client: &AltoClient,
+    pid: &str,
+    tracker: &Tracker,
+) -> anyhow::Result<()> {
+    let Some(maps) = tracker.maps() else {
+        return Ok(());
+    };
+    let dir = client.head_directory().await?;
+    let net = maps.network();
+    let mut heads: Vec<(PidIdx, String)> = dir
+        .heads()
+        .into_iter()
+        .filter(|(p, _)| p != pid)
+        .filter_map(|(p, (tracker_url, _))| {
+            net.pid_index(&p)
+                .map(|i| (i, sibling(&tracker_url, "/members")))
+        })
+        .collect();
+    heads.sort_by(|a, b| {
+        let (ca, cb) = (
+            maps.cost(a.0).unwrap_or(f64::INFINITY),
+            maps.cost(b.0).unwrap_or(f64::INFINITY),
+        );
+        ca.total_cmp(&cb).then(a.0.cmp(&b.0))
+    });
+    tracker.set_other_heads(heads);
+    Ok(())
+}
+
+/// Most other heads asked about one torrent.
+pub const FAN_OUT: usize = 3;
+/// Time allowed to each of them.
+pub const MEMBERS_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Asks the cheapest other heads for the members of torrents whose swarms here are too
+/// small, every `period`, for ever: bounded fan-out, a timeout per head, and results kept
+/// for `FOREIGN_TTL_SECS`.
+pub async fn fetch_foreign(tracker: Arc<Tracker>, period: Duration) {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(MEMBERS_TIMEOUT));
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(http);
+    loop {
+        tokio::time::sleep(period).await;
+        let wanted = tracker.take_wanted();
+        if wanted.is_empty() {
+            continue;
+        }
+        let heads: Vec<(PidIdx, String)> =
+            tracker.other_heads().into_iter().take(FAN_OUT).collect();
+        for h in wanted.into_iter().take(64) {
+            let mut asks = Vec::new();
+            for (pid, url) in &heads {
+                let url = format!("{url}?info_hash={}&max=50", percent_encode(&h.0));
+                let client = client.clone();
+                let pid = *pid;
+                asks.push(tokio::spawn(
+                    async move { (pid, members(&client, &url).await) },
+                ));
+            }
+            let mut all = Vec::new();
+            for a in asks {
+                if let Ok((_, Some(list))) = a.await {
+                    all.extend(list);
+                }
+            }
+            tracker.set_foreign(h, all, crate::server::now());
+        }
+    }
+}
+
+/// One head's members of one torrent, in its order.
+async fn members(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    url: &str,
+) -> Option<Vec<ForeignPeer>> {
+    let req = http::Request::get(url).body(Full::new(Bytes::new())).ok()?;
+    let exchange = async {
+        let resp = client.request(req).await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.into_body().collect().await.ok().map(|b| b.to_bytes())
+    };
+    let body = tokio::time::timeout(MEMBERS_TIMEOUT, exchange)
+        .await
+        .ok()
+        .flatten()?;
+    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    let swarm = v["swarms"].as_object()?.values().next()?;
+    Some(
+        swarm["peers"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| {
+                let addr = p["addr"].as_str()?.parse().ok()?;
+                Some(ForeignPeer {
+                    addr,
+                    pid: None,
+                    seeder: p["seeder"].as_bool().unwrap_or(false),
+                })
+            })
+            .collect(),
+    )
+}
+
 /// Follows the ALTO server at `directory_url` every `period`, for ever.
 pub async fn follow(tracker: Arc<Tracker>, directory_url: String, pid: String, period: Duration) {
     let client = match AltoClient::new(&directory_url) {
@@ -73,7 +190,13 @@ pub async fn follow(tracker: Arc<Tracker>, directory_url: String, pid: String, p
     let mut last = Followed::default();
     let mut failing = false;
     loop {
-        match refresh(&client, &pid, &tracker, &mut last).await {
+        let outcome = match refresh(&client, &pid, &tracker, &mut last).await {
+            Ok(changed) => refresh_heads(&client, &pid, &tracker)
+                .await
+                .map(|()| changed),
+            Err(e) => Err(e),
+        };
+        match outcome {
             Ok(changed) => {
                 if changed {
                     tracing::info!(pid, vtag = ?last.vtag.as_ref().map(|v| &v.tag), "ALTO maps installed");

@@ -7,15 +7,17 @@
 //! - [`store`]: swarms, peers grouped by PID, running counts, expiry and caps (no I/O).
 //! - [`tracker`]: requests in, answers out, over the store and the head's ALTO maps (no I/O).
 //! - [`head`]: following the ALTO server for the network map and the PID's cost row.
+//! - [`membership`]: joining the ALTO server, headship, lease renewal, stepping down.
 //! - [`server`]: the HTTP and UDP servers and [`server::RunningTracker`].
 //!
 //! The ranking policy itself lives in `alto_model::rank`, shared with the plugin.
 
 pub mod head;
+pub mod membership;
 pub mod protocol;
 pub mod server;
 pub mod store;
 pub mod tracker;
 
-pub use server::RunningTracker;
+pub use server::{Mode, RunningTracker};
 pub use tracker::{Tracker, TrackerConfig};

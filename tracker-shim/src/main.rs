@@ -13,7 +13,27 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
-use tracker_shim::{RunningTracker, Tracker, TrackerConfig};
+use tracker_shim::membership::JoinSettings;
+use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
+
+/// This machine's CPU clock and memory, for the join (the draft's election conditions).
+fn own_capabilities() -> alto_model::pidhead::Capabilities {
+    let read = |path: &str, key: &str| -> Option<f64> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        line.split(':')
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    alto_model::pidhead::Capabilities {
+        cpu_hz: read("/proc/cpuinfo", "cpu MHz").map(|mhz| mhz * 1e6),
+        memory_bytes: read("/proc/meminfo", "MemTotal").map(|kib| kib * 1024.0),
+        ..Default::default()
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -27,12 +47,19 @@ struct Args {
     /// Also serve the UDP tracker protocol (BEP 15) on this address.
     #[arg(long)]
     udp: Option<SocketAddr>,
-    /// The ALTO server's directory URL: with `--pid`, run as that PID's Head.
-    #[arg(long, requires = "pid")]
+    /// The ALTO server's directory URL: with `--pid`, run as that PID's Head; with `--join`,
+    /// join the server and serve as head when elected.
+    #[arg(long)]
     alto: Option<String>,
     /// The PID this head serves.
-    #[arg(long, requires = "alto")]
+    #[arg(long, requires = "alto", conflicts_with = "join")]
     pid: Option<String>,
+    /// Join the ALTO server as a candidate head for the PID of the listen address.
+    #[arg(long, requires = "alto")]
+    join: bool,
+    /// Seconds between a member's joins (which keep it a standby candidate).
+    #[arg(long, default_value_t = 10)]
+    rejoin_secs: u64,
     /// Seconds between ALTO map refreshes.
     #[arg(long, default_value_t = 30)]
     refresh_secs: u64,
@@ -120,23 +147,44 @@ async fn main() -> anyhow::Result<()> {
         trusted_proxies: args.trusted_proxy,
         ..TrackerConfig::default()
     };
-    let alto = args
-        .alto
-        .zip(args.pid)
-        .map(|(url, pid)| (url, pid, Duration::from_secs(args.refresh_secs.max(1))));
-    let head = alto.as_ref().map(|(_, pid, _)| pid.clone());
+    let refresh = Duration::from_secs(args.refresh_secs.max(1));
+    let mode = match (args.alto, args.pid, args.join) {
+        (Some(alto), Some(pid), _) => Mode::Head { alto, pid, refresh },
+        (Some(alto), None, true) => {
+            anyhow::ensure!(
+                !args.listen.ip().is_unspecified(),
+                "--join needs a listen address with a specific IP: it is the endpoint that joins"
+            );
+            let rejoin = Duration::from_secs(args.rejoin_secs.max(1));
+            Mode::Join(JoinSettings {
+                alto,
+                endpoint: args.listen.ip(),
+                capabilities: own_capabilities(),
+                rejoin,
+                refresh,
+            })
+        }
+        (Some(_), None, false) => {
+            anyhow::bail!("--alto needs --pid (serve one PID) or --join (be elected)")
+        }
+        (None, _, _) => Mode::Plain,
+    };
+    let described = match &mode {
+        Mode::Plain => "plain mode".to_owned(),
+        Mode::Head { pid, .. } => format!("head of {pid}"),
+        Mode::Join(_) => "joining the ALTO server".to_owned(),
+    };
     let mut hup_ignored = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let running =
-        match RunningTracker::start(Tracker::new(config), args.listen, args.udp, alto).await {
+        match RunningTracker::start(Tracker::new(config), args.listen, args.udp, mode).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("tracker-shim: cannot listen on {}: {e}", args.listen);
                 std::process::exit(1);
             }
         };
-    let mode = head.map_or("plain mode".to_owned(), |pid| format!("head of {pid}"));
-    let mut line = format!("announce: {} ({mode})", running.announce_url());
+    let mut line = format!("announce: {} ({described})", running.announce_url());
     if let Some(u) = running.udp {
         line.push_str(&format!("\nudp:      udp://{u}/announce"));
     }

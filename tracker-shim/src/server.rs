@@ -6,7 +6,7 @@ use crate::protocol::announce::AnnounceRequest;
 use crate::protocol::query::pairs;
 use crate::protocol::InfoHash;
 use crate::tracker::{canonical, Tracker};
-use alto_model::messages::ReqEndpointCostMap;
+use alto_model::messages::{ReqEndpointCostMap, ReqFilteredCostMap};
 use alto_model::rank::SplitMix64;
 use alto_model::{addr, media, AltoError};
 use alto_server::web::{self, HttpResponse};
@@ -91,12 +91,36 @@ where
         "/endpointcost/lookup" if tracker.maps().is_some() => {
             endpoint_cost(tracker, req, source).await
         }
+        "/costmap/filtered" if tracker.maps().is_some() => filtered_cost_map(tracker, req).await,
         "/directory" if tracker.maps().is_some() => directory(tracker),
         _ => web::simple(
             StatusCode::NOT_FOUND,
             "text/plain",
             format!("no tracker resource at {path}\n"),
         ),
+    }
+}
+
+/// A POST to one of the head's ALTO resources: admitted like `alto-server` does, decoded
+/// and answered by `answer`, errors in the RFC 7285 format.
+async fn alto_post<B>(
+    req: Request<B>,
+    path: &str,
+    media_type: &'static str,
+    accepts: &'static str,
+    answer: impl FnOnce(&[u8]) -> Result<Vec<u8>, AltoError>,
+) -> HttpResponse
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = req.into_parts();
+    match web::admit(&parts, body, path, media_type, Some(accepts), MAX_ALTO_BODY).await {
+        Ok(bytes) => match answer(&bytes) {
+            Ok(body) => web::post_answer(media_type, body),
+            Err(e) => web::alto_error(StatusCode::BAD_REQUEST, &e),
+        },
+        Err(reject) => reject.into_response().0,
     }
 }
 
@@ -107,52 +131,72 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let maps = tracker.maps().expect("checked by the caller");
-    let (parts, body) = req.into_parts();
-    let path = "/endpointcost/lookup";
-    let bytes = match web::admit(
-        &parts,
-        body,
-        path,
+    alto_post(
+        req,
+        "/endpointcost/lookup",
         media::ENDPOINT_COST,
-        Some(media::ENDPOINT_COST_PARAMS),
-        MAX_ALTO_BODY,
-    )
-    .await
-    {
-        Ok(b) => b,
-        Err(reject) => return reject.into_response().0,
-    };
-    let answer = ReqEndpointCostMap::parse(&bytes).and_then(|r| {
-        let own = maps.own;
-        let net = maps.network();
-        let outside = |ip: IpAddr| net.pid_of(ip) != Some(own);
-        match r.endpoints.srcs.as_ref().filter(|s| !s.is_empty()) {
-            Some(srcs) => {
-                for s in srcs {
-                    let ip = addr::parse_typed_addr(s)
-                        .ok_or_else(|| AltoError::invalid_value("endpoints/srcs", s.clone()))?;
-                    if outside(ip) {
-                        return Err(AltoError::invalid_value("endpoints/srcs", s.clone()));
+        media::ENDPOINT_COST_PARAMS,
+        |bytes| {
+            let r = ReqEndpointCostMap::parse(bytes)?;
+            let net = maps.network();
+            let outside = |ip: IpAddr| net.pid_of(ip) != Some(maps.own);
+            match r.endpoints.srcs.as_ref().filter(|s| !s.is_empty()) {
+                Some(srcs) => {
+                    for s in srcs {
+                        let ip = addr::parse_typed_addr(s)
+                            .ok_or_else(|| AltoError::invalid_value("endpoints/srcs", s.clone()))?;
+                        if outside(ip) {
+                            return Err(AltoError::invalid_value("endpoints/srcs", s.clone()));
+                        }
                     }
                 }
+                None if outside(source) => {
+                    return Err(AltoError::invalid_value(
+                        "endpoints/srcs",
+                        addr::typed_addr(source),
+                    ))
+                }
+                None => {}
             }
-            None if outside(source) => {
-                return Err(AltoError::invalid_value(
-                    "endpoints/srcs",
-                    addr::typed_addr(source),
-                ))
+            Ok(
+                serde_json::to_vec(&maps.base.endpoint_cost(&r, Some(source))?)
+                    .expect("serializes"),
+            )
+        },
+    )
+    .await
+}
+
+/// The head's filtered cost map (RFC 7285 §11.3.2), for its own PID as the only source.
+async fn filtered_cost_map<B>(tracker: &Tracker, req: Request<B>) -> HttpResponse
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let maps = tracker.maps().expect("checked by the caller");
+    alto_post(
+        req,
+        "/costmap/filtered",
+        media::COST_MAP,
+        media::COST_MAP_FILTER,
+        |bytes| {
+            let r = ReqFilteredCostMap::parse(bytes)?;
+            let own = maps.network().pid_name(maps.own);
+            let srcs = r
+                .pids
+                .as_ref()
+                .map(|p| p.srcs.as_slice())
+                .unwrap_or_default();
+            if srcs.is_empty() {
+                return Err(AltoError::invalid_value("pids/srcs", "[]"));
             }
-            None => {}
-        }
-        maps.base.endpoint_cost(&r, Some(source))
-    });
-    match answer {
-        Ok(resp) => web::post_answer(
-            media::ENDPOINT_COST,
-            serde_json::to_vec(&resp).expect("serializes"),
-        ),
-        Err(e) => web::alto_error(StatusCode::BAD_REQUEST, &e),
-    }
+            if let Some(other) = srcs.iter().find(|s| *s != own) {
+                return Err(AltoError::invalid_value("pids/srcs", other.clone()));
+            }
+            Ok(serde_json::to_vec(&maps.base.filtered_cost_map(&r)?).expect("serializes"))
+        },
+    )
+    .await
 }
 
 /// The head's directory: the endpoint cost service and the member list.
@@ -171,6 +215,12 @@ fn directory(tracker: &Tracker) -> HttpResponse {
                 "uri": "/endpointcost/lookup",
                 "media-type": media::ENDPOINT_COST,
                 "accepts": media::ENDPOINT_COST_PARAMS,
+                "capabilities": {"cost-type-names": names, "cost-constraints": true}
+            },
+            "filtered-cost-map": {
+                "uri": "/costmap/filtered",
+                "media-type": media::COST_MAP,
+                "accepts": media::COST_MAP_FILTER,
                 "capabilities": {"cost-type-names": names, "cost-constraints": true}
             },
             "pid-head-members": {
@@ -339,9 +389,31 @@ pub async fn run_expiry(tracker: Arc<Tracker>, period: Duration) {
     }
 }
 
+/// How a tracker relates to ALTO.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// No ALTO: random peer lists.
+    Plain,
+    /// Head of a given PID: follows the ALTO server (directory URL, PID, refresh period).
+    Head {
+        /// The ALTO server's directory URL.
+        alto: String,
+        /// The PID served.
+        pid: String,
+        /// Seconds between map refreshes.
+        refresh: Duration,
+    },
+    /// Joins the ALTO server and serves as head when elected.
+    Join(crate::membership::JoinSettings),
+}
+
 /// A tracker running in the background, for tests and for the plugin: HTTP on `addr`,
 /// UDP on `udp` when asked for.
 pub struct RunningTracker {
+    /// Where it stands with the ALTO server (join mode).
+    pub membership: tokio::sync::watch::Receiver<crate::membership::Membership>,
+    leave: tokio::sync::watch::Sender<bool>,
+    member_task: Option<tokio::task::JoinHandle<()>>,
     /// HTTP address.
     pub addr: SocketAddr,
     /// UDP address, if serving UDP.
@@ -354,12 +426,12 @@ pub struct RunningTracker {
 }
 
 impl RunningTracker {
-    /// Starts serving `tracker`; in head mode it follows `alto` (directory URL and PID).
+    /// Starts serving `tracker` in `mode`.
     pub async fn start(
         tracker: Tracker,
         listen: SocketAddr,
         udp: Option<SocketAddr>,
-        alto: Option<(String, String, Duration)>,
+        mode: Mode,
     ) -> std::io::Result<Self> {
         let tracker = Arc::new(tracker);
         let listener = TcpListener::bind(listen).await?;
@@ -381,19 +453,47 @@ impl RunningTracker {
         };
         let period = Duration::from_secs((tracker.config().interval as u64 / 2).clamp(1, 300));
         tasks.push(tokio::spawn(run_expiry(tracker.clone(), period)));
-        if let Some((url, pid, every)) = alto {
-            tasks.push(tokio::spawn(crate::head::follow(
-                tracker.clone(),
-                url,
-                pid,
-                every,
-            )));
+        let (state_tx, membership) =
+            tokio::sync::watch::channel(crate::membership::Membership::default());
+        let (leave, leave_rx) = tokio::sync::watch::channel(false);
+        let mut member_task = None;
+        match mode {
+            Mode::Plain => {}
+            Mode::Head { alto, pid, refresh } => {
+                tasks.push(tokio::spawn(crate::head::follow(
+                    tracker.clone(),
+                    alto,
+                    pid,
+                    refresh,
+                )));
+                tasks.push(tokio::spawn(crate::head::fetch_foreign(
+                    tracker.clone(),
+                    Duration::from_millis(250),
+                )));
+            }
+            Mode::Join(settings) => {
+                let url = format!("http://{addr}/announce");
+                member_task = Some(tokio::spawn(crate::membership::run(
+                    tracker.clone(),
+                    url,
+                    settings,
+                    state_tx,
+                    leave_rx,
+                )));
+                tasks.push(tokio::spawn(crate::head::fetch_foreign(
+                    tracker.clone(),
+                    Duration::from_millis(250),
+                )));
+            }
         }
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let http = tokio::spawn(run_http(listener, tracker.clone(), async move {
             let _ = rx.await;
         }));
         Ok(RunningTracker {
+            membership,
+            leave,
+            member_task,
             addr,
             udp,
             tracker,
@@ -403,13 +503,28 @@ impl RunningTracker {
         })
     }
 
+    /// Stops without resigning or answering anything more: a crash, for tests of failover.
+    pub fn kill(self) {
+        if let Some(t) = &self.member_task {
+            t.abort();
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.http.abort();
+    }
+
     /// The announce URL.
     pub fn announce_url(&self) -> String {
         format!("http://{}/announce", self.addr)
     }
 
-    /// Stops every task.
+    /// Stops every task; a head resigns first.
     pub async fn stop(self) {
+        let _ = self.leave.send(true);
+        if let Some(t) = self.member_task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
         let _ = self.stop.send(());
         let _ = self.http.await;
         for t in self.tasks {

@@ -143,8 +143,25 @@ pub struct JournalEntry {
     pub peers: Vec<SocketAddr>,
 }
 
+/// A swarm member learnt from another PID's head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForeignPeer {
+    /// Where to reach it.
+    pub addr: SocketAddr,
+    /// Its PID in the head's network map.
+    pub pid: Option<PidIdx>,
+    /// Whether it has the whole torrent.
+    pub seeder: bool,
+}
+
+/// Seconds a list of other heads' members is used before it is asked for again.
+pub const FOREIGN_TTL_SECS: u64 = 10;
+
 /// A tracker: store shards, optional head maps, settings.
 pub struct Tracker {
+    foreign: Mutex<std::collections::HashMap<InfoHash, (u64, Vec<ForeignPeer>)>>,
+    wanted: Mutex<std::collections::HashSet<InfoHash>>,
+    other_heads: RwLock<Vec<(PidIdx, String)>>,
     journal: Mutex<std::collections::VecDeque<JournalEntry>>,
     config: TrackerConfig,
     shards: Vec<Mutex<Store>>,
@@ -166,6 +183,9 @@ impl Tracker {
         };
         let id: u64 = std::hash::BuildHasher::hash_one(&RandomState::new(), 0u8);
         Tracker {
+            foreign: Mutex::new(std::collections::HashMap::new()),
+            wanted: Mutex::new(std::collections::HashSet::new()),
+            other_heads: RwLock::new(Vec::new()),
             journal: Mutex::new(std::collections::VecDeque::with_capacity(config.journal)),
             shards: (0..shards)
                 .map(|_| Mutex::new(Store::new(store_config)))
@@ -191,6 +211,36 @@ impl Tracker {
     /// The head maps, if any.
     pub fn maps(&self) -> Option<Arc<HeadMaps>> {
         self.maps.read().expect("maps lock").clone()
+    }
+
+    /// Drops the head maps: the tracker steps down to plain mode.
+    pub fn clear_maps(&self) {
+        *self.maps.write().expect("maps lock") = None;
+        self.other_heads.write().expect("heads lock").clear();
+        self.foreign.lock().expect("foreign lock").clear();
+    }
+
+    /// Sets the other PIDs' heads (PID, member-list URL), cheapest first.
+    pub fn set_other_heads(&self, heads: Vec<(PidIdx, String)>) {
+        *self.other_heads.write().expect("heads lock") = heads;
+    }
+
+    /// The other PIDs' heads, cheapest first.
+    pub fn other_heads(&self) -> Vec<(PidIdx, String)> {
+        self.other_heads.read().expect("heads lock").clone()
+    }
+
+    /// Torrents whose swarms here were too small to fill an answer, since the last call.
+    pub fn take_wanted(&self) -> Vec<InfoHash> {
+        self.wanted.lock().expect("wanted lock").drain().collect()
+    }
+
+    /// Stores the members other heads reported for a torrent, cheapest PIDs first.
+    pub fn set_foreign(&self, h: InfoHash, peers: Vec<ForeignPeer>, now: u64) {
+        self.foreign
+            .lock()
+            .expect("foreign lock")
+            .insert(h, (now, peers));
     }
 
     fn shard(&self, h: &InfoHash) -> &Mutex<Store> {
@@ -288,7 +338,7 @@ impl Tracker {
         want: usize,
         now: u64,
         rng: &mut impl Random,
-    ) -> Result<(Vec<StoredPeer>, ScrapeCounts, Option<String>), String> {
+    ) -> Result<(Vec<ResponsePeer>, ScrapeCounts, Option<String>), String> {
         let maps = self.maps();
         let pid_of = |ip: IpAddr| maps.as_ref().and_then(|m| m.network().pid_of(ip));
         let generation = maps.as_ref().map_or(0, |m| m.generation);
@@ -331,6 +381,16 @@ impl Tracker {
         }
         let counts = shard.counts(&info_hash);
         drop(shard);
+        let mut peers: Vec<ResponsePeer> = peers
+            .iter()
+            .map(|p| ResponsePeer {
+                addr: p.addr,
+                peer_id: Some(p.peer_id),
+            })
+            .collect();
+        if maps.is_some() && outcome != Outcome::Removed && peers.len() < want {
+            self.add_foreign(info_hash, addr, seeder, want, now, &mut peers);
+        }
         self.stats.announces.fetch_add(1, Relaxed);
         self.stats.peers_sent.fetch_add(peers.len() as u64, Relaxed);
         if own.is_some() {
@@ -357,6 +417,41 @@ impl Tracker {
             )
         });
         Ok((peers, counts, warning))
+    }
+
+    /// Tops `peers` up with members other heads reported (cheapest PIDs first), or asks
+    /// for them when none are known.
+    fn add_foreign(
+        &self,
+        h: InfoHash,
+        me: SocketAddr,
+        seeder: bool,
+        want: usize,
+        now: u64,
+        peers: &mut Vec<ResponsePeer>,
+    ) {
+        let fresh = {
+            let cache = self.foreign.lock().expect("foreign lock");
+            match cache.get(&h) {
+                Some((at, list)) if now < at + FOREIGN_TTL_SECS => Some(list.clone()),
+                _ => None,
+            }
+        };
+        let Some(list) = fresh else {
+            self.wanted.lock().expect("wanted lock").insert(h);
+            return;
+        };
+        for f in list {
+            if peers.len() >= want {
+                break;
+            }
+            if f.addr != me && !(seeder && f.seeder) && !peers.iter().any(|p| p.addr == f.addr) {
+                peers.push(ResponsePeer {
+                    addr: f.addr,
+                    peer_id: None,
+                });
+            }
+        }
     }
 
     /// Answers an HTTP scrape (BEP 48).

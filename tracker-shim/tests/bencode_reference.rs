@@ -31,7 +31,7 @@ fn random_peer(rng: &mut SplitMix64) -> ResponsePeer {
     id.iter_mut().for_each(|b| *b = rng.next_u64() as u8);
     ResponsePeer {
         addr,
-        peer_id: PeerId(id),
+        peer_id: Some(PeerId(id)),
     }
 }
 
@@ -75,7 +75,7 @@ fn announce_answers_match_the_reference() {
                 let expect: Vec<_> = resp
                     .peers
                     .iter()
-                    .map(|p| (!no_peer_id).then_some(p.peer_id))
+                    .map(|p| p.peer_id.filter(|_| !no_peer_id))
                     .collect();
                 assert_eq!(ids, expect);
             }

@@ -6,7 +6,7 @@ use std::path::Path;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracker_shim::protocol::announce::AnnounceRequest;
 use tracker_shim::protocol::{decode, Event, InfoHash};
-use tracker_shim::{RunningTracker, Tracker, TrackerConfig};
+use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
 const INFO_HASH: &str = "e5e59a5f89d2151a21a3bf401b66c73a4ebbe15f";
 
@@ -71,7 +71,7 @@ async fn every_captured_announce_is_answered_over_the_wire() {
         Tracker::new(TrackerConfig::default()),
         "127.0.0.1:0".parse().unwrap(),
         None,
-        None,
+        Mode::Plain,
     )
     .await
     .unwrap();

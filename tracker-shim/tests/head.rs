@@ -10,7 +10,7 @@ use common::*;
 use std::time::{Duration, Instant};
 use tracker_shim::protocol::decode;
 use tracker_shim::protocol::query::percent_encode;
-use tracker_shim::{RunningTracker, Tracker, TrackerConfig};
+use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
 async fn head(random_share: f64) -> (alto_server::Running, RunningTracker) {
     let alto = alto_server::Running::start(
@@ -23,11 +23,11 @@ async fn head(random_share: f64) -> (alto_server::Running, RunningTracker) {
         policy: Policy { random_share },
         ..TrackerConfig::default()
     };
-    let follow = Some((
-        alto.directory_url(),
-        "PID1".to_string(),
-        Duration::from_millis(200),
-    ));
+    let follow = Mode::Head {
+        alto: alto.directory_url(),
+        pid: "PID1".into(),
+        refresh: Duration::from_millis(200),
+    };
     let t = RunningTracker::start(
         Tracker::new(config),
         "127.1.0.1:0".parse().unwrap(),

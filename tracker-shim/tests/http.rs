@@ -7,14 +7,14 @@ mod common;
 use common::*;
 use tracker_shim::protocol::decode;
 use tracker_shim::protocol::query::percent_encode;
-use tracker_shim::{RunningTracker, Tracker, TrackerConfig};
+use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
 async fn start(config: TrackerConfig) -> RunningTracker {
     RunningTracker::start(
         Tracker::new(config),
         "127.0.0.1:0".parse().unwrap(),
         None,
-        None,
+        Mode::Plain,
     )
     .await
     .unwrap()
@@ -340,7 +340,7 @@ async fn ipv6_peers_come_in_peers6() {
         Tracker::new(TrackerConfig::default()),
         "[::1]:0".parse().unwrap(),
         None,
-        None,
+        Mode::Plain,
     )
     .await
     .unwrap();

@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tracker_shim::{RunningTracker, Tracker, TrackerConfig};
+use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
 /// Kills the child when dropped, so a failing test leaves no client behind.
 struct Reaped(Child, &'static str);
@@ -150,11 +150,11 @@ async fn aria2_and_libtorrent_share_a_file_through_the_head() {
         journal: 1000,
         ..TrackerConfig::default()
     };
-    let follow = Some((
-        alto.directory_url(),
-        "PID1".to_string(),
-        Duration::from_millis(200),
-    ));
+    let follow = Mode::Head {
+        alto: alto.directory_url(),
+        pid: "PID1".into(),
+        refresh: Duration::from_millis(200),
+    };
     let t = RunningTracker::start(
         Tracker::new(config),
         "127.1.0.1:0".parse().unwrap(),
@@ -383,11 +383,11 @@ async fn transmission_downloads_through_the_head_inside_namespaces() {
         journal: 1000,
         ..TrackerConfig::default()
     };
-    let follow = Some((
-        alto.directory_url(),
-        "lanA".to_string(),
-        Duration::from_millis(200),
-    ));
+    let follow = Mode::Head {
+        alto: alto.directory_url(),
+        pid: "lanA".into(),
+        refresh: Duration::from_millis(200),
+    };
     let t = RunningTracker::start(
         Tracker::new(config),
         "10.77.0.1:0".parse().unwrap(),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tracker_shim::protocol::udp::PROTOCOL_ID;
-use tracker_shim::{RunningTracker, Tracker, TrackerConfig};
+use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
 async fn ask(sock: &UdpSocket, to: std::net::SocketAddr, packet: &[u8]) -> Vec<u8> {
     sock.send_to(packet, to).await.unwrap();
@@ -53,7 +53,7 @@ async fn connect_announce_scrape_and_errors() {
         Tracker::new(TrackerConfig::default()),
         "127.0.0.1:0".parse().unwrap(),
         Some("127.0.0.1:0".parse().unwrap()),
-        None,
+        Mode::Plain,
     )
     .await
     .unwrap();

@@ -6,7 +6,7 @@
 
 use alto_model::ird::InfoResourceDirectory;
 use alto_model::messages::*;
-use alto_model::{media, AltoError, CostType};
+use alto_model::{media, pidhead, AltoError, CostType};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, StatusCode, Uri};
@@ -270,6 +270,39 @@ impl AltoClient {
             req,
         )
         .await
+    }
+
+    /// Joins the server as a PID Head candidate (this project's extension, see
+    /// `docs/pid-head.md`): the answer gives the PID, the role, the head and, for a head,
+    /// its lease.
+    pub async fn join(
+        &self,
+        req: &pidhead::JoinRequest,
+    ) -> Result<pidhead::HeadAnswer, ClientError> {
+        self.find_and_post("PID Head joins", pidhead::HEAD, pidhead::JOIN, None, req)
+            .await
+    }
+
+    /// Renews or resigns a head's lease.
+    pub async fn lease(
+        &self,
+        req: &pidhead::LeaseRequest,
+    ) -> Result<pidhead::HeadAnswer, ClientError> {
+        self.find_and_post("PID Head leases", pidhead::HEAD, pidhead::LEASE, None, req)
+            .await
+    }
+
+    /// The head directory (an RFC 9240 property map), revalidated by ETag.
+    pub async fn head_directory(&self) -> Result<pidhead::PropertyMap, ClientError> {
+        let url = self
+            .find(
+                "the PID Head directory",
+                pidhead::PROPMAP,
+                None,
+                |_, _, _| true,
+            )
+            .await?;
+        self.get(&url, pidhead::PROPMAP).await
     }
 
     /// POSTs `req` to the directory's resource of `media_type` that accepts `accepts` and,

@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use tracker_shim::protocol::decode;
 use tracker_shim::protocol::query::percent_encode;
-use tracker_shim::{RunningTracker, Tracker, TrackerConfig};
+use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
 #[derive(Parser, Clone)]
 #[command(about = "Load generator for HTTP BitTorrent trackers")]
@@ -333,14 +333,14 @@ fn main() -> anyhow::Result<()> {
                 Tracker::new(TrackerConfig::default()),
                 "127.0.0.1:0".parse()?,
                 None,
-                None,
+                Mode::Plain,
             )
             .await?;
-            let follow = Some((
-                alto.directory_url(),
-                "PID1".to_string(),
-                Duration::from_secs(30),
-            ));
+            let follow = Mode::Head {
+                alto: alto.directory_url(),
+                pid: "PID1".into(),
+                refresh: Duration::from_secs(30),
+            };
             let head = RunningTracker::start(
                 Tracker::new(TrackerConfig::default()),
                 "127.1.0.1:0".parse()?,

@@ -153,8 +153,8 @@ impl AnnounceRequest {
 pub struct ResponsePeer {
     /// Where to connect.
     pub addr: SocketAddr,
-    /// The peer's id (dictionary form only).
-    pub peer_id: PeerId,
+    /// The peer's id (dictionary form only); unknown for peers learnt from other heads.
+    pub peer_id: Option<PeerId>,
 }
 
 /// An announce response.
@@ -219,8 +219,8 @@ impl AnnounceResponse {
             for p in &self.peers {
                 w.dict();
                 w.raw(b"2:ip").bytes(p.addr.ip().to_string().as_bytes());
-                if !no_peer_id {
-                    w.raw(b"7:peer id").bytes(&p.peer_id.0);
+                if let Some(id) = p.peer_id.filter(|_| !no_peer_id) {
+                    w.raw(b"7:peer id").bytes(&id.0);
                 }
                 w.raw(b"4:port").int(p.addr.port() as i64);
                 w.end();

@@ -1,0 +1,184 @@
+//! Joining the ALTO server as a candidate PID Head (the draft, section 2.3; wire format in
+//! `docs/pid-head.md`): join, and when elected serve as head (follow the maps, answer for the
+//! PID), renew the lease well before it lapses, step down by itself when renewals fail or the
+//! server revokes the lease, and resign on shutdown. A member re-joins periodically, which
+//! keeps it a standby candidate and tells it when it has been promoted.
+
+use crate::head;
+use crate::tracker::Tracker;
+use alto_client::{AltoClient, ClientError};
+use alto_model::pidhead::{Capabilities, HeadInfo, JoinRequest, LeaseAction, LeaseRequest, Role};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How a tracker joins.
+#[derive(Clone, Debug)]
+pub struct JoinSettings {
+    /// The ALTO server's directory URL.
+    pub alto: String,
+    /// The endpoint to join as (the tracker's own address).
+    pub endpoint: IpAddr,
+    /// What it says of itself.
+    pub capabilities: Capabilities,
+    /// Seconds between a member's joins.
+    pub rejoin: Duration,
+    /// Seconds between map refreshes as head.
+    pub refresh: Duration,
+}
+
+/// What the tracker knows of its place.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// Its PID, once a join succeeded.
+    pub pid: Option<String>,
+    /// Its role.
+    pub role: Option<Role>,
+    /// The PID's head as last heard.
+    pub head: Option<HeadInfo>,
+    /// Times this tracker became head or stopped being head.
+    pub role_changes: u64,
+}
+
+struct Headship {
+    token: String,
+    deadline: Instant,
+    ttl: Duration,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+fn step_down(
+    tracker: &Tracker,
+    headship: Option<Headship>,
+    state: &watch::Sender<Membership>,
+    why: &str,
+) {
+    if let Some(h) = headship {
+        h.follower.abort();
+        tracker.clear_maps();
+        tracing::warn!("stepping down as PID Head: {why}");
+        state.send_modify(|m| {
+            m.role = Some(Role::Member);
+            m.head = None;
+            m.role_changes += 1;
+        });
+    }
+}
+
+/// Runs the membership until `stop` turns true; then resigns a headship.
+pub async fn run(
+    tracker: Arc<Tracker>,
+    tracker_url: String,
+    s: JoinSettings,
+    state: watch::Sender<Membership>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let client = match AltoClient::new(&s.alto) {
+        Ok(c) => c.with_timeout(Duration::from_secs(5)),
+        Err(e) => {
+            tracing::error!("cannot join: {e}");
+            return;
+        }
+    };
+    let join = JoinRequest {
+        endpoint: alto_model::addr::typed_addr(s.endpoint),
+        tracker: tracker_url,
+        alto: None,
+        capabilities: s.capabilities.clone(),
+    };
+    let mut headship: Option<Headship> = None;
+    loop {
+        let wait = match &mut headship {
+            Some(h) => {
+                // Renew at a third of the lease: two more tries before it lapses.
+                let renew = LeaseRequest {
+                    token: h.token.clone(),
+                    action: LeaseAction::Renew,
+                };
+                match client.lease(&renew).await {
+                    Ok(a) => {
+                        h.ttl =
+                            Duration::from_secs(a.lease.as_ref().map_or(1, |l| l.ttl_secs.max(1)));
+                        h.deadline = Instant::now() + h.ttl;
+                        state.send_modify(|m| m.head = a.head.clone());
+                        h.ttl / 3
+                    }
+                    Err(ClientError::Alto { error, .. }) => {
+                        step_down(
+                            &tracker,
+                            headship.take(),
+                            &state,
+                            &format!("the server refused the renewal ({error})"),
+                        );
+                        Duration::ZERO
+                    }
+                    Err(e) if Instant::now() >= h.deadline => {
+                        step_down(
+                            &tracker,
+                            headship.take(),
+                            &state,
+                            &format!("renewals failed until the lease lapsed ({e})"),
+                        );
+                        Duration::ZERO
+                    }
+                    Err(e) => {
+                        tracing::warn!("lease renewal failed, retrying: {e}");
+                        (h.ttl / 6).max(Duration::from_millis(100))
+                    }
+                }
+            }
+            None => match client.join(&join).await {
+                Ok(a) => {
+                    let pid = a.pid.clone();
+                    state.send_modify(|m| {
+                        m.pid = Some(a.pid.clone());
+                        m.head = a.head.clone();
+                        if m.role != Some(a.role) {
+                            m.role_changes += u64::from(m.role.is_some() || a.role == Role::Head);
+                        }
+                        m.role = Some(a.role);
+                    });
+                    match a.lease {
+                        Some(lease) => {
+                            tracing::info!(pid, "elected PID Head");
+                            let ttl = Duration::from_secs(lease.ttl_secs.max(1));
+                            let follower = tokio::spawn(head::follow(
+                                tracker.clone(),
+                                s.alto.clone(),
+                                pid,
+                                s.refresh,
+                            ));
+                            headship = Some(Headship {
+                                token: lease.token,
+                                deadline: Instant::now() + ttl,
+                                ttl,
+                                follower,
+                            });
+                            ttl / 3
+                        }
+                        None => s.rejoin,
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("join failed, retrying: {e}");
+                    s.rejoin
+                }
+            },
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    if let Some(h) = headship.take() {
+        let resign = LeaseRequest {
+            token: h.token.clone(),
+            action: LeaseAction::Resign,
+        };
+        if let Err(e) = client.lease(&resign).await {
+            tracing::warn!("resigning failed: {e}");
+        }
+        step_down(&tracker, Some(h), &state, "shutting down");
+    }
+}

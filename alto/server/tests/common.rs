@@ -137,3 +137,47 @@ pub const ECS: &str = "application/alto-endpointcostparams+json";
 pub const CMF: &str = "application/alto-costmapfilter+json";
 pub const NMF: &str = "application/alto-networkmapfilter+json";
 pub const EPP: &str = "application/alto-endpointpropparams+json";
+
+/// A request from a chosen local address.
+pub async fn request_from(
+    local: std::net::IpAddr,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Answer {
+    let mut conn = HttpConnector::new();
+    conn.set_local_address(Some(local));
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(conn);
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client
+        .request(req.body(Full::new(body.into())).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes(),
+    }
+}
+
+pub const JOIN: &str = "application/alto-pidheadjoin+json";
+pub const LEASE: &str = "application/alto-pidheadlease+json";
+
+/// Joins as `ip` with a tracker on `ip:port`.
+pub async fn join_as(base: &str, ip: &str, port: u16) -> Answer {
+    let body = format!(r#"{{"endpoint":"ipv4:{ip}","tracker":"http://{ip}:{port}/announce"}}"#);
+    request_from(
+        ip.parse().unwrap(),
+        "POST",
+        &format!("{base}/pidhead/join"),
+        &[("content-type", JOIN)],
+        body,
+    )
+    .await
+}

@@ -1,0 +1,472 @@
+//! The PID Head extension of `alto-server` over HTTP: joins and roles, the head directory
+//! (RFC 9240 property map) with ETags, leases (renew, resign, expiry, stolen tokens),
+//! spoofed and malformed joins, the per-source join limit, falling back when a head fails,
+//! and cascading between two `alto-server` processes, loops included.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn joins_elect_one_head_per_pid_and_the_directory_lists_them() {
+    let server = start_embedded().await;
+    let base = format!("http://{}", server.addr);
+    let ird = get(&format!("{base}/directory"), &[]).await.json();
+    assert_eq!(ird["resources"]["pid-head-join"]["accepts"], JOIN);
+    assert_eq!(
+        ird["resources"]["pid-head-join"]["capabilities"]["election-policy"],
+        "first"
+    );
+    assert_eq!(
+        ird["resources"]["pid-heads"]["media-type"],
+        "application/alto-propmap+json"
+    );
+    assert_eq!(
+        ird["resources"]["pid-heads"]["capabilities"]["mappings"]["loopback-network-map.pid"][0],
+        "head-tracker"
+    );
+
+    let a = join_as(&base, "127.1.0.5", 6969).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(
+        a.header("content-type"),
+        Some("application/alto-pidhead+json")
+    );
+    let v = a.json();
+    assert_eq!(
+        (v["pid"].as_str(), v["role"].as_str()),
+        (Some("PID1"), Some("head"))
+    );
+    assert_eq!(v["lease"]["ttl-secs"], 30);
+    assert_eq!(v["lease"]["token"].as_str().unwrap().len(), 32);
+    assert_eq!(v["head"]["tracker"], "http://127.1.0.5:6969/announce");
+    assert_eq!(
+        v["head"]["alto"],
+        "http://127.1.0.5:6969/endpointcost/lookup"
+    );
+
+    let b = join_as(&base, "127.1.0.6", 6969).await.json();
+    assert_eq!(
+        (b["role"].as_str(), b["head"]["endpoint"].as_str()),
+        (Some("member"), Some("ipv4:127.1.0.5"))
+    );
+    assert!(b.get("lease").is_none());
+    assert_eq!(
+        join_as(&base, "127.2.0.5", 7000).await.json()["role"],
+        "head"
+    );
+
+    let dir = get(&format!("{base}/pidheads"), &[]).await;
+    assert_eq!(dir.status, 200);
+    let map = dir.json();
+    assert_eq!(
+        map["property-map"]["loopback-network-map.pid:PID1"]["head-tracker"],
+        "http://127.1.0.5:6969/announce"
+    );
+    assert_eq!(
+        map["property-map"]["loopback-network-map.pid:PID2"]["head-alto"],
+        "http://127.2.0.5:7000/endpointcost/lookup"
+    );
+    assert!(
+        map["property-map"]["loopback-network-map.pid:PID1"]["head-lease-expires"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert_eq!(
+        map["meta"]["dependent-vtags"][0]["resource-id"],
+        "loopback-network-map"
+    );
+    let etag = dir.header("etag").unwrap().to_owned();
+    assert_eq!(
+        get(&format!("{base}/pidheads"), &[("if-none-match", &etag)])
+            .await
+            .status,
+        304
+    );
+    join_as(&base, "127.3.0.5", 7000).await;
+    assert_eq!(
+        get(&format!("{base}/pidheads"), &[("if-none-match", &etag)])
+            .await
+            .status,
+        200,
+        "a new head changes the ETag"
+    );
+
+    let metrics =
+        String::from_utf8(get(&format!("{base}/metrics"), &[]).await.body.to_vec()).unwrap();
+    for line in [
+        "alto_pidhead_joins_total 4",
+        "alto_pidhead_elections_total 3",
+        "alto_pidheads 3",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing `{line}`");
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn spoofed_and_malformed_joins_get_rfc7285_errors() {
+    let server = start_embedded().await;
+    let url = format!("http://{}/pidhead/join", server.addr);
+    let from = "127.1.0.5".parse().unwrap();
+    let cases = [
+        (
+            r#"{"endpoint":"ipv4:127.1.0.9","tracker":"http://127.1.0.9:1/announce"}"#,
+            "E_INVALID_FIELD_VALUE",
+            Some("endpoint"),
+        ),
+        (
+            r#"{"endpoint":"ipv4:127.1.0.5","tracker":"http://127.2.0.5:1/announce"}"#,
+            "E_INVALID_FIELD_VALUE",
+            Some("tracker"),
+        ),
+        (
+            r#"{"endpoint":"ipv4:127.1.0.5","tracker":"http://127.1.0.5:1/announce","alto":"http://127.3.0.1:1/x"}"#,
+            "E_INVALID_FIELD_VALUE",
+            Some("alto"),
+        ),
+        (
+            r#"{"endpoint":"ipv4:127.1.0.5","tracker":"http://tracker.example/announce"}"#,
+            "E_INVALID_FIELD_VALUE",
+            Some("tracker"),
+        ),
+        (
+            r#"{"endpoint":"ipv4:127.1.0.5"}"#,
+            "E_MISSING_FIELD",
+            Some("tracker"),
+        ),
+        (
+            r#"{"endpoint":["ipv4:127.1.0.5"],"tracker":"x"}"#,
+            "E_INVALID_FIELD_TYPE",
+            Some("endpoint"),
+        ),
+        (
+            r#"{"endpoint":"ipv4:127.1.0.5","tracker":"http://127.1.0.5:1/a","capabilities":[]}"#,
+            "E_INVALID_FIELD_TYPE",
+            Some("capabilities"),
+        ),
+        ("{endpoint:", "E_SYNTAX", None),
+    ];
+    for (body, code, field) in cases {
+        let a = request_from(from, "POST", &url, &[("content-type", JOIN)], body).await;
+        assert_eq!(a.status, 400, "{body}");
+        let (c, f, _) = a.alto_error();
+        assert_eq!((c.as_str(), f.as_deref()), (code, field), "{body}");
+    }
+    let a = request_from(
+        from,
+        "POST",
+        &url,
+        &[("content-type", "application/json")],
+        "{}",
+    )
+    .await;
+    assert_eq!(a.status, 415);
+    assert!(
+        get(&format!("http://{}/pidheads", server.addr), &[])
+            .await
+            .json()["property-map"]
+            .as_object()
+            .unwrap()
+            .is_empty(),
+        "no head came of it"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn leases_renew_resign_and_refuse_stolen_or_dead_tokens() {
+    let maps = MapDir::new("[pid-heads]\nlease-ttl-secs = 2");
+    let server = maps.start().await;
+    let base = format!("http://{}", server.addr);
+    let lease = |ip: &str, body: String| {
+        let base = base.clone();
+        let ip = ip.to_owned();
+        async move {
+            request_from(
+                ip.parse().unwrap(),
+                "POST",
+                &format!("{base}/pidhead/lease"),
+                &[("content-type", LEASE)],
+                body,
+            )
+            .await
+        }
+    };
+    let token = join_as(&base, "127.1.0.5", 1).await.json()["lease"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    join_as(&base, "127.1.0.6", 1).await;
+    let renew = |t: &str| format!(r#"{{"token":"{t}","action":"renew"}}"#);
+
+    let a = lease("127.1.0.5", renew(&token)).await;
+    assert_eq!((a.status, a.json()["role"].as_str()), (200, Some("head")));
+    let stolen = lease("127.1.0.6", renew(&token)).await;
+    assert_eq!(stolen.status, 400);
+    assert_eq!(
+        stolen.alto_error(),
+        (
+            "E_INVALID_FIELD_VALUE".into(),
+            Some("token".into()),
+            Some(token.clone())
+        )
+    );
+    assert_eq!(
+        lease("127.1.0.5", renew("00ff"))
+            .await
+            .alto_error()
+            .1
+            .as_deref(),
+        Some("token")
+    );
+    assert_eq!(
+        lease("127.1.0.5", r#"{"token":"x","action":"extend"}"#.into())
+            .await
+            .alto_error()
+            .1
+            .as_deref(),
+        Some("action")
+    );
+    assert_eq!(
+        lease("127.1.0.5", r#"{"action":"renew"}"#.into())
+            .await
+            .alto_error()
+            .0,
+        "E_MISSING_FIELD"
+    );
+
+    // Resign: the standby takes over at once, and the token is dead.
+    let r = lease(
+        "127.1.0.5",
+        format!(r#"{{"token":"{token}","action":"resign"}}"#),
+    )
+    .await
+    .json();
+    assert_eq!(
+        (r["role"].as_str(), r["head"]["endpoint"].as_str()),
+        (Some("member"), Some("ipv4:127.1.0.6"))
+    );
+    assert_eq!(lease("127.1.0.5", renew(&token)).await.status, 400);
+
+    // An expired token: the promoted standby never came back, its lease lapsed.
+    let t6 = join_as(&base, "127.1.0.6", 1).await.json()["lease"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    assert_eq!(lease("127.1.0.6", renew(&t6)).await.status, 400, "expired");
+    let metrics =
+        String::from_utf8(get(&format!("{base}/metrics"), &[]).await.body.to_vec()).unwrap();
+    assert!(metrics.contains("alto_pidhead_lapses_total 1"), "{metrics}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn joins_are_rate_limited_per_source() {
+    let maps = MapDir::new("[pid-heads]\njoin-burst = 3\njoin-per-sec = 0.01");
+    let server = maps.start().await;
+    let base = format!("http://{}", server.addr);
+    for _ in 0..3 {
+        assert_eq!(join_as(&base, "127.1.0.5", 1).await.status, 200);
+    }
+    let a = join_as(&base, "127.1.0.5", 1).await;
+    assert_eq!((a.status, a.header("retry-after")), (429, Some("1")));
+    assert_eq!(
+        join_as(&base, "127.1.0.6", 1).await.status,
+        200,
+        "other sources are not limited"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_head_gets_the_query_answered_locally_and_is_suspect() {
+    let server = start_embedded().await;
+    let base = format!("http://{}", server.addr);
+    // A head whose tracker port is closed: forwarding to it fails.
+    let closed = std::net::TcpListener::bind("127.1.0.7:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    join_as(&base, "127.1.0.7", closed).await;
+    let body = r#"{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"},"endpoints":{"srcs":["ipv4:127.1.0.9"],"dsts":["ipv4:127.2.0.1","ipv4:127.1.0.3"]}}"#;
+    let a = post(&format!("{base}/endpointcost/lookup"), ECS, body).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        a.json()["endpoint-cost-map"]["ipv4:127.1.0.9"]["ipv4:127.1.0.3"],
+        1
+    );
+    post(&format!("{base}/endpointcost/lookup"), ECS, body).await;
+    let metrics =
+        String::from_utf8(get(&format!("{base}/metrics"), &[]).await.body.to_vec()).unwrap();
+    for line in [
+        "alto_forwarded_total 1",
+        "alto_fallback_total 1",
+        "alto_relayed_total 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing `{line}` (the suspect head is not asked twice):\n{metrics}"
+        );
+    }
+    server.stop().await.unwrap();
+}
+
+/// An `alto-server` process on a config of its own, killed when dropped.
+struct Process(std::process::Child, String);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_server(config: &std::path::Path) -> Process {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alto-server"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let line = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let url = line.strip_prefix("ALTO directory: ").unwrap().to_owned();
+    Process(child, url)
+}
+
+const FAR_MAP: &str =
+    r#"{"network-map": {"far1": {"ipv4": ["127.9.0.0/16"]}, "farx": {"ipv4": ["0.0.0.0/0"]}}}"#;
+const FAR_COSTS: &str =
+    r#"{"cost-map": {"far1": {"far1": 3, "farx": 70}, "farx": {"far1": 70, "farx": 9}}}"#;
+
+#[tokio::test]
+async fn queries_cascade_to_the_authoritative_server_process() {
+    // Server B: authoritative for 127.9.0.0/16, a process of its own.
+    let b = MapDir::new("server-id = \"alto-b\"");
+    b.write("network-map.json", FAR_MAP);
+    b.write("routingcost.json", FAR_COSTS);
+    b.write(
+        "alto.toml",
+        &b.read("alto.toml").replace(
+            "[[cost-map]]\nmetric = \"hopcount\"\nfile = \"hopcount.json\"\n",
+            "",
+        ),
+    );
+    let b_proc = spawn_server(&b.config());
+    // Server A: the loopback topology, with B as peer for 127.9.0.0/16.
+    let a = MapDir::new(&format!("server-id = \"alto-a\"\n[[peer]]\nname = \"b\"\ndirectory = \"{}\"\nprefixes = [\"127.9.0.0/16\"]\n", b_proc.1));
+    let server = a.start().await;
+    let base = format!("http://{}", server.addr);
+    let body = r#"{"cost-type":{"cost-mode":"numerical","cost-metric":"routingcost"},"endpoints":{"srcs":["ipv4:127.9.0.1"],"dsts":["ipv4:127.9.0.2","ipv4:127.1.0.1"]}}"#;
+    let r = post(&format!("{base}/endpointcost/lookup"), ECS, body).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let row = &r.json()["endpoint-cost-map"]["ipv4:127.9.0.1"];
+    assert_eq!(
+        (
+            row["ipv4:127.9.0.2"].as_u64(),
+            row["ipv4:127.1.0.1"].as_u64()
+        ),
+        (Some(3), Some(70)),
+        "B's costs, not A's"
+    );
+    let props = post(
+        &format!("{base}/endpointprop/lookup"),
+        EPP,
+        r#"{"properties":["loopback-network-map.pid"],"endpoints":["ipv4:127.9.0.4"]}"#,
+    )
+    .await;
+    assert_eq!(props.status, 200);
+    assert_eq!(
+        props.json()["endpoint-properties"]["ipv4:127.9.0.4"]["loopback-network-map.pid"],
+        "far1",
+        "B's PID"
+    );
+    // Endpoints of A's own are answered by A.
+    let own = post(
+        &format!("{base}/endpointcost/lookup"),
+        ECS,
+        &body.replace("127.9.0.1", "127.1.0.9"),
+    )
+    .await;
+    assert_eq!(
+        own.json()["endpoint-cost-map"]["ipv4:127.1.0.9"]["ipv4:127.1.0.1"],
+        1
+    );
+    let metrics =
+        String::from_utf8(get(&format!("{base}/metrics"), &[]).await.body.to_vec()).unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "alto_cascaded_total 2"),
+        "{metrics}"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_loop_of_two_misconfigured_servers_ends_in_an_error() {
+    // B cascades 127.9.0.0/16 to A, A cascades it to B: a loop.
+    let a_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let b = MapDir::new(&format!("server-id = \"alto-b\"\n[[peer]]\nname = \"a\"\ndirectory = \"http://127.0.0.1:{a_port}/directory\"\nprefixes = [\"127.9.0.0/16\"]\n"));
+    let b_proc = spawn_server(&b.config());
+    let a = MapDir::new(&format!("server-id = \"alto-a\"\n[[peer]]\nname = \"b\"\ndirectory = \"{}\"\nprefixes = [\"127.9.0.0/16\"]\n", b_proc.1));
+    let server = alto_server::Running::start(
+        alto_server::Source::File(a.config()),
+        format!("127.0.0.1:{a_port}").parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let body = r#"{"cost-type":{"cost-mode":"numerical","cost-metric":"routingcost"},"endpoints":{"srcs":["ipv4:127.9.0.1"],"dsts":["ipv4:127.1.0.1"]}}"#;
+    let start = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        post(
+            &format!("http://127.0.0.1:{a_port}/endpointcost/lookup"),
+            ECS,
+            body,
+        ),
+    )
+    .await
+    .expect("the loop hung");
+    assert_eq!(r.status, 508);
+    let (code, field, value) = r.alto_error();
+    assert_eq!(
+        (code.as_str(), field.as_deref(), value.as_deref()),
+        (
+            "E_INVALID_FIELD_VALUE",
+            Some("alto-via"),
+            Some("alto-a,alto-b")
+        )
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    // A hop count already spent is refused too.
+    let r = request(
+        "POST",
+        &format!("http://127.0.0.1:{a_port}/endpointcost/lookup"),
+        &[("content-type", ECS), ("alto-hops", "4")],
+        body,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.alto_error().1.as_deref()),
+        (508, Some("alto-hops"))
+    );
+    server.stop().await.unwrap();
+}

@@ -178,10 +178,24 @@ async fn members(
     )
 }
 
-/// Follows the ALTO server at `directory_url` every `period`, for ever.
-pub async fn follow(tracker: Arc<Tracker>, directory_url: String, pid: String, period: Duration) {
+/// Follows the ALTO server at `directory_url` every `period`, for ever. An elected head
+/// speaks from its own address (`local`), so that the server answers its questions itself
+/// instead of forwarding them to the head.
+pub async fn follow(
+    tracker: Arc<Tracker>,
+    directory_url: String,
+    pid: String,
+    period: Duration,
+    local: Option<std::net::IpAddr>,
+) {
     let client = match AltoClient::new(&directory_url) {
-        Ok(c) => c.with_timeout(Duration::from_secs(5)),
+        Ok(c) => {
+            let c = c.with_timeout(Duration::from_secs(5));
+            match local {
+                Some(ip) => c.with_local_address(ip),
+                None => c,
+            }
+        }
         Err(e) => {
             tracing::error!("cannot follow the ALTO server: {e}");
             return;

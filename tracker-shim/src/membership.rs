@@ -45,7 +45,17 @@ struct Headship {
     token: String,
     deadline: Instant,
     ttl: Duration,
-    follower: tokio::task::JoinHandle<()>,
+    follower: Follower,
+}
+
+/// The task following the ALTO server while head; it stops when the headship ends, also
+/// when the membership task itself is dropped.
+struct Follower(tokio::task::JoinHandle<()>);
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn step_down(
@@ -55,7 +65,7 @@ fn step_down(
     why: &str,
 ) {
     if let Some(h) = headship {
-        h.follower.abort();
+        drop(h.follower);
         tracker.clear_maps();
         tracing::warn!("stepping down as PID Head: {why}");
         state.send_modify(|m| {
@@ -75,7 +85,9 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let client = match AltoClient::new(&s.alto) {
-        Ok(c) => c.with_timeout(Duration::from_secs(5)),
+        Ok(c) => c
+            .with_timeout(Duration::from_secs(5))
+            .with_local_address(s.endpoint),
         Err(e) => {
             tracing::error!("cannot join: {e}");
             return;
@@ -143,12 +155,13 @@ pub async fn run(
                         Some(lease) => {
                             tracing::info!(pid, "elected PID Head");
                             let ttl = Duration::from_secs(lease.ttl_secs.max(1));
-                            let follower = tokio::spawn(head::follow(
+                            let follower = Follower(tokio::spawn(head::follow(
                                 tracker.clone(),
                                 s.alto.clone(),
                                 pid,
                                 s.refresh,
-                            ));
+                                Some(s.endpoint),
+                            )));
                             headship = Some(Headship {
                                 token: lease.token,
                                 deadline: Instant::now() + ttl,

@@ -465,6 +465,7 @@ impl RunningTracker {
                     alto,
                     pid,
                     refresh,
+                    None,
                 )));
                 tasks.push(tokio::spawn(crate::head::fetch_foreign(
                     tracker.clone(),

@@ -105,6 +105,16 @@ impl AltoClient {
         })
     }
 
+    /// Sends every request from `ip`: a client joining as a PID Head candidate must speak
+    /// from the endpoint it names.
+    pub fn with_local_address(mut self, ip: std::net::IpAddr) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_local_address(Some(ip));
+        self.http = Client::builder(TokioExecutor::new()).build(connector);
+        self
+    }
+
     /// Sets the time allowed for each request (10 s by default).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

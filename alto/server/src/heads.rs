@@ -217,7 +217,7 @@ impl Heads {
         }
     }
 
-    /// Ends lapsed leases; the server calls it every second.
+    /// Ends lapsed leases; the server calls it four times a second.
     pub fn tick(&self) {
         let events = self
             .registry

@@ -491,7 +491,7 @@ pub async fn run(
     let ticker = {
         let app = app.clone();
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(1));
+            let mut every = tokio::time::interval(Duration::from_millis(250));
             loop {
                 every.tick().await;
                 app.heads().tick();

@@ -90,10 +90,25 @@ struct Candidate {
 #[derive(Clone, Debug)]
 struct Headship {
     endpoint: IpAddr,
+    tracker: String,
+    alto: String,
     token: String,
     expires: u64,
     /// Whether the head has been told (a promoted standby is told on its next join).
     told: bool,
+}
+
+impl Headship {
+    fn of(c: &Candidate, token: String, expires: u64) -> Self {
+        Headship {
+            endpoint: c.endpoint,
+            tracker: c.tracker.clone(),
+            alto: c.alto.clone(),
+            token,
+            expires,
+            told: false,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -177,11 +192,10 @@ impl Registry {
 
     fn info(&self, st: &PidState) -> Option<HeadInfo> {
         let h = st.head.as_ref()?;
-        let c = st.candidates.iter().find(|c| c.endpoint == h.endpoint)?;
         Some(HeadInfo {
-            endpoint: alto_model::addr::typed_addr(c.endpoint),
-            tracker: c.tracker.clone(),
-            alto: c.alto.clone(),
+            endpoint: alto_model::addr::typed_addr(h.endpoint),
+            tracker: h.tracker.clone(),
+            alto: h.alto.clone(),
             lease_expires: rfc3339(h.expires),
         })
     }
@@ -235,16 +249,15 @@ impl Registry {
         let st = self.pids.get_mut(pid).expect("present");
         st.head = None;
         if let Some(i) = next {
-            let endpoint = st.candidates[i].endpoint;
-            st.head = Some(Headship {
-                endpoint,
-                token: new_token(),
-                expires: now + self.config.lease_ttl_secs,
-                told: false,
-            });
+            let c = &st.candidates[i];
+            st.head = Some(Headship::of(
+                c,
+                new_token(),
+                now + self.config.lease_ttl_secs,
+            ));
             events.push(Event::Elected {
                 pid: pid.to_owned(),
-                endpoint,
+                endpoint: c.endpoint,
             });
         }
     }
@@ -281,14 +294,18 @@ impl Registry {
             }
             None => {
                 if st.candidates.len() >= max {
+                    // Forget the candidate seen longest ago, never the head.
+                    let head = st.head.as_ref().map(|h| h.endpoint);
                     let oldest = st
                         .candidates
                         .iter()
                         .enumerate()
+                        .filter(|(_, c)| Some(c.endpoint) != head)
                         .min_by_key(|(_, c)| c.last_seen)
-                        .map(|(i, _)| i)
-                        .expect("non-empty");
-                    st.candidates.swap_remove(oldest);
+                        .map(|(i, _)| i);
+                    if let Some(i) = oldest {
+                        st.candidates.swap_remove(i);
+                    }
                 }
                 st.candidates.push(Candidate {
                     endpoint,
@@ -321,19 +338,19 @@ impl Registry {
         };
         let st = self.pids.get_mut(pid).expect("present");
         if elect {
-            st.head = Some(Headship {
-                endpoint,
-                token: new_token(),
-                expires: now + ttl,
-                told: false,
-            });
-            events.push(Event::Elected {
-                pid: pid.to_owned(),
-                endpoint,
-            });
+            if let Some(c) = st.candidates.iter().find(|c| c.endpoint == endpoint) {
+                st.head = Some(Headship::of(c, new_token(), now + ttl));
+                events.push(Event::Elected {
+                    pid: pid.to_owned(),
+                    endpoint,
+                });
+            }
         }
         let lease = match &mut st.head {
             Some(h) if h.endpoint == endpoint => {
+                // The head's URLs follow its latest join.
+                h.tracker = req.tracker.clone();
+                h.alto = req.alto_url();
                 if h.told {
                     // A head that joins again lost its token, or restarted: a fresh one.
                     h.token = new_token();
@@ -374,7 +391,7 @@ impl Registry {
             token: h.token.clone(),
             ttl_secs: ttl,
         };
-        let info = self.info(&self.pids[&pid]).expect("a head");
+        let info = self.info(&self.pids[&pid]).ok_or(LeaseError::Unknown)?;
         Ok((pid, lease, info))
     }
 
@@ -687,6 +704,24 @@ mod tests {
             &mut t,
         );
         assert!(far.lease.is_none());
+    }
+
+    #[test]
+    fn a_crowd_of_members_never_pushes_the_head_out() {
+        let mut r = Registry::new(ElectionConfig {
+            max_candidates: 4,
+            ..ElectionConfig::default()
+        });
+        let mut t = tokens();
+        let (a, ia) = req("127.1.0.1", 1e9);
+        r.join("PID1", &a, ia, None, 0, &mut t);
+        for k in 2..50 {
+            let (m, im) = req(&format!("127.1.0.{k}"), 1e9);
+            r.join("PID1", &m, im, None, k / 4, &mut t);
+        }
+        assert_eq!(r.pids["PID1"].candidates.len(), 4);
+        assert!(r.renew("t1", ia, 20).is_ok());
+        assert_eq!(r.head("PID1", 20).unwrap().endpoint, "ipv4:127.1.0.1");
     }
 
     #[test]

@@ -409,6 +409,11 @@ max-body-bytes = 65536
 # Cache-Control: max-age (RFC 7285 section 8.3.3).
 max-age-secs = 60
 
+# This server's name in ALTO-Via when it forwards (default: a random "alto-…" name), and the
+# most hops a forwarded query may make (docs/pid-head.md). Read at start only.
+# server-id = "alto-1"
+max-hops = 4
+
 # The network map, in the format of an RFC 7285 network map response (section 11.2.1.6);
 # "meta" may be left out. It must be complete and non-overlapping (section 11.2.2).
 [network-map]

@@ -6,7 +6,7 @@
 //! - Head mode, the draft's virtual tracker for one PID:
 //!   `tracker-shim --alto http://127.0.0.1:7285/directory --pid PID1 --listen 127.1.0.1:6969`
 
-use alto_model::addr::{AddressType, Prefix};
+use alto_model::addr::Prefix;
 use alto_model::rank::Policy;
 use clap::Parser;
 use std::io::Write;
@@ -102,19 +102,7 @@ struct Args {
 }
 
 fn parse_prefix(s: &str) -> Result<Prefix, String> {
-    let s = if s.contains('/') {
-        s.to_owned()
-    } else if s.contains(':') {
-        format!("{s}/128")
-    } else {
-        format!("{s}/32")
-    };
-    let ty = if s.contains(':') {
-        AddressType::Ipv6
-    } else {
-        AddressType::Ipv4
-    };
-    Prefix::parse(ty, &s).map_err(|e| e.to_string())
+    Prefix::parse_any(s).map_err(|e| e.to_string())
 }
 
 #[tokio::main]

@@ -13,9 +13,6 @@ use alto_server::web::{self, HttpResponse};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, StatusCode};
 use hyper::body::Body;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use std::cell::RefCell;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -328,40 +325,11 @@ pub async fn run_http(
     tracker: Arc<Tracker>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder.keep_alive(true);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, remote) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let tracker = tracker.clone();
-                let svc = service_fn(move |req| {
-                    let tracker = tracker.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(&tracker, req, remote).await) }
-                });
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!("connection from {remote} ended: {e}");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
-    Ok(())
+    let handle = move |req, remote| {
+        let tracker = tracker.clone();
+        async move { handle(&tracker, req, remote).await }
+    };
+    web::serve(listener, handle, shutdown, Duration::from_secs(5)).await
 }
 
 /// Serves UDP (BEP 15) on `socket` for ever.

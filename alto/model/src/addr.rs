@@ -112,6 +112,21 @@ impl Prefix {
         Ok(p)
     }
 
+    /// Parses a prefix of either type, e.g. `10.0.0.0/8` or `2001:db8::/32`; a bare address
+    /// is a host prefix (`/32`, `/128`). For configuration, not for network map files.
+    pub fn parse_any(s: &str) -> Result<Self, PrefixError> {
+        let ty = if s.contains(':') {
+            AddressType::Ipv6
+        } else {
+            AddressType::Ipv4
+        };
+        if s.contains('/') {
+            Prefix::parse(ty, s)
+        } else {
+            Prefix::parse(ty, &format!("{s}/{}", ty.bits()))
+        }
+    }
+
     /// The network mask within the type's width.
     pub fn mask(&self) -> u128 {
         let all = self.ty.all_ones();

@@ -218,20 +218,7 @@ pub struct Limits {
 
 /// Parses a prefix such as `10.0.0.0/8` or `2001:db8::/32` (a bare address is a host).
 pub fn parse_prefix(s: &str) -> Result<alto_model::addr::Prefix, String> {
-    use alto_model::addr::{AddressType, Prefix};
-    let full = if s.contains('/') {
-        s.to_owned()
-    } else if s.contains(':') {
-        format!("{s}/128")
-    } else {
-        format!("{s}/32")
-    };
-    let ty = if s.contains(':') {
-        AddressType::Ipv6
-    } else {
-        AddressType::Ipv4
-    };
-    Prefix::parse(ty, &full).map_err(|e| e.to_string())
+    alto_model::addr::Prefix::parse_any(s).map_err(|e| e.to_string())
 }
 
 impl Config {

@@ -14,6 +14,11 @@ pub fn payload(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// SHA-1 of `data` (info hashes, piece hashes).
+pub fn sha1(data: &[u8]) -> [u8; 20] {
+    Sha1::digest(data).into()
+}
+
 fn bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b.len().to_string().as_bytes());
     out.push(b':');

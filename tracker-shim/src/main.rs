@@ -16,25 +16,6 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracker_shim::membership::JoinSettings;
 use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
-/// This machine's CPU clock and memory, for the join (the draft's election conditions).
-fn own_capabilities() -> alto_model::pidhead::Capabilities {
-    let read = |path: &str, key: &str| -> Option<f64> {
-        let text = std::fs::read_to_string(path).ok()?;
-        let line = text.lines().find(|l| l.starts_with(key))?;
-        line.split(':')
-            .nth(1)?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    };
-    alto_model::pidhead::Capabilities {
-        cpu_hz: read("/proc/cpuinfo", "cpu MHz").map(|mhz| mhz * 1e6),
-        memory_bytes: read("/proc/meminfo", "MemTotal").map(|kib| kib * 1024.0),
-        ..Default::default()
-    }
-}
-
 #[derive(Parser)]
 #[command(
     version,
@@ -147,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
             Mode::Join(JoinSettings {
                 alto,
                 endpoint: args.listen.ip(),
-                capabilities: own_capabilities(),
+                capabilities: tracker_shim::membership::own_capabilities(),
                 rejoin,
                 refresh,
             })

@@ -195,3 +195,23 @@ pub async fn run(
         step_down(&tracker, Some(h), &state, "shutting down");
     }
 }
+
+/// This machine's CPU clock and memory (from `/proc`), for the join (the draft's election
+/// conditions; the server measures lifetime and distance itself).
+pub fn own_capabilities() -> Capabilities {
+    let read = |path: &str, key: &str| -> Option<f64> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        line.split(':')
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    Capabilities {
+        cpu_hz: read("/proc/cpuinfo", "cpu MHz").map(|mhz| mhz * 1e6),
+        memory_bytes: read("/proc/meminfo", "MemTotal").map(|kib| kib * 1024.0),
+        ..Capabilities::default()
+    }
+}

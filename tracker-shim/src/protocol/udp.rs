@@ -335,3 +335,117 @@ mod tests {
         assert!(!other.check(id, a, 1000), "forged without the key");
     }
 }
+
+/// The client side of BEP 15, for announcing to UDP trackers.
+pub mod client {
+    use super::{ANNOUNCE, CONNECT, ERROR, PROTOCOL_ID};
+    use crate::protocol::{Event, InfoHash, PeerId};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+    /// A connect request.
+    pub fn connect(transaction_id: u32) -> Vec<u8> {
+        let mut p = PROTOCOL_ID.to_be_bytes().to_vec();
+        p.extend_from_slice(&CONNECT.to_be_bytes());
+        p.extend_from_slice(&transaction_id.to_be_bytes());
+        p
+    }
+
+    /// What an announce carries.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Announce {
+        /// The torrent.
+        pub info_hash: InfoHash,
+        /// The client.
+        pub peer_id: PeerId,
+        /// Bytes downloaded.
+        pub downloaded: u64,
+        /// Bytes left.
+        pub left: u64,
+        /// Bytes uploaded.
+        pub uploaded: u64,
+        /// The event.
+        pub event: Event,
+        /// The client's key.
+        pub key: u32,
+        /// Peers wanted.
+        pub num_want: i32,
+        /// The client's port.
+        pub port: u16,
+    }
+
+    /// An announce request.
+    pub fn announce(connection_id: u64, transaction_id: u32, a: &Announce) -> Vec<u8> {
+        let mut p = Vec::with_capacity(98);
+        p.extend_from_slice(&connection_id.to_be_bytes());
+        p.extend_from_slice(&ANNOUNCE.to_be_bytes());
+        p.extend_from_slice(&transaction_id.to_be_bytes());
+        p.extend_from_slice(&a.info_hash.0);
+        p.extend_from_slice(&a.peer_id.0);
+        p.extend_from_slice(&a.downloaded.to_be_bytes());
+        p.extend_from_slice(&a.left.to_be_bytes());
+        p.extend_from_slice(&a.uploaded.to_be_bytes());
+        let event: u32 = match a.event {
+            Event::None | Event::Paused => 0,
+            Event::Completed => 1,
+            Event::Started => 2,
+            Event::Stopped => 3,
+        };
+        p.extend_from_slice(&event.to_be_bytes());
+        p.extend_from_slice(&0u32.to_be_bytes());
+        p.extend_from_slice(&a.key.to_be_bytes());
+        p.extend_from_slice(&a.num_want.to_be_bytes());
+        p.extend_from_slice(&a.port.to_be_bytes());
+        p
+    }
+
+    fn check(packet: &[u8], action: u32, transaction_id: u32, min: usize) -> Result<(), String> {
+        if packet.len() < 8 {
+            return Err("UDP tracker answer too short".into());
+        }
+        let got_action = u32::from_be_bytes(packet[0..4].try_into().expect("4 bytes"));
+        let got_tid = u32::from_be_bytes(packet[4..8].try_into().expect("4 bytes"));
+        if got_tid != transaction_id {
+            return Err("UDP tracker answer for another transaction".into());
+        }
+        if got_action == ERROR {
+            return Err(format!(
+                "UDP tracker error: {}",
+                String::from_utf8_lossy(&packet[8..])
+            ));
+        }
+        if got_action != action || packet.len() < min {
+            return Err("unexpected UDP tracker answer".into());
+        }
+        Ok(())
+    }
+
+    /// The connection id of a connect answer.
+    pub fn connected(packet: &[u8], transaction_id: u32) -> Result<u64, String> {
+        check(packet, CONNECT, transaction_id, 16)?;
+        Ok(u64::from_be_bytes(
+            packet[8..16].try_into().expect("8 bytes"),
+        ))
+    }
+
+    /// The peers of an announce answer (6-byte entries over IPv4, 18 over IPv6).
+    pub fn announced(
+        packet: &[u8],
+        transaction_id: u32,
+        v6: bool,
+    ) -> Result<Vec<SocketAddr>, String> {
+        check(packet, ANNOUNCE, transaction_id, 20)?;
+        let body = &packet[20..];
+        let size = if v6 { 18 } else { 6 };
+        Ok(body
+            .chunks_exact(size)
+            .map(|c| {
+                let ip: IpAddr = if v6 {
+                    Ipv6Addr::from(<[u8; 16]>::try_from(&c[..16]).expect("16 bytes")).into()
+                } else {
+                    Ipv4Addr::new(c[0], c[1], c[2], c[3]).into()
+                };
+                SocketAddr::new(ip, u16::from_be_bytes([c[size - 2], c[size - 1]]))
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,241 @@
+//! `rqbit-alto`: download or seed a torrent with librqbit, finding peers through the local
+//! PID Head (the virtual tracker) of the ALTO server.
+//!
+//! ```text
+//! rqbit-alto download TORRENT|MAGNET --alto URL [--listen ADDR] [--output DIR] [--json]
+//! rqbit-alto seed PATH --alto URL [--listen ADDR] [--json]
+//! ```
+//!
+//! Exit codes: 0 done, 1 other failure, 2 bad torrent or arguments, 3 I/O error.
+
+use alto_plugin::{AltoSession, Config, Report};
+use clap::{Parser, Subcommand};
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(version, about = "librqbit with ALTO-guided peer discovery through the PID Head")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// The ALTO server's directory URL.
+    #[arg(long, env = "ALTO_URL")]
+    alto: Option<String>,
+    /// Address to listen on for peers (its IP is the client's endpoint); port 0 picks one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Print machine-readable progress and a final summary (JSON lines).
+    #[arg(long)]
+    json: bool,
+    /// Enable the DHT, bootstrapping only from these nodes (host:port, repeatable).
+    #[arg(long = "dht", value_name = "NODE")]
+    dht: Vec<SocketAddr>,
+    /// Strict locality: connect only to peers in the own and the cheapest PIDs.
+    #[arg(long)]
+    strict: bool,
+    /// Port of the tracker shim that serves as PID Head when this client is elected.
+    #[arg(long, default_value_t = 0)]
+    tracker_port: u16,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download a torrent (a .torrent file or a magnet link).
+    Download {
+        /// `.torrent` file or magnet link.
+        torrent: String,
+        /// Folder to save into.
+        #[arg(short, long, default_value = ".")]
+        output: PathBuf,
+        /// Keep seeding this many seconds after the download completes.
+        #[arg(long, default_value_t = 0)]
+        seed_after: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Make a torrent of a file or folder, write it next to it, and seed it.
+    Seed {
+        /// File or folder to seed.
+        path: PathBuf,
+        /// Tracker URL to write into the torrent (repeatable); peers are found through the
+        /// PID Head either way.
+        #[arg(long = "tracker")]
+        trackers: Vec<String>,
+        /// Stop after this many seconds (0: until Ctrl-C).
+        #[arg(long, default_value_t = 0)]
+        seed_for: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// An error with its exit code.
+struct Failure(i32, String);
+
+fn fail<E: std::fmt::Display>(code: i32) -> impl FnOnce(E) -> Failure {
+    move |e| Failure(code, e.to_string())
+}
+
+fn bar(r: &Report) -> String {
+    let pct = if r.total_bytes > 0 { r.have_bytes as f64 / r.total_bytes as f64 } else { 0.0 };
+    let filled = (pct * 20.0).round() as usize;
+    let peers: Vec<String> = r.peers_by_pid.iter().map(|(p, n)| format!("{p}:{n}")).collect();
+    format!(
+        "[{}{}] {:5.1}% ↓{:.2} ↑{:.2} MiB/s | peers {} | own PID {:.0}% | {} {}",
+        "#".repeat(filled),
+        ".".repeat(20 - filled),
+        pct * 100.0,
+        r.down_mib_s,
+        r.up_mib_s,
+        if peers.is_empty() { "-".into() } else { peers.join(" ") },
+        r.own_pid_share * 100.0,
+        r.pid.as_deref().unwrap_or("no PID"),
+        r.role.as_deref().unwrap_or("(no ALTO)"),
+    )
+}
+
+fn show(r: &Report, json: bool, kind: &str) {
+    let mut out = std::io::stdout();
+    if json {
+        let mut v = serde_json::to_value(r).expect("serializes");
+        v["type"] = serde_json::Value::from(kind);
+        let _ = writeln!(out, "{v}");
+    } else if out.is_terminal() {
+        let _ = write!(out, "\r{}\x1b[K", bar(r));
+        let _ = out.flush();
+    } else {
+        let _ = writeln!(out, "{}", bar(r));
+    }
+}
+
+async fn check_alto(common: &Common) {
+    let Some(url) = &common.alto else {
+        eprintln!("rqbit-alto: no --alto given: peers come from the torrent's own trackers only");
+        return;
+    };
+    let reachable = match alto_client::AltoClient::new(url) {
+        Ok(c) => c.with_timeout(Duration::from_secs(3)).directory().await.map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = reachable {
+        eprintln!("rqbit-alto: the ALTO server is unreachable ({e}); going on without it and retrying in the background");
+    }
+}
+
+async fn session(common: &Common, output: PathBuf) -> Result<AltoSession, Failure> {
+    let mut config = Config::new(common.listen.ip(), output);
+    config.port = common.listen.port();
+    config.alto = common.alto.clone();
+    config.tracker_port = common.tracker_port;
+    config.dht_bootstrap = (!common.dht.is_empty()).then(|| common.dht.clone());
+    config.strict = common.strict;
+    AltoSession::start(config).await.map_err(fail(1))
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Download { torrent, output, seed_after, common } => {
+            let bytes = if torrent.starts_with("magnet:") {
+                torrent.clone().into_bytes()
+            } else {
+                std::fs::read(&torrent).map_err(|e| Failure(3, format!("cannot read {torrent}: {e}")))?
+            };
+            if !torrent.starts_with("magnet:") {
+                alto_plugin::metainfo::strip_torrent(&bytes).map_err(|e| Failure(2, format!("{torrent}: {e}")))?;
+            } else {
+                alto_plugin::metainfo::strip_magnet(&torrent).map_err(|e| Failure(2, e.to_string()))?;
+            }
+            std::fs::create_dir_all(&output).map_err(|e| Failure(3, format!("cannot create {}: {e}", output.display())))?;
+            check_alto(&common).await;
+            let s = session(&common, output).await?;
+            let t = s.add(&bytes).await.map_err(fail(2))?;
+            let done = t.wait_completed();
+            tokio::pin!(done);
+            let mut tick = tokio::time::interval(Duration::from_millis(if common.json { 1000 } else { 500 }));
+            loop {
+                tokio::select! {
+                    r = &mut done => {
+                        r.map_err(fail(3))?;
+                        break;
+                    }
+                    _ = tick.tick() => {
+                        let r = s.report(&t);
+                        if let Some(e) = &r.error {
+                            return Err(Failure(3, format!("the download failed: {e}")));
+                        }
+                        show(&r, common.json, "progress");
+                    }
+                    _ = tokio::signal::ctrl_c() => {
+                        s.shutdown().await;
+                        return Err(Failure(1, "interrupted".into()));
+                    }
+                }
+            }
+            if seed_after > 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(seed_after)) => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            let r = s.report(&t);
+            if !common.json && std::io::stdout().is_terminal() {
+                println!();
+            }
+            show(&r, common.json, "summary");
+            s.shutdown().await;
+            Ok(())
+        }
+        Command::Seed { path, trackers, seed_for, common } => {
+            if !path.exists() {
+                return Err(Failure(3, format!("{} does not exist", path.display())));
+            }
+            check_alto(&common).await;
+            let output = path.parent().map_or_else(|| PathBuf::from("."), |p| p.to_owned());
+            let s = session(&common, output).await?;
+            let (torrent_path, t) = s.seed(&path, trackers).await.map_err(fail(3))?;
+            println!("{}", torrent_path.display());
+            let stop = async {
+                if seed_for > 0 {
+                    tokio::time::sleep(Duration::from_secs(seed_for)).await
+                } else {
+                    std::future::pending::<()>().await
+                }
+            };
+            tokio::pin!(stop);
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = tokio::signal::ctrl_c() => break,
+                    _ = tick.tick() => {
+                        if common.json {
+                            show(&s.report(&t), true, "progress");
+                        }
+                    }
+                }
+            }
+            show(&s.report(&t), common.json, "summary");
+            s.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(Failure(code, message)) = run(cli).await {
+        eprintln!("rqbit-alto: {message}");
+        std::process::exit(code);
+    }
+}

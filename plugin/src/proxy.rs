@@ -1,0 +1,363 @@
+//! The local announce proxy: librqbit's only tracker, on loopback. For every announce it
+//! asks the PID Head (with the client's real address and port), the torrent's original HTTP
+//! and UDP trackers and, when enabled, the plugin's DHT node; it has the head rank what the
+//! head did not hand out itself (through the head's endpoint cost service, RFC 7285 §11.5.1,
+//! ordinal), and answers librqbit with the ranked, trimmed list and a short `min interval`,
+//! so that order decides who gets librqbit's first peer slots. `completed` and `stopped`,
+//! which librqbit never sends, go upstream from here.
+
+use crate::rqbit::DhtNode;
+use crate::upstream::{Announce, Upstream};
+use alto_model::pidhead::HeadInfo;
+use alto_server::web::{self, HttpResponse};
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tracker_shim::membership::Membership;
+use tracker_shim::protocol::announce::{AnnounceRequest, AnnounceResponse, ResponsePeer};
+use tracker_shim::protocol::{bencode, Event, InfoHash};
+
+/// Settings of the proxy.
+#[derive(Clone, Debug)]
+pub struct ProxySettings {
+    /// The client's own address (it announces from there).
+    pub client_ip: IpAddr,
+    /// Peers handed to librqbit per announce.
+    pub numwant: u32,
+    /// `min interval` sent to librqbit (it re-announces that often).
+    pub min_interval: u32,
+    /// Time allowed to each upstream.
+    pub timeout: Duration,
+    /// How long to gather DHT peers per announce.
+    pub dht_wait: Duration,
+}
+
+/// Counters of the proxy.
+#[derive(Debug, Default)]
+pub struct ProxyStats {
+    /// Announces from librqbit.
+    pub announces: AtomicU64,
+    /// Answers from the head.
+    pub head_ok: AtomicU64,
+    /// Failed head announces.
+    pub head_failed: AtomicU64,
+    /// Answers from original trackers.
+    pub originals_ok: AtomicU64,
+    /// Failed original tracker announces.
+    pub originals_failed: AtomicU64,
+    /// Peers from the DHT.
+    pub dht_peers: AtomicU64,
+    /// Rankings by the head's endpoint cost service.
+    pub ranked: AtomicU64,
+}
+
+#[derive(Default)]
+struct Entry {
+    originals: Vec<String>,
+    last: Option<Announce>,
+}
+
+/// The proxy's state, shared with the session.
+pub struct Proxy {
+    settings: ProxySettings,
+    torrents: Mutex<HashMap<InfoHash, Entry>>,
+    membership: watch::Receiver<Membership>,
+    upstream: Upstream,
+    http: Client<HttpConnector, Full<Bytes>>,
+    dht: Option<DhtNode>,
+    /// The counters.
+    pub stats: ProxyStats,
+}
+
+impl Proxy {
+    /// A proxy that learns the head from `membership`.
+    pub fn new(
+        settings: ProxySettings,
+        membership: watch::Receiver<Membership>,
+        dht: Option<DhtNode>,
+    ) -> Self {
+        let mut c = HttpConnector::new();
+        c.set_local_address(Some(settings.client_ip));
+        c.set_connect_timeout(Some(settings.timeout));
+        Proxy {
+            upstream: Upstream::new(settings.client_ip, settings.timeout),
+            http: Client::builder(TokioExecutor::new()).build(c),
+            settings,
+            torrents: Mutex::new(HashMap::new()),
+            membership,
+            dht,
+            stats: ProxyStats::default(),
+        }
+    }
+
+    /// Remembers a torrent's original trackers.
+    pub fn register(&self, info_hash: InfoHash, originals: Vec<String>) {
+        self.torrents
+            .lock()
+            .expect("proxy lock")
+            .entry(info_hash)
+            .or_default()
+            .originals = originals;
+    }
+
+    /// The PID's head, if known and not this client's own address being down.
+    fn head(&self) -> Option<HeadInfo> {
+        self.membership.borrow().head.clone()
+    }
+
+    /// Answers one announce from librqbit.
+    pub async fn announce(&self, req: &AnnounceRequest) -> Vec<u8> {
+        self.stats.announces.fetch_add(1, Relaxed);
+        let a = Announce {
+            info_hash: req.info_hash,
+            peer_id: req.peer_id,
+            port: req.port,
+            uploaded: req.uploaded,
+            downloaded: req.downloaded,
+            left: req.left,
+            event: req.event,
+            numwant: self.settings.numwant,
+        };
+        let originals = {
+            let mut t = self.torrents.lock().expect("proxy lock");
+            let e = t.entry(req.info_hash).or_default();
+            e.last = Some(Announce {
+                event: Event::None,
+                ..a
+            });
+            e.originals.clone()
+        };
+        let me = SocketAddr::new(self.settings.client_ip, req.port);
+        let head = self.head();
+
+        let head_fut = async {
+            match &head {
+                Some(h) => match self.upstream.announce(&h.tracker, &a).await {
+                    Ok(p) => {
+                        self.stats.head_ok.fetch_add(1, Relaxed);
+                        p
+                    }
+                    Err(e) => {
+                        self.stats.head_failed.fetch_add(1, Relaxed);
+                        tracing::warn!("head announce failed: {e}");
+                        Vec::new()
+                    }
+                },
+                None => Vec::new(),
+            }
+        };
+        let originals_fut = async {
+            let mut tasks = Vec::new();
+            for url in &originals {
+                let up = self.upstream.clone();
+                let url = url.clone();
+                tasks.push(tokio::spawn(async move { up.announce(&url, &a).await }));
+            }
+            let mut peers = Vec::new();
+            for t in tasks {
+                match t.await {
+                    Ok(Ok(p)) => {
+                        self.stats.originals_ok.fetch_add(1, Relaxed);
+                        peers.extend(p);
+                    }
+                    Ok(Err(e)) => {
+                        self.stats.originals_failed.fetch_add(1, Relaxed);
+                        tracing::debug!("original tracker: {e}");
+                    }
+                    Err(_) => {}
+                }
+            }
+            peers
+        };
+        let dht_fut = async {
+            match &self.dht {
+                Some(d) => {
+                    let p = d
+                        .peers(req.info_hash.0, req.port, self.settings.dht_wait)
+                        .await;
+                    self.stats.dht_peers.fetch_add(p.len() as u64, Relaxed);
+                    p
+                }
+                None => Vec::new(),
+            }
+        };
+        let (from_head, from_originals, from_dht) = tokio::join!(head_fut, originals_fut, dht_fut);
+
+        let mut list: Vec<SocketAddr> = Vec::new();
+        for p in from_head {
+            if p != me && !list.contains(&p) {
+                list.push(p);
+            }
+        }
+        let mut others: Vec<SocketAddr> = Vec::new();
+        for p in from_originals.into_iter().chain(from_dht) {
+            if p != me && !list.contains(&p) && !others.contains(&p) && p.is_ipv4() == me.is_ipv4()
+            {
+                others.push(p);
+            }
+        }
+        if others.len() > 1 {
+            if let Some(h) = &head {
+                others = self.rank(&h.alto, me.ip(), others).await;
+            }
+        }
+        list.extend(others);
+        list.truncate(self.settings.numwant as usize);
+        let resp = AnnounceResponse {
+            interval: self.settings.min_interval.max(60),
+            min_interval: self.settings.min_interval,
+            complete: 0,
+            incomplete: 0,
+            tracker_id: None,
+            warning: None,
+            peers: list
+                .into_iter()
+                .map(|addr| ResponsePeer {
+                    addr,
+                    peer_id: None,
+                })
+                .collect(),
+        };
+        let mut out = Vec::new();
+        resp.encode(true, true, &mut out);
+        out
+    }
+
+    /// Orders `peers` by the head's ordinal endpoint costs from `me`; on any failure they
+    /// keep their order.
+    async fn rank(&self, alto: &str, me: IpAddr, peers: Vec<SocketAddr>) -> Vec<SocketAddr> {
+        let dsts: Vec<String> = peers
+            .iter()
+            .map(|p| alto_model::addr::typed_addr(p.ip()))
+            .collect();
+        let src = alto_model::addr::typed_addr(me);
+        let body = serde_json::json!({
+            "cost-type": {"cost-mode": "ordinal", "cost-metric": "routingcost"},
+            "endpoints": {"srcs": [src], "dsts": dsts}
+        });
+        let req = http::Request::post(alto)
+            .header("content-type", alto_model::media::ENDPOINT_COST_PARAMS)
+            .header("accept", alto_model::media::ENDPOINT_COST)
+            .body(Full::new(Bytes::from(body.to_string())));
+        let Ok(req) = req else { return peers };
+        let exchange = async {
+            let resp = self.http.request(req).await.ok()?;
+            if !resp.status().is_success() {
+                return None;
+            }
+            let body = resp.into_body().collect().await.ok()?.to_bytes();
+            serde_json::from_slice::<alto_model::messages::InfoResourceEndpointCostMap>(&body).ok()
+        };
+        let Some(answer) = tokio::time::timeout(self.settings.timeout, exchange)
+            .await
+            .ok()
+            .flatten()
+        else {
+            return peers;
+        };
+        self.stats.ranked.fetch_add(1, Relaxed);
+        let row = answer
+            .endpoint_cost_map
+            .get(&src)
+            .cloned()
+            .unwrap_or_default();
+        let mut ranked: Vec<(f64, usize, SocketAddr)> = peers
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (
+                    row.get(&alto_model::addr::typed_addr(p.ip()))
+                        .map_or(f64::INFINITY, |c| c.0),
+                    i,
+                    p,
+                )
+            })
+            .collect();
+        ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        ranked.into_iter().map(|r| r.2).collect()
+    }
+
+    /// Sends an event librqbit does not send (`completed`, `stopped`) to the head and the
+    /// original trackers, with the torrent's last announced figures.
+    pub async fn send_event(&self, info_hash: InfoHash, event: Event, left: Option<u64>) {
+        let (last, originals) = {
+            let t = self.torrents.lock().expect("proxy lock");
+            match t.get(&info_hash) {
+                Some(e) => (e.last, e.originals.clone()),
+                None => return,
+            }
+        };
+        let Some(mut a) = last else { return };
+        a.event = event;
+        if let Some(l) = left {
+            a.left = l;
+        }
+        a.numwant = if event == Event::Stopped {
+            0
+        } else {
+            a.numwant
+        };
+        let mut urls = originals;
+        if let Some(h) = self.head() {
+            urls.insert(0, h.tracker);
+        }
+        for url in urls {
+            if let Err(e) = self.upstream.announce(&url, &a).await {
+                tracing::debug!("{event:?} to {url}: {e}");
+            }
+        }
+    }
+
+    /// The torrents announced so far.
+    pub fn torrents(&self) -> Vec<InfoHash> {
+        self.torrents
+            .lock()
+            .expect("proxy lock")
+            .keys()
+            .copied()
+            .collect()
+    }
+}
+
+/// Answers librqbit's HTTP requests.
+pub async fn handle(proxy: &Proxy, req: http::Request<hyper::body::Incoming>) -> HttpResponse {
+    if req.uri().path() != "/announce" {
+        return web::simple(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "the proxy only takes announces\n",
+        );
+    }
+    let query = req.uri().query().unwrap_or("").as_bytes().to_vec();
+    let body = match AnnounceRequest::parse(&query) {
+        Ok(a) => proxy.announce(&a).await,
+        Err(e) => {
+            let mut out = Vec::new();
+            bencode::failure(&e.to_string(), &mut out);
+            out
+        }
+    };
+    web::simple(StatusCode::OK, "text/plain", body)
+}
+
+/// Serves the proxy on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    proxy: Arc<Proxy>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let handler = move |req, _remote| {
+        let proxy = proxy.clone();
+        async move { handle(&proxy, req).await }
+    };
+    web::serve(listener, handler, shutdown, Duration::from_secs(2)).await
+}

@@ -1,0 +1,262 @@
+//! The only module that imports librqbit: a session whose peer discovery goes through the
+//! local announce proxy, torrents added with their trackers already taken out, progress and
+//! per-peer byte counts, torrent creation, and an opt-in DHT node of the plugin's own.
+//!
+//! Settings that keep traffic where it belongs: librqbit's DHT off (`dht: None`), local
+//! service discovery off, no UPnP port forwarding, the proxy as the only tracker, and the
+//! announced port set explicitly (librqbit would announce 4240 on loopback otherwise).
+
+use anyhow::Context;
+use futures::StreamExt;
+use librqbit::dht::{Dht, DhtConfig, DhtState, Id20};
+use librqbit::{
+    AddTorrent, AddTorrentOptions, AddTorrentResponse, CreateTorrentOptions, ListenerMode,
+    ListenerOptions, ManagedTorrent, Session, SessionOptions,
+};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A librqbit session set up for the plugin.
+pub struct Rqbit {
+    session: Arc<Session>,
+}
+
+/// Settings of the session.
+pub struct SessionSettings<'a> {
+    /// Default folder for downloads.
+    pub output: &'a Path,
+    /// Where to accept peer connections (a concrete port).
+    pub listen: SocketAddr,
+    /// The announce proxy's URL, the session's only tracker.
+    pub proxy: &'a str,
+    /// A P2P-format allowlist (strict mode), as a file.
+    pub allowlist: Option<&'a Path>,
+    /// Most peers per torrent.
+    pub peer_limit: Option<usize>,
+}
+
+/// A torrent in the session.
+#[derive(Clone)]
+pub struct Torrent(Arc<ManagedTorrent>);
+
+/// Progress of a torrent.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    /// Size of the torrent (of the selected files).
+    pub total_bytes: u64,
+    /// Bytes downloaded and checked.
+    pub have_bytes: u64,
+    /// Bytes uploaded.
+    pub uploaded_bytes: u64,
+    /// Whether every piece is there.
+    pub finished: bool,
+    /// Download speed, MiB/s.
+    pub down_mib_s: f64,
+    /// Upload speed, MiB/s.
+    pub up_mib_s: f64,
+    /// The session's error for the torrent, if any.
+    pub error: Option<String>,
+}
+
+/// Bytes exchanged with one peer.
+#[derive(Clone, Debug)]
+pub struct PeerBytes {
+    /// The peer's address as the session knows it (for an incoming connection on loopback,
+    /// the source address the kernel chose).
+    pub addr: SocketAddr,
+    /// Bytes received from it.
+    pub fetched: u64,
+    /// Bytes sent to it.
+    pub uploaded: u64,
+    /// Whether this side opened a connection to it (then `addr` is where the peer listens).
+    pub outgoing: bool,
+    /// Whether it is connected now.
+    pub live: bool,
+}
+
+impl Rqbit {
+    /// Starts a session.
+    pub async fn start(s: SessionSettings<'_>) -> anyhow::Result<Rqbit> {
+        let proxy: url::Url = s.proxy.parse().context("the announce proxy URL")?;
+        let opts = SessionOptions {
+            dht: None,
+            disable_local_service_discovery: true,
+            persistence: None,
+            fastresume: false,
+            listen: Some(ListenerOptions {
+                mode: ListenerMode::TcpOnly,
+                listen_addr: s.listen,
+                enable_upnp_port_forwarding: false,
+                announce_port: Some(s.listen.port()),
+                ipv4_only: s.listen.is_ipv4(),
+                ..ListenerOptions::default()
+            }),
+            trackers: HashSet::from([proxy]),
+            allowlist_url: s.allowlist.map(|p| format!("file://{}", p.display())),
+            peer_limit: s.peer_limit,
+            ipv4_only: s.listen.is_ipv4(),
+            ..SessionOptions::default()
+        };
+        let session = Session::new_with_opts(s.output.to_owned(), opts)
+            .await
+            .context("starting the BitTorrent session")?;
+        Ok(Rqbit { session })
+    }
+
+    /// Adds a torrent (`.torrent` bytes without trackers, or a magnet link without `tr=`),
+    /// saving into `output` (existing data is checked and kept: a seeder adds its file so).
+    pub async fn add(&self, torrent: TorrentInput, output: &Path) -> anyhow::Result<Torrent> {
+        let add = match torrent {
+            TorrentInput::File(bytes) => AddTorrent::from_bytes(bytes),
+            TorrentInput::Magnet(link) => AddTorrent::from_url(link),
+        };
+        let opts = AddTorrentOptions {
+            output_folder: Some(output.display().to_string()),
+            overwrite: true,
+            ..AddTorrentOptions::default()
+        };
+        match self.session.add_torrent(add, Some(opts)).await? {
+            AddTorrentResponse::Added(_, h) | AddTorrentResponse::AlreadyManaged(_, h) => {
+                Ok(Torrent(h))
+            }
+            AddTorrentResponse::ListOnly(_) => anyhow::bail!("the session only listed the torrent"),
+        }
+    }
+
+    /// Stops the session.
+    pub async fn stop(&self) {
+        self.session.stop().await;
+    }
+}
+
+/// What to add.
+pub enum TorrentInput {
+    /// `.torrent` bytes.
+    File(Vec<u8>),
+    /// A magnet link.
+    Magnet(String),
+}
+
+impl Torrent {
+    /// The info hash.
+    pub fn info_hash(&self) -> [u8; 20] {
+        self.0.info_hash().0
+    }
+
+    /// The torrent's name, when known.
+    pub fn name(&self) -> Option<String> {
+        self.0.name()
+    }
+
+    /// Progress now.
+    pub fn progress(&self) -> Progress {
+        let s = self.0.stats();
+        let (down, up) = s
+            .live
+            .as_ref()
+            .map_or((0.0, 0.0), |l| (l.download_speed.mbps, l.upload_speed.mbps));
+        Progress {
+            total_bytes: s.total_bytes,
+            have_bytes: s.progress_bytes,
+            uploaded_bytes: s.uploaded_bytes,
+            finished: s.finished,
+            down_mib_s: down,
+            up_mib_s: up,
+            error: s.error,
+        }
+    }
+
+    /// Bytes per peer, every peer the session has known.
+    pub fn peers(&self) -> Vec<PeerBytes> {
+        let Some(live) = self.0.live() else {
+            return Vec::new();
+        };
+        // The filter's state enum is not exported; it deserializes from its wire name.
+        let filter: librqbit::http_api_types::PeerStatsFilter =
+            serde_json::from_str(r#"{"state":"all"}"#).expect("a valid filter");
+        live.per_peer_stats_snapshot(filter)
+            .peers
+            .into_iter()
+            .filter_map(|(addr, p)| {
+                Some(PeerBytes {
+                    addr: addr.parse().ok()?,
+                    fetched: p.counters.fetched_bytes,
+                    uploaded: p.counters.uploaded_bytes,
+                    outgoing: p.counters.connections > 0,
+                    live: p.state == "live",
+                })
+            })
+            .collect()
+    }
+
+    /// Waits until every piece is there.
+    pub async fn wait_completed(&self) -> anyhow::Result<()> {
+        self.0.wait_until_completed().await
+    }
+}
+
+/// Makes a single-file or folder torrent of `path`, announcing to `trackers`.
+pub async fn create_torrent(
+    path: &Path,
+    trackers: Vec<String>,
+) -> anyhow::Result<(Vec<u8>, [u8; 20])> {
+    let spawner = librqbit::spawn_utils::BlockingSpawner::new(2);
+    let opts = CreateTorrentOptions {
+        name: None,
+        trackers,
+        piece_length: None,
+    };
+    let t = librqbit::create_torrent(path, opts, &spawner)
+        .await
+        .with_context(|| format!("making a torrent of {}", path.display()))?;
+    Ok((t.as_bytes()?.to_vec(), t.info_hash().0))
+}
+
+/// A DHT node of the plugin's own (opt-in), bootstrapping only from the given nodes.
+#[derive(Clone)]
+pub struct DhtNode(Dht);
+
+impl DhtNode {
+    /// Starts a node on `listen` that bootstraps from `bootstrap` (an empty list: it waits to
+    /// be found, as a bootstrap node does).
+    pub async fn start(listen: SocketAddr, bootstrap: &[SocketAddr]) -> anyhow::Result<DhtNode> {
+        let config = DhtConfig {
+            bootstrap_addrs: Some(bootstrap.iter().map(|a| a.to_string()).collect()),
+            listen_addr: Some(listen),
+            ..DhtConfig::default()
+        };
+        Ok(DhtNode(DhtState::with_config(config).await?))
+    }
+
+    /// Where the node listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.0.listen_addr()
+    }
+
+    /// Peers of `info_hash` found within `wait`; announces `port` for it as well.
+    pub async fn peers(&self, info_hash: [u8; 20], port: u16, wait: Duration) -> Vec<SocketAddr> {
+        let mut stream = self.0.get_peers(Id20::new(info_hash), Some(port));
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(wait, async {
+            while let Some(p) = stream.next().await {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+                if out.len() >= 200 {
+                    break;
+                }
+            }
+        })
+        .await;
+        out
+    }
+}
+
+/// Folder a file should be added from to seed it.
+pub fn seed_folder(path: &Path) -> PathBuf {
+    path.parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_owned)
+}

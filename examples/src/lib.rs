@@ -1,2 +1,2 @@
-//! Runnable scenarios for the ALTO virtual tracker: the local multi-PID swarm, a head
-//! failover, a third-party client joining. Later issues add them here.
+//! Runnable scenarios for the ALTO virtual tracker. `examples/librqbit_with_alto.rs` shows
+//! how a librqbit application adopts the plugin in a few lines.

@@ -67,6 +67,10 @@ pub struct Config {
     pub rejoin: Duration,
     /// Most peers per torrent.
     pub peer_limit: Option<usize>,
+    /// Upload limit, bytes per second.
+    pub upload_bps: Option<u32>,
+    /// Download limit, bytes per second.
+    pub download_bps: Option<u32>,
 }
 
 impl Config {
@@ -84,6 +88,8 @@ impl Config {
             min_interval: 5,
             rejoin: Duration::from_secs(10),
             peer_limit: None,
+            upload_bps: None,
+            download_bps: None,
         }
     }
 
@@ -236,6 +242,8 @@ impl AltoSession {
             proxy: &proxy_url,
             allowlist: allowlist.as_deref(),
             peer_limit: config.peer_limit,
+            upload_bps: config.upload_bps,
+            download_bps: config.download_bps,
         })
         .await?;
         Ok(AltoSession {
@@ -378,6 +386,14 @@ impl AltoSession {
             0.0
         };
         r
+    }
+
+    /// Stops this client's tracker shim without resigning, as a crash would: for failover
+    /// tests and the lab. The BitTorrent session goes on.
+    pub fn crash_tracker(&mut self) {
+        if let Some(shim) = self.shim.take() {
+            shim.kill();
+        }
     }
 
     /// Sends `stopped` for every torrent, resigns a headship, and stops everything.

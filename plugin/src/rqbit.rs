@@ -36,6 +36,10 @@ pub struct SessionSettings<'a> {
     pub allowlist: Option<&'a Path>,
     /// Most peers per torrent.
     pub peer_limit: Option<usize>,
+    /// Upload limit, bytes per second.
+    pub upload_bps: Option<u32>,
+    /// Download limit, bytes per second.
+    pub download_bps: Option<u32>,
 }
 
 /// A torrent in the session.
@@ -98,6 +102,10 @@ impl Rqbit {
             allowlist_url: s.allowlist.map(|p| format!("file://{}", p.display())),
             peer_limit: s.peer_limit,
             ipv4_only: s.listen.is_ipv4(),
+            ratelimits: librqbit::limits::LimitsConfig {
+                upload_bps: s.upload_bps.and_then(std::num::NonZeroU32::new),
+                download_bps: s.download_bps.and_then(std::num::NonZeroU32::new),
+            },
             ..SessionOptions::default()
         };
         let session = Session::new_with_opts(s.output.to_owned(), opts)

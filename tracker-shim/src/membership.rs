@@ -41,6 +41,9 @@ pub struct Membership {
     pub role_changes: u64,
 }
 
+/// The reason given when a head resigns because it stops.
+const SHUTDOWN: &str = "shutting down";
+
 struct Headship {
     token: String,
     deadline: Instant,
@@ -67,7 +70,11 @@ fn step_down(
     if let Some(h) = headship {
         drop(h.follower);
         tracker.clear_maps();
-        tracing::warn!("stepping down as PID Head: {why}");
+        if why == SHUTDOWN {
+            tracing::info!("stepping down as PID Head: {why}");
+        } else {
+            tracing::warn!("stepping down as PID Head: {why}");
+        }
         state.send_modify(|m| {
             m.role = Some(Role::Member);
             m.head = None;
@@ -192,7 +199,7 @@ pub async fn run(
         if let Err(e) = client.lease(&resign).await {
             tracing::warn!("resigning failed: {e}");
         }
-        step_down(&tracker, Some(h), &state, "shutting down");
+        step_down(&tracker, Some(h), &state, SHUTDOWN);
     }
 }
 

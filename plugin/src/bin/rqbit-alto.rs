@@ -16,7 +16,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(version, about = "librqbit with ALTO-guided peer discovery through the PID Head")]
+#[command(
+    version,
+    about = "librqbit with ALTO-guided peer discovery through the PID Head"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,6 +45,12 @@ struct Common {
     /// Port of the tracker shim that serves as PID Head when this client is elected.
     #[arg(long, default_value_t = 0)]
     tracker_port: u16,
+    /// Upload limit, KiB/s.
+    #[arg(long)]
+    upload_kib: Option<u32>,
+    /// Download limit, KiB/s.
+    #[arg(long)]
+    download_kib: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -83,9 +92,17 @@ fn fail<E: std::fmt::Display>(code: i32) -> impl FnOnce(E) -> Failure {
 }
 
 fn bar(r: &Report) -> String {
-    let pct = if r.total_bytes > 0 { r.have_bytes as f64 / r.total_bytes as f64 } else { 0.0 };
+    let pct = if r.total_bytes > 0 {
+        r.have_bytes as f64 / r.total_bytes as f64
+    } else {
+        0.0
+    };
     let filled = (pct * 20.0).round() as usize;
-    let peers: Vec<String> = r.peers_by_pid.iter().map(|(p, n)| format!("{p}:{n}")).collect();
+    let peers: Vec<String> = r
+        .peers_by_pid
+        .iter()
+        .map(|(p, n)| format!("{p}:{n}"))
+        .collect();
     format!(
         "[{}{}] {:5.1}% ↓{:.2} ↑{:.2} MiB/s | peers {} | own PID {:.0}% | {} {}",
         "#".repeat(filled),
@@ -93,7 +110,11 @@ fn bar(r: &Report) -> String {
         pct * 100.0,
         r.down_mib_s,
         r.up_mib_s,
-        if peers.is_empty() { "-".into() } else { peers.join(" ") },
+        if peers.is_empty() {
+            "-".into()
+        } else {
+            peers.join(" ")
+        },
         r.own_pid_share * 100.0,
         r.pid.as_deref().unwrap_or("no PID"),
         r.role.as_deref().unwrap_or("(no ALTO)"),
@@ -120,7 +141,12 @@ async fn check_alto(common: &Common) {
         return;
     };
     let reachable = match alto_client::AltoClient::new(url) {
-        Ok(c) => c.with_timeout(Duration::from_secs(3)).directory().await.map(|_| ()).map_err(|e| e.to_string()),
+        Ok(c) => c
+            .with_timeout(Duration::from_secs(3))
+            .directory()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     if let Err(e) = reachable {
@@ -135,29 +161,41 @@ async fn session(common: &Common, output: PathBuf) -> Result<AltoSession, Failur
     config.tracker_port = common.tracker_port;
     config.dht_bootstrap = (!common.dht.is_empty()).then(|| common.dht.clone());
     config.strict = common.strict;
+    config.upload_bps = common.upload_kib.map(|k| k.saturating_mul(1024));
+    config.download_bps = common.download_kib.map(|k| k.saturating_mul(1024));
     AltoSession::start(config).await.map_err(fail(1))
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Download { torrent, output, seed_after, common } => {
+        Command::Download {
+            torrent,
+            output,
+            seed_after,
+            common,
+        } => {
             let bytes = if torrent.starts_with("magnet:") {
                 torrent.clone().into_bytes()
             } else {
-                std::fs::read(&torrent).map_err(|e| Failure(3, format!("cannot read {torrent}: {e}")))?
+                std::fs::read(&torrent)
+                    .map_err(|e| Failure(3, format!("cannot read {torrent}: {e}")))?
             };
             if !torrent.starts_with("magnet:") {
-                alto_plugin::metainfo::strip_torrent(&bytes).map_err(|e| Failure(2, format!("{torrent}: {e}")))?;
+                alto_plugin::metainfo::strip_torrent(&bytes)
+                    .map_err(|e| Failure(2, format!("{torrent}: {e}")))?;
             } else {
-                alto_plugin::metainfo::strip_magnet(&torrent).map_err(|e| Failure(2, e.to_string()))?;
+                alto_plugin::metainfo::strip_magnet(&torrent)
+                    .map_err(|e| Failure(2, e.to_string()))?;
             }
-            std::fs::create_dir_all(&output).map_err(|e| Failure(3, format!("cannot create {}: {e}", output.display())))?;
+            std::fs::create_dir_all(&output)
+                .map_err(|e| Failure(3, format!("cannot create {}: {e}", output.display())))?;
             check_alto(&common).await;
             let s = session(&common, output).await?;
             let t = s.add(&bytes).await.map_err(fail(2))?;
             let done = t.wait_completed();
             tokio::pin!(done);
-            let mut tick = tokio::time::interval(Duration::from_millis(if common.json { 1000 } else { 500 }));
+            let mut tick =
+                tokio::time::interval(Duration::from_millis(if common.json { 1000 } else { 500 }));
             loop {
                 tokio::select! {
                     r = &mut done => {
@@ -191,12 +229,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             s.shutdown().await;
             Ok(())
         }
-        Command::Seed { path, trackers, seed_for, common } => {
+        Command::Seed {
+            path,
+            trackers,
+            seed_for,
+            common,
+        } => {
             if !path.exists() {
                 return Err(Failure(3, format!("{} does not exist", path.display())));
             }
             check_alto(&common).await;
-            let output = path.parent().map_or_else(|| PathBuf::from("."), |p| p.to_owned());
+            let output = path
+                .parent()
+                .map_or_else(|| PathBuf::from("."), |p| p.to_owned());
             let s = session(&common, output).await?;
             let (torrent_path, t) = s.seed(&path, trackers).await.map_err(fail(3))?;
             println!("{}", torrent_path.display());
@@ -231,7 +276,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 async fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     if let Err(Failure(code, message)) = run(cli).await {

@@ -1,0 +1,211 @@
+//! librqbit clients with the plugin on the embedded loopback topology: two PIDs with a seeder
+//! and several clients each; every client completes with identical data and most bytes come
+//! from the own PID; the head killed mid-download and the ALTO server killed mid-download
+//! leave every download to complete. Nothing leaves loopback: librqbit's DHT, local service
+//! discovery and UPnP are off, and the only tracker is the plugin's proxy.
+
+use alto_plugin::{AltoSession, Config};
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const TTL: u64 = 2;
+
+/// An ALTO server on the loopback topology with short leases.
+async fn alto() -> (tempfile::TempDir, alto_server::Running) {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["network-map.json", "routingcost.json", "hopcount.json"] {
+        std::fs::copy(testdata::loopback::dir().join(f), dir.path().join(f)).unwrap();
+    }
+    let config = format!(
+        "{}\n[pid-heads]\nlease-ttl-secs = {TTL}\nstandby-window-secs = 30\n",
+        testdata::loopback::CONFIG
+    );
+    std::fs::write(dir.path().join("alto.toml"), config).unwrap();
+    let s = alto_server::Running::start(
+        alto_server::Source::File(dir.path().join("alto.toml")),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    (dir, s)
+}
+
+async fn client(alto: &str, ip: &str, dir: &Path, upload_bps: Option<u32>) -> AltoSession {
+    let mut c = Config::new(ip.parse::<IpAddr>().unwrap(), dir.join(ip));
+    c.alto = Some(alto.to_owned());
+    c.rejoin = Duration::from_millis(500);
+    c.min_interval = 1;
+    c.upload_bps = upload_bps;
+    AltoSession::start(c).await.unwrap()
+}
+
+/// The payload and a torrent whose only original tracker is a closed port.
+fn torrent(len: usize) -> (Vec<u8>, Vec<u8>) {
+    let data = testdata::torrent::payload(len, 99);
+    let t = testdata::torrent::single_file(
+        "payload.bin",
+        &data,
+        1 << 16,
+        "http://127.0.0.1:9/announce",
+        &[],
+    );
+    (data, t.metainfo)
+}
+
+async fn seeder(
+    alto: &str,
+    ip: &str,
+    dir: &Path,
+    data: &[u8],
+    meta: &[u8],
+    upload_bps: Option<u32>,
+) -> AltoSession {
+    let s = client(alto, ip, dir, upload_bps).await;
+    let folder = dir.join(ip);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("payload.bin"), data).unwrap();
+    let t = s.add(meta).await.unwrap();
+    t.wait_completed().await.unwrap();
+    s
+}
+
+async fn until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pids_complete_with_most_bytes_from_their_own_pid() {
+    let (_d, alto) = alto().await;
+    let url = alto.directory_url();
+    let dir = tempfile::tempdir().unwrap();
+    let (data, meta) = torrent(4 << 20);
+    let s1 = seeder(&url, "127.1.0.10", dir.path(), &data, &meta, None).await;
+    let s3 = seeder(&url, "127.3.0.10", dir.path(), &data, &meta, None).await;
+    let ips = [
+        "127.1.0.21",
+        "127.1.0.22",
+        "127.1.0.23",
+        "127.3.0.21",
+        "127.3.0.22",
+        "127.3.0.23",
+    ];
+    let mut clients = Vec::new();
+    for ip in ips {
+        let c = client(&url, ip, dir.path(), None).await;
+        let t = c.add(&meta).await.unwrap();
+        clients.push((ip, c, t));
+    }
+    for (ip, c, t) in &clients {
+        tokio::time::timeout(Duration::from_secs(60), t.wait_completed())
+            .await
+            .unwrap_or_else(|_| panic!("{ip} did not complete: {:?}", c.report(t)))
+            .unwrap();
+    }
+    let (mut own, mut all) = (0u64, 0u64);
+    for (ip, c, t) in &clients {
+        let got = std::fs::read(dir.path().join(ip).join("payload.bin")).unwrap();
+        assert!(got == data, "{ip} got different bytes");
+        let r = c.report(t);
+        let pid = r.pid.clone().unwrap();
+        assert_eq!(
+            pid,
+            if ip.starts_with("127.1.") {
+                "PID1"
+            } else {
+                "PID3"
+            }
+        );
+        own += r.bytes_by_pid.get(&pid).copied().unwrap_or(0);
+        all += r
+            .bytes_by_pid
+            .iter()
+            .filter(|(k, _)| *k != "incoming")
+            .map(|(_, v)| v)
+            .sum::<u64>();
+        assert!(
+            c.proxy()
+                .stats
+                .head_ok
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0,
+            "{ip} never heard from its head"
+        );
+    }
+    eprintln!(
+        "own-PID bytes: {own} of {all} attributed ({:.0}%)",
+        100.0 * own as f64 / all.max(1) as f64
+    );
+    assert!(all > 0);
+    assert!(
+        own as f64 > 0.5 * all as f64,
+        "only {own} of {all} attributed bytes came from the own PID"
+    );
+    for (_, c, _) in clients {
+        c.shutdown().await;
+    }
+    s1.shutdown().await;
+    s3.shutdown().await;
+    alto.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_complete_when_the_head_and_then_the_alto_server_die() {
+    let (_d, alto) = alto().await;
+    let url = alto.directory_url();
+    let dir = tempfile::tempdir().unwrap();
+    // A client with no torrent joins first: PID1's head.
+    let mut head = client(&url, "127.1.0.2", dir.path(), None).await;
+    until("the head", Duration::from_secs(10), || {
+        head.membership().role == Some(alto_model::pidhead::Role::Head)
+    })
+    .await;
+    // Seeders limited to 1 MiB/s, so that the downloads take seconds.
+    let (data, meta) = torrent(6 << 20);
+    let s1 = seeder(&url, "127.1.0.10", dir.path(), &data, &meta, Some(1 << 20)).await;
+    let s3 = seeder(&url, "127.3.0.10", dir.path(), &data, &meta, Some(1 << 20)).await;
+    let mut clients = Vec::new();
+    for ip in ["127.1.0.21", "127.1.0.22", "127.3.0.21"] {
+        let c = client(&url, ip, dir.path(), None).await;
+        let t = c.add(&meta).await.unwrap();
+        clients.push((ip, c, t));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        clients.iter().any(|(_, c, t)| !c.report(t).finished),
+        "the downloads were over before the head died"
+    );
+    head.crash_tracker();
+    // A new head for PID1 within two lease periods (and a bit for the next join).
+    let start = Instant::now();
+    let pid1_head = |c: &AltoSession| {
+        let m = c.membership();
+        m.role == Some(alto_model::pidhead::Role::Head) && m.pid.as_deref() == Some("PID1")
+    };
+    until(
+        "a new head for PID1",
+        Duration::from_secs(3 * TTL + 3),
+        || clients.iter().any(|(_, c, _)| pid1_head(c)) || pid1_head(&s1),
+    )
+    .await;
+    eprintln!("PID1 had a new head after {:?}", start.elapsed());
+    alto.stop().await.unwrap();
+    for (ip, c, t) in &clients {
+        tokio::time::timeout(Duration::from_secs(60), t.wait_completed())
+            .await
+            .unwrap_or_else(|_| panic!("{ip} did not complete: {:?}", c.report(t)))
+            .unwrap();
+        let got = std::fs::read(dir.path().join(ip).join("payload.bin")).unwrap();
+        assert!(got == data, "{ip} got different bytes");
+    }
+    for (_, c, _) in clients {
+        c.shutdown().await;
+    }
+    s1.shutdown().await;
+    s3.shutdown().await;
+    head.shutdown().await;
+}

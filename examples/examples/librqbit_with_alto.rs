@@ -25,7 +25,11 @@ async fn main() -> anyhow::Result<()> {
     t.wait_completed().await?;
     // 4. See where the bytes came from.
     let report = session.report(&t);
-    println!("done: {:.0}% of the bytes from the own PID ({:?})", report.own_pid_share * 100.0, report.pid);
+    println!(
+        "done: {:.0}% of the bytes from the own PID ({:?})",
+        report.own_pid_share * 100.0,
+        report.pid
+    );
     // 5. Leave cleanly: `stopped` upstream, and a head resigns.
     session.shutdown().await;
     Ok(())

@@ -1,2 +1,6 @@
-//! Runnable scenarios for the ALTO virtual tracker. `examples/librqbit_with_alto.rs` shows
-//! how a librqbit application adopts the plugin in a few lines.
+//! Runnable scenarios for the ALTO virtual tracker.
+//!
+//! - [`lab`]: the swarm lab (`swarm-lab`), the README's main command.
+//! - `examples/librqbit_with_alto.rs`: how a librqbit application adopts the plugin.
+
+pub mod lab;

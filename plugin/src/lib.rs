@@ -67,6 +67,10 @@ pub struct Config {
     pub rejoin: Duration,
     /// Most peers per torrent.
     pub peer_limit: Option<usize>,
+    /// Peers from other PIDs per announce, besides every peer of the own PID.
+    pub foreign_peers: usize,
+    /// With this many peers in the own PID, no peers of other PIDs are handed out.
+    pub local_enough: usize,
     /// Upload limit, bytes per second.
     pub upload_bps: Option<u32>,
     /// Download limit, bytes per second.
@@ -88,6 +92,8 @@ impl Config {
             min_interval: 5,
             rejoin: Duration::from_secs(10),
             peer_limit: None,
+            foreign_peers: 4,
+            local_enough: 3,
             upload_bps: None,
             download_bps: None,
         }
@@ -108,7 +114,7 @@ pub struct AltoSession {
     proxy_stop: Option<tokio::sync::oneshot::Sender<()>>,
     shim: Option<RunningTracker>,
     membership: watch::Receiver<Membership>,
-    netmap: Arc<RwLock<Option<NetworkMap>>>,
+    netmap: Arc<RwLock<Option<Arc<NetworkMap>>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     listen: SocketAddr,
 }
@@ -205,8 +211,16 @@ impl AltoSession {
             min_interval: config.min_interval,
             timeout: Duration::from_secs(3),
             dht_wait: Duration::from_millis(500),
+            foreign_peers: config.foreign_peers,
+            local_enough: config.local_enough,
         };
-        let proxy = Arc::new(Proxy::new(settings, membership.clone(), dht));
+        let netmap = Arc::new(RwLock::new(None));
+        let proxy = Arc::new(Proxy::new(
+            settings,
+            membership.clone(),
+            dht,
+            netmap.clone(),
+        ));
         let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
         let proxy_url = format!("http://{}/announce", listener.local_addr()?);
         let (proxy_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -218,7 +232,6 @@ impl AltoSession {
             .await;
         })];
 
-        let netmap = Arc::new(RwLock::new(None));
         if let Some(alto) = config.alto.clone() {
             let nm = netmap.clone();
             let ip = config.ip;
@@ -396,6 +409,11 @@ impl AltoSession {
         }
     }
 
+    /// Bytes exchanged with each peer the torrent has known (see [`rqbit::PeerBytes`]).
+    pub fn peer_bytes(&self, t: &Torrent) -> Vec<rqbit::PeerBytes> {
+        t.inner.peers()
+    }
+
     /// Sends `stopped` for every torrent, resigns a headship, and stops everything.
     pub async fn shutdown(mut self) {
         for h in self.proxy.torrents() {
@@ -432,7 +450,7 @@ impl Torrent {
 }
 
 /// Keeps the ALTO network map, for attributing bytes to PIDs (revalidated by ETag).
-async fn follow_network_map(alto: String, ip: IpAddr, into: Arc<RwLock<Option<NetworkMap>>>) {
+async fn follow_network_map(alto: String, ip: IpAddr, into: Arc<RwLock<Option<Arc<NetworkMap>>>>) {
     let Ok(client) = alto_client::AltoClient::new(&alto) else {
         return;
     };
@@ -442,7 +460,7 @@ async fn follow_network_map(alto: String, ip: IpAddr, into: Arc<RwLock<Option<Ne
     loop {
         if let Ok(nm) = client.network_map().await {
             if let Ok(net) = NetworkMap::from_data(&nm.meta.vtag.resource_id, &nm.network_map) {
-                *into.write().expect("netmap lock") = Some(net);
+                *into.write().expect("netmap lock") = Some(Arc::new(net));
             }
         }
         tokio::time::sleep(Duration::from_secs(30)).await;

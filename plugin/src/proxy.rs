@@ -9,6 +9,7 @@
 use crate::rqbit::DhtNode;
 use crate::upstream::{Announce, Upstream};
 use alto_model::pidhead::HeadInfo;
+use alto_model::NetworkMap;
 use alto_server::web::{self, HttpResponse};
 use bytes::Bytes;
 use http::StatusCode;
@@ -19,7 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
 use tracker_shim::membership::Membership;
@@ -39,6 +40,12 @@ pub struct ProxySettings {
     pub timeout: Duration,
     /// How long to gather DHT peers per announce.
     pub dht_wait: Duration,
+    /// Peers from other PIDs handed to librqbit per announce, besides every peer of the own
+    /// PID: enough to keep the swarm connected, few enough to keep traffic local.
+    pub foreign_peers: usize,
+    /// With at least this many peers in the own PID, none from other PIDs are handed out
+    /// (librqbit keeps the peers it already knows, so an early client keeps its link out).
+    pub local_enough: usize,
 }
 
 /// Counters of the proxy.
@@ -74,6 +81,7 @@ pub struct Proxy {
     upstream: Upstream,
     http: Client<HttpConnector, Full<Bytes>>,
     dht: Option<DhtNode>,
+    netmap: Arc<RwLock<Option<Arc<NetworkMap>>>>,
     /// The counters.
     pub stats: ProxyStats,
 }
@@ -84,6 +92,7 @@ impl Proxy {
         settings: ProxySettings,
         membership: watch::Receiver<Membership>,
         dht: Option<DhtNode>,
+        netmap: Arc<RwLock<Option<Arc<NetworkMap>>>>,
     ) -> Self {
         let mut c = HttpConnector::new();
         c.set_local_address(Some(settings.client_ip));
@@ -95,6 +104,7 @@ impl Proxy {
             torrents: Mutex::new(HashMap::new()),
             membership,
             dht,
+            netmap,
             stats: ProxyStats::default(),
         }
     }
@@ -211,6 +221,7 @@ impl Proxy {
             }
         }
         list.extend(others);
+        self.keep_local(me.ip(), &mut list);
         list.truncate(self.settings.numwant as usize);
         let resp = AnnounceResponse {
             interval: self.settings.min_interval.max(60),
@@ -230,6 +241,24 @@ impl Proxy {
         let mut out = Vec::new();
         resp.encode(true, true, &mut out);
         out
+    }
+
+    /// Keeps every peer of the own PID and the first `foreign_peers` of the others (the
+    /// list is in ranked order), or none of the others when the own PID has `local_enough`
+    /// peers; only when the network map is known.
+    fn keep_local(&self, me: IpAddr, list: &mut Vec<SocketAddr>) {
+        let net = self.netmap.read().expect("netmap lock").clone();
+        let Some(net) = net else { return };
+        let Some(own) = net.pid_of(me) else { return };
+        let (same, foreign): (Vec<SocketAddr>, Vec<SocketAddr>) =
+            list.iter().partition(|p| net.pid_of(p.ip()) == Some(own));
+        let take = if same.len() >= self.settings.local_enough {
+            0
+        } else {
+            self.settings.foreign_peers
+        };
+        *list = same;
+        list.extend(foreign.into_iter().take(take));
     }
 
     /// Orders `peers` by the head's ordinal endpoint costs from `me`; on any failure they

@@ -22,6 +22,7 @@ use std::time::Duration;
 /// A librqbit session set up for the plugin.
 pub struct Rqbit {
     session: Arc<Session>,
+    proxy: String,
 }
 
 /// Settings of the session.
@@ -111,7 +112,10 @@ impl Rqbit {
         let session = Session::new_with_opts(s.output.to_owned(), opts)
             .await
             .context("starting the BitTorrent session")?;
-        Ok(Rqbit { session })
+        Ok(Rqbit {
+            session,
+            proxy: s.proxy.to_owned(),
+        })
     }
 
     /// Adds a torrent (`.torrent` bytes without trackers, or a magnet link without `tr=`),
@@ -121,9 +125,12 @@ impl Rqbit {
             TorrentInput::File(bytes) => AddTorrent::from_bytes(bytes),
             TorrentInput::Magnet(link) => AddTorrent::from_url(link),
         };
+        // The proxy is also the torrent's own tracker: librqbit gives private torrents
+        // (BEP 27) no session-level trackers.
         let opts = AddTorrentOptions {
             output_folder: Some(output.display().to_string()),
             overwrite: true,
+            trackers: Some(vec![self.proxy.clone()]),
             ..AddTorrentOptions::default()
         };
         match self.session.add_torrent(add, Some(opts)).await? {

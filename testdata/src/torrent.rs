@@ -48,6 +48,23 @@ pub fn single_file(
     announce: &str,
     backups: &[&str],
 ) -> Torrent {
+    build(name, data, piece_len, announce, backups, false)
+}
+
+/// The same, with `private` set (BEP 27): clients use no DHT, no local discovery and no
+/// peer exchange for it, only its tracker.
+pub fn single_file_private(name: &str, data: &[u8], piece_len: usize, announce: &str) -> Torrent {
+    build(name, data, piece_len, announce, &[], true)
+}
+
+fn build(
+    name: &str,
+    data: &[u8],
+    piece_len: usize,
+    announce: &str,
+    backups: &[&str],
+    private: bool,
+) -> Torrent {
     let mut pieces = Vec::with_capacity(data.len() / piece_len * 20 + 20);
     for chunk in data.chunks(piece_len) {
         pieces.extend_from_slice(&Sha1::digest(chunk));
@@ -62,6 +79,10 @@ pub fn single_file(
     int(&mut info, piece_len as u64);
     bytes(&mut info, b"pieces");
     bytes(&mut info, &pieces);
+    if private {
+        bytes(&mut info, b"private");
+        int(&mut info, 1);
+    }
     info.push(b'e');
     let info_hash: [u8; 20] = Sha1::digest(&info).into();
     let mut t = Vec::new();

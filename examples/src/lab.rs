@@ -1,0 +1,584 @@
+//! The swarm lab: real librqbit clients with the plugin, spread over the PIDs of the
+//! embedded loopback topology, move a real file from one seeder; then the identical swarm
+//! runs as the baseline, announcing to the tracker shim in plain mode (random peers); the
+//! figures of both are measured the same way.
+//!
+//! Bytes are attributed on the side that opened each connection (on loopback the accepting
+//! side only sees 127.0.0.1): every client reports, for the connections it opened, what it
+//! received and sent, by the PID of the address it connected to; summed over the swarm each
+//! byte counts once.
+
+use alto_model::NetworkMap;
+use alto_plugin::{AltoSession, Config};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct LabConfig {
+    /// PIDs with clients (at most 4 on the loopback topology).
+    pub pids: usize,
+    /// Clients per PID.
+    pub clients_per_pid: usize,
+    /// File size, bytes.
+    pub file_bytes: usize,
+    /// Seed of the file's content.
+    pub seed: u64,
+    /// Upload limit per client, bytes per second (0: none).
+    pub upload_bps: u32,
+    /// Election policy: `first` or `scored`.
+    pub policy: String,
+    /// Seconds a client may take before it is reported as failed.
+    pub timeout: Duration,
+    /// Folder for the data and the logs (a temporary one when `None`).
+    pub dir: Option<PathBuf>,
+    /// Time between two clients' arrivals (they join round-robin over the PIDs), as in a
+    /// real swarm where nobody starts at the same instant.
+    pub arrival_gap: Duration,
+    /// Peers from other PIDs each ALTO client is given per announce.
+    pub foreign_peers: usize,
+    /// Print progress to stderr.
+    pub progress: bool,
+}
+
+impl Default for LabConfig {
+    fn default() -> Self {
+        LabConfig {
+            pids: 4,
+            clients_per_pid: 6,
+            file_bytes: 16 << 20,
+            seed: 7285,
+            upload_bps: 4 << 20,
+            policy: "first".into(),
+            timeout: Duration::from_secs(300),
+            dir: None,
+            arrival_gap: Duration::from_millis(1000),
+            foreign_peers: 1,
+            progress: true,
+        }
+    }
+}
+
+/// The figures of one run.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RunFigures {
+    /// Clients (the seeder not counted).
+    pub clients: usize,
+    /// Clients that completed with identical data.
+    pub completed: usize,
+    /// Clients that failed, with the reason.
+    pub failed: Vec<String>,
+    /// Bytes from PID to PID: `matrix[from][to]`.
+    pub matrix: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Bytes that stayed inside a PID.
+    pub inside_bytes: u64,
+    /// Bytes that crossed PIDs.
+    pub cross_pid_bytes: u64,
+    /// `inside / (inside + cross)`.
+    pub localization: f64,
+    /// Completion time of each client, seconds, sorted.
+    pub completion_s: Vec<f64>,
+    /// Requests the ALTO server handled.
+    pub alto_server_requests: u64,
+    /// Requests the heads (or the plain tracker) handled.
+    pub tracker_requests: u64,
+    /// Heads elected during the run.
+    pub elections: u64,
+}
+
+impl RunFigures {
+    /// A percentile of the completion times.
+    pub fn completion(&self, p: f64) -> f64 {
+        if self.completion_s.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.completion_s.len() - 1) as f64 * p).round() as usize;
+        self.completion_s[i]
+    }
+}
+
+/// Both runs.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LabReport {
+    /// The ALTO run (virtual tracker).
+    pub alto: RunFigures,
+    /// The baseline (plain tracker, random peers).
+    pub baseline: RunFigures,
+    /// One copy of the file into every PID that starts without one.
+    pub lower_bound_bytes: u64,
+    /// PIDs, in order.
+    pub pids: Vec<String>,
+    /// File size.
+    pub file_bytes: u64,
+}
+
+fn log(c: &LabConfig, msg: impl AsRef<str>) {
+    if c.progress {
+        eprintln!("[lab] {}", msg.as_ref());
+    }
+}
+
+fn metric_sum(text: &str, prefix: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Runs the lab: the ALTO run, then the baseline.
+pub async fn run(c: &LabConfig) -> anyhow::Result<LabReport> {
+    anyhow::ensure!(
+        (1..=4).contains(&c.pids),
+        "the loopback topology has 4 PIDs with clients"
+    );
+    anyhow::ensure!(c.clients_per_pid >= 1, "at least one client per PID");
+    let tmp;
+    let dir = match &c.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_owned()
+        }
+    };
+    let data = testdata::torrent::payload(c.file_bytes, c.seed);
+    let pids: Vec<String> = testdata::loopback::PIDS[..c.pids]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let alto = run_one(c, &dir.join("alto"), &data, true).await?;
+    let baseline = run_one(c, &dir.join("baseline"), &data, false).await?;
+    Ok(LabReport {
+        alto,
+        baseline,
+        lower_bound_bytes: (c.pids as u64 - 1) * c.file_bytes as u64,
+        pids,
+        file_bytes: c.file_bytes as u64,
+    })
+}
+
+async fn run_one(
+    c: &LabConfig,
+    dir: &Path,
+    data: &[u8],
+    with_alto: bool,
+) -> anyhow::Result<RunFigures> {
+    let name = if with_alto { "ALTO run" } else { "baseline" };
+    std::fs::create_dir_all(dir)?;
+    let net = NetworkMap::from_json(
+        testdata::loopback::NETWORK_MAP_ID,
+        testdata::loopback::NETWORK_MAP,
+    )?;
+    // The ALTO server on the loopback topology (in the baseline it stays idle).
+    let cfg_dir = dir.join("alto");
+    std::fs::create_dir_all(&cfg_dir)?;
+    for f in ["network-map.json", "routingcost.json", "hopcount.json"] {
+        std::fs::copy(testdata::loopback::dir().join(f), cfg_dir.join(f))?;
+    }
+    std::fs::write(
+        cfg_dir.join("alto.toml"),
+        format!(
+            "{}\n[pid-heads]\npolicy = \"{}\"\n",
+            testdata::loopback::CONFIG,
+            c.policy
+        ),
+    )?;
+    let alto = alto_server::Running::start(
+        alto_server::Source::File(cfg_dir.join("alto.toml")),
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
+    // The plain tracker: the torrent's original tracker in both runs.
+    let plain = RunningTracker::start(
+        Tracker::new(TrackerConfig {
+            interval: 60,
+            min_interval: 5,
+            ..TrackerConfig::default()
+        }),
+        "127.0.0.1:0".parse()?,
+        None,
+        Mode::Plain,
+    )
+    .await?;
+    // Private (BEP 27): librqbit's peer exchange, always on for public torrents, would hand
+    // every client every address and hide what peer discovery does.
+    let torrent =
+        testdata::torrent::single_file_private("payload.bin", data, 1 << 18, &plain.announce_url());
+    let client = |ip: String, folder: PathBuf| {
+        let mut cfg = Config::new(ip.parse().expect("an address"), folder);
+        cfg.alto = with_alto.then(|| alto.directory_url());
+        cfg.rejoin = Duration::from_secs(2);
+        cfg.min_interval = 2;
+        cfg.upload_bps = (c.upload_bps > 0).then_some(c.upload_bps);
+        cfg.foreign_peers = c.foreign_peers;
+        cfg.local_enough = 2;
+        cfg
+    };
+    // One seeder, in the first PID.
+    let seed_dir = dir.join("seeder");
+    std::fs::create_dir_all(&seed_dir)?;
+    std::fs::write(seed_dir.join("payload.bin"), data)?;
+    let seeder = AltoSession::start(client("127.1.0.250".into(), seed_dir.clone())).await?;
+    let st = seeder.add(&torrent.metainfo).await?;
+    st.wait_completed().await?;
+    let before = alto_metrics(&alto).await;
+    log(
+        c,
+        format!(
+            "{name}: seeder ready in PID1; starting {} clients",
+            c.pids * c.clients_per_pid
+        ),
+    );
+
+    let mut clients = Vec::new();
+    for k in 0..c.clients_per_pid {
+        for p in 0..c.pids {
+            if !clients.is_empty() {
+                tokio::time::sleep(c.arrival_gap).await;
+            }
+            let ip = format!("127.{}.0.{}", p + 1, k + 10);
+            let folder = dir.join(&ip);
+            let s = AltoSession::start(client(ip.clone(), folder.clone())).await?;
+            let added = Instant::now();
+            let t = s.add(&torrent.metainfo).await?;
+            // Completion is timed as it happens, not when the lab looks.
+            let watched = t.clone();
+            let timer = tokio::spawn(async move {
+                watched
+                    .wait_completed()
+                    .await
+                    .map(|()| added.elapsed().as_secs_f64())
+                    .ok()
+            });
+            clients.push((ip, folder, s, t, Some(timer), None::<f64>));
+        }
+    }
+    let started = Instant::now();
+    let mut last_note = Instant::now();
+    loop {
+        let mut pending = 0;
+        for (_, _, _, _, timer, done) in clients.iter_mut() {
+            match timer.take() {
+                Some(t) if t.is_finished() => *done = t.await.ok().flatten(),
+                Some(t) => {
+                    *timer = Some(t);
+                    pending += 1;
+                }
+                None => {}
+            }
+        }
+        if pending == 0 || started.elapsed() > c.timeout {
+            break;
+        }
+        if last_note.elapsed() > Duration::from_secs(2) {
+            let have: u64 = clients
+                .iter()
+                .map(|(_, _, s, t, _, _)| s.report(t).have_bytes)
+                .sum();
+            let all = (clients.len() * data.len()) as f64;
+            log(
+                c,
+                format!(
+                    "{name}: {:.0}% of the data in place, {pending} clients still downloading",
+                    100.0 * have as f64 / all
+                ),
+            );
+            last_note = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let mut f = RunFigures {
+        clients: clients.len(),
+        ..RunFigures::default()
+    };
+    let pid_of = |ip: std::net::IpAddr| {
+        net.pid_of(ip)
+            .map_or("unknown".to_owned(), |i| net.pid_name(i).to_owned())
+    };
+    let mut all_sessions: Vec<(&String, &AltoSession, &alto_plugin::Torrent)> = clients
+        .iter()
+        .map(|(ip, _, s, t, _, _)| (ip, s, t))
+        .collect();
+    let seeder_ip = "127.1.0.250".to_owned();
+    all_sessions.push((&seeder_ip, &seeder, &st));
+    for (ip, s, t) in &all_sessions {
+        let me = pid_of(ip.parse()?);
+        for peer in s.peer_bytes(t) {
+            if !peer.outgoing {
+                continue;
+            }
+            let other = pid_of(peer.addr.ip());
+            *f.matrix
+                .entry(other.clone())
+                .or_default()
+                .entry(me.clone())
+                .or_default() += peer.fetched;
+            *f.matrix
+                .entry(me.clone())
+                .or_default()
+                .entry(other)
+                .or_default() += peer.uploaded;
+        }
+    }
+    for (from, row) in &f.matrix {
+        for (to, b) in row {
+            if from == to {
+                f.inside_bytes += b;
+            } else {
+                f.cross_pid_bytes += b;
+            }
+        }
+    }
+    f.localization = f.inside_bytes as f64 / (f.inside_bytes + f.cross_pid_bytes).max(1) as f64;
+    for (ip, folder, s, t, _, done) in &clients {
+        let ok =
+            done.is_some() && std::fs::read(folder.join("payload.bin")).is_ok_and(|b| b == data);
+        if ok {
+            f.completed += 1;
+            f.completion_s.push(done.expect("checked"));
+        } else {
+            f.failed.push(format!("{ip}: {:?}", s.report(t)));
+        }
+    }
+    f.completion_s.sort_by(f64::total_cmp);
+    let after = alto_metrics(&alto).await;
+    f.alto_server_requests =
+        metric_sum(&after, "alto_requests_total{") - metric_sum(&before, "alto_requests_total{");
+    f.elections = metric_sum(&after, "alto_pidhead_elections_total");
+    let tracker_requests = |t: &Tracker| {
+        t.stats.announces.load(Relaxed)
+            + t.stats.scrapes.load(Relaxed)
+            + t.stats.failures.load(Relaxed)
+    };
+    f.tracker_requests = tracker_requests(&plain.tracker)
+        + clients
+            .iter()
+            .filter_map(|(_, _, s, _, _, _)| s.shim())
+            .map(|sh| tracker_requests(&sh.tracker))
+            .sum::<u64>()
+        + seeder.shim().map_or(0, |sh| tracker_requests(&sh.tracker));
+    log(
+        c,
+        format!(
+            "{name}: {}/{} clients complete; {:.0}% of the bytes stayed inside PIDs",
+            f.completed,
+            f.clients,
+            f.localization * 100.0
+        ),
+    );
+    for (_, _, s, _, _, _) in clients {
+        s.shutdown().await;
+    }
+    seeder.shutdown().await;
+    plain.stop().await;
+    alto.stop().await?;
+    Ok(f)
+}
+
+async fn alto_metrics(alto: &alto_server::Running) -> String {
+    let snap = alto.app.snapshot();
+    let mut text = alto.app.metrics().render(snap.base());
+    alto.app.heads().render(&mut text);
+    text
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+}
+
+/// The side-by-side table.
+pub fn table(r: &LabReport) -> String {
+    let (a, b) = (&r.alto, &r.baseline);
+    let row = |name: &str, x: String, y: String| format!("{name:<34} {x:>24} {y:>24}\n");
+    let mut s = String::new();
+    s += &row(
+        "",
+        "ALTO (virtual tracker)".into(),
+        "baseline (random peers)".into(),
+    );
+    s += &"-".repeat(84);
+    s.push('\n');
+    s += &row(
+        "clients completed",
+        format!("{}/{}", a.completed, a.clients),
+        format!("{}/{}", b.completed, b.clients),
+    );
+    s += &row(
+        "bytes inside PIDs (localization)",
+        format!("{:.1}%", a.localization * 100.0),
+        format!("{:.1}%", b.localization * 100.0),
+    );
+    let bound = r.lower_bound_bytes.max(1) as f64;
+    s += &row(
+        "cross-PID bytes",
+        format!(
+            "{} ({:.2}x bound)",
+            mib(a.cross_pid_bytes),
+            a.cross_pid_bytes as f64 / bound
+        ),
+        format!(
+            "{} ({:.2}x bound)",
+            mib(b.cross_pid_bytes),
+            b.cross_pid_bytes as f64 / bound
+        ),
+    );
+    s += &row(
+        "lower bound (a copy per PID)",
+        mib(r.lower_bound_bytes),
+        mib(r.lower_bound_bytes),
+    );
+    s += &row(
+        "completion p50 / p95 / max (s)",
+        format!(
+            "{:.1} / {:.1} / {:.1}",
+            a.completion(0.5),
+            a.completion(0.95),
+            a.completion(1.0)
+        ),
+        format!(
+            "{:.1} / {:.1} / {:.1}",
+            b.completion(0.5),
+            b.completion(0.95),
+            b.completion(1.0)
+        ),
+    );
+    s += &row(
+        "ALTO server requests",
+        a.alto_server_requests.to_string(),
+        b.alto_server_requests.to_string(),
+    );
+    s += &row(
+        "head (tracker) requests",
+        a.tracker_requests.to_string(),
+        b.tracker_requests.to_string(),
+    );
+    s += &row("heads elected", a.elections.to_string(), "-".into());
+    for (title, f) in [("ALTO run", a), ("baseline", b)] {
+        s += &format!("\n{title}: MiB from PID (row) to PID (column)\n{:>10}", "");
+        for p in &r.pids {
+            s += &format!("{p:>10}");
+        }
+        s.push('\n');
+        for from in &r.pids {
+            s += &format!("{from:>10}");
+            for to in &r.pids {
+                let v = f
+                    .matrix
+                    .get(from)
+                    .and_then(|m| m.get(to))
+                    .copied()
+                    .unwrap_or(0);
+                s += &format!("{:>10.1}", v as f64 / (1 << 20) as f64);
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// The figures under the names the lab promises (`--json`).
+pub fn json(r: &LabReport) -> serde_json::Value {
+    serde_json::json!({
+        "localization": r.alto.localization,
+        "baseline_localization": r.baseline.localization,
+        "cross_pid_bytes": r.alto.cross_pid_bytes,
+        "baseline_cross_pid_bytes": r.baseline.cross_pid_bytes,
+        "lower_bound_bytes": r.lower_bound_bytes,
+        "completion_p50_s": r.alto.completion(0.5),
+        "baseline_completion_p50_s": r.baseline.completion(0.5),
+        "alto_server_requests": r.alto.alto_server_requests,
+        "head_requests": r.alto.tracker_requests,
+        "completed": r.alto.completed,
+        "clients": r.alto.clients,
+        "baseline_completed": r.baseline.completed,
+        "file_bytes": r.file_bytes,
+        "alto": r.alto,
+        "baseline": r.baseline,
+    })
+}
+
+/// PID-to-PID traffic of both runs as two heat maps side by side.
+pub fn svg(r: &LabReport) -> String {
+    let n = r.pids.len();
+    let cell = 64.0;
+    let margin = 80.0;
+    let width = 2.0 * (margin + n as f64 * cell) + 60.0;
+    let height = margin + n as f64 * cell + 70.0;
+    let max = [&r.alto, &r.baseline]
+        .iter()
+        .flat_map(|f| f.matrix.values().flat_map(|m| m.values()))
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#
+    );
+    s += r#"<rect width="100%" height="100%" fill="white"/>"#;
+    for (k, (title, f)) in [
+        ("ALTO (virtual tracker)", &r.alto),
+        ("baseline (random peers)", &r.baseline),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let x0 = 20.0 + k as f64 * (margin + n as f64 * cell + 20.0) + margin - 20.0;
+        let y0 = margin;
+        s += &format!(
+            r#"<text x="{}" y="24" font-size="15" font-weight="bold">{title}: {:.0}% of bytes inside PIDs</text>"#,
+            x0 - margin + 20.0,
+            f.localization * 100.0
+        );
+        s += &format!(
+            r#"<text x="{}" y="46" fill="dimgray">MiB sent from PID (row) to PID (column)</text>"#,
+            x0 - margin + 20.0
+        );
+        for (i, from) in r.pids.iter().enumerate() {
+            s += &format!(
+                r#"<text x="{}" y="{}" text-anchor="end">{from}</text>"#,
+                x0 - 6.0,
+                y0 + i as f64 * cell + cell / 2.0 + 4.0
+            );
+            s += &format!(
+                r#"<text x="{}" y="{}" text-anchor="middle">{from}</text>"#,
+                x0 + i as f64 * cell + cell / 2.0,
+                y0 - 8.0
+            );
+            for (j, to) in r.pids.iter().enumerate() {
+                let v = f
+                    .matrix
+                    .get(from)
+                    .and_then(|m| m.get(to))
+                    .copied()
+                    .unwrap_or(0) as f64;
+                let t = (v / max).sqrt();
+                let (red, green, blue) = if i == j {
+                    (255.0 - 200.0 * t, 255.0 - 80.0 * t, 255.0 - 200.0 * t)
+                } else {
+                    (255.0 - 30.0 * t, 255.0 - 200.0 * t, 255.0 - 200.0 * t)
+                };
+                s += &format!(
+                    r#"<rect x="{}" y="{}" width="{cell}" height="{cell}" fill="rgb({:.0},{:.0},{:.0})" stroke="silver"/><text x="{}" y="{}" text-anchor="middle">{:.1}</text>"#,
+                    x0 + j as f64 * cell,
+                    y0 + i as f64 * cell,
+                    red,
+                    green,
+                    blue,
+                    x0 + j as f64 * cell + cell / 2.0,
+                    y0 + i as f64 * cell + cell / 2.0 + 4.0,
+                    v / (1 << 20) as f64
+                );
+            }
+        }
+    }
+    s += &format!(
+        r#"<text x="20" y="{}" fill="dimgray">green: bytes that stayed inside a PID; red: bytes that crossed PIDs. Lower bound of cross-PID bytes: {}.</text>"#,
+        height - 16.0,
+        mib(r.lower_bound_bytes)
+    );
+    s += "</svg>\n";
+    s
+}

@@ -40,6 +40,8 @@ pub struct LabConfig {
     pub arrival_gap: Duration,
     /// Peers from other PIDs each ALTO client is given per announce.
     pub foreign_peers: usize,
+    /// With this many peers in its own PID, an ALTO client is given none from other PIDs.
+    pub local_enough: usize,
     /// Print progress to stderr.
     pub progress: bool,
 }
@@ -57,6 +59,7 @@ impl Default for LabConfig {
             dir: None,
             arrival_gap: Duration::from_millis(1000),
             foreign_peers: 1,
+            local_enough: 2,
             progress: true,
         }
     }
@@ -213,7 +216,7 @@ async fn run_one(
         cfg.min_interval = 2;
         cfg.upload_bps = (c.upload_bps > 0).then_some(c.upload_bps);
         cfg.foreign_peers = c.foreign_peers;
-        cfg.local_enough = 2;
+        cfg.local_enough = c.local_enough;
         cfg
     };
     // One seeder, in the first PID.

@@ -39,6 +39,9 @@ struct Args {
     /// Peers from other PIDs each ALTO client gets per announce.
     #[arg(long, default_value_t = 1)]
     foreign_peers: usize,
+    /// With this many peers in its own PID, an ALTO client gets none from other PIDs.
+    #[arg(long, default_value_t = 2)]
+    local_enough: usize,
     /// Seconds a client may take before it counts as failed.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
@@ -78,6 +81,7 @@ async fn main() {
         dir: args.dir.clone(),
         arrival_gap: Duration::from_millis(args.arrival_ms),
         foreign_peers: args.foreign_peers,
+        local_enough: args.local_enough,
         progress: true,
     };
     eprintln!(

@@ -1,0 +1,53 @@
+//! A small lab run: 2 PIDs × 3 clients and a small file, the ALTO run and the baseline.
+//! Every client completes with identical data (the lab checks each file against the
+//! payload), and the ALTO run keeps a larger share of the bytes inside PIDs.
+
+use alto_examples::lab::{self, LabConfig};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_lab_localizes_traffic_and_everyone_completes() {
+    let config = LabConfig {
+        pids: 2,
+        clients_per_pid: 3,
+        file_bytes: 2 << 20,
+        upload_bps: 2 << 20,
+        arrival_gap: Duration::from_millis(400),
+        timeout: Duration::from_secs(120),
+        progress: false,
+        ..LabConfig::default()
+    };
+    let r = lab::run(&config).await.unwrap();
+    for (name, f) in [("ALTO", &r.alto), ("baseline", &r.baseline)] {
+        assert_eq!(f.clients, 6);
+        assert_eq!(f.completed, 6, "{name}: failed clients {:?}", f.failed);
+        assert_eq!(f.completion_s.len(), 6);
+    }
+    assert!(
+        r.alto.localization > r.baseline.localization,
+        "ALTO {:.2} vs baseline {:.2}",
+        r.alto.localization,
+        r.baseline.localization
+    );
+    assert!(r.alto.alto_server_requests > 0 && r.baseline.alto_server_requests == 0);
+    let j = lab::json(&r);
+    for key in [
+        "localization",
+        "baseline_localization",
+        "cross_pid_bytes",
+        "baseline_cross_pid_bytes",
+        "lower_bound_bytes",
+        "completion_p50_s",
+        "baseline_completion_p50_s",
+        "alto_server_requests",
+        "head_requests",
+        "completed",
+        "clients",
+    ] {
+        assert!(j.get(key).is_some(), "missing `{key}`");
+    }
+    assert_eq!(j["lower_bound_bytes"], 2 << 20);
+    let svg = lab::svg(&r);
+    assert!(svg.starts_with("<svg") && svg.contains("PID2"));
+    eprintln!("{}", lab::table(&r));
+}

@@ -118,7 +118,8 @@ pub struct LabReport {
     pub file_bytes: u64,
 }
 
-fn log(c: &LabConfig, msg: impl AsRef<str>) {
+/// Prints a progress line when the run asks for progress.
+pub fn note(c: &LabConfig, msg: impl AsRef<str>) {
     if c.progress {
         eprintln!("[lab] {}", msg.as_ref());
     }
@@ -227,7 +228,7 @@ async fn run_one(
     let st = seeder.add(&torrent.metainfo).await?;
     st.wait_completed().await?;
     let before = alto_metrics(&alto).await;
-    log(
+    note(
         c,
         format!(
             "{name}: seeder ready in PID1; starting {} clients",
@@ -281,7 +282,7 @@ async fn run_one(
                 .map(|(_, _, s, t, _, _)| s.report(t).have_bytes)
                 .sum();
             let all = (clients.len() * data.len()) as f64;
-            log(
+            note(
                 c,
                 format!(
                     "{name}: {:.0}% of the data in place, {pending} clients still downloading",
@@ -363,7 +364,7 @@ async fn run_one(
             .map(|sh| tracker_requests(&sh.tracker))
             .sum::<u64>()
         + seeder.shim().map_or(0, |sh| tracker_requests(&sh.tracker));
-    log(
+    note(
         c,
         format!(
             "{name}: {}/{} clients complete; {:.0}% of the bytes stayed inside PIDs",

@@ -1,6 +1,8 @@
 //! Runnable scenarios for the ALTO virtual tracker.
 //!
 //! - [`lab`]: the swarm lab (`swarm-lab`), the README's main command.
+//! - [`netns`]: the lab in network namespaces with shaped inter-PID links (`--netns`).
 //! - `examples/librqbit_with_alto.rs`: how a librqbit application adopts the plugin.
 
 pub mod lab;
+pub mod netns;

@@ -51,3 +51,37 @@ async fn a_small_lab_localizes_traffic_and_everyone_completes() {
     assert!(svg.starts_with("<svg") && svg.contains("PID2"));
     eprintln!("{}", lab::table(&r));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_netns_lab_runs_where_the_machine_allows_it() {
+    if let Err(why) = alto_examples::netns::available() {
+        println!("skipped: the --netns lab needs root and `ip netns` ({why})");
+        return;
+    }
+    let config = LabConfig {
+        pids: 2,
+        clients_per_pid: 2,
+        file_bytes: 2 << 20,
+        upload_bps: 2 << 20,
+        arrival_gap: Duration::from_millis(500),
+        timeout: Duration::from_secs(120),
+        progress: false,
+        ..LabConfig::default()
+    };
+    let r = match alto_examples::netns::run(&config, 20_000).await {
+        Ok(r) => r,
+        Err(e) if e.to_string().contains("rqbit-alto is not built") => {
+            println!("skipped: {e}");
+            return;
+        }
+        Err(e) => panic!("{e:#}"),
+    };
+    for (name, f) in [("ALTO", &r.alto), ("baseline", &r.baseline)] {
+        assert_eq!(f.completed, 4, "{name}: failed clients {:?}", f.failed);
+    }
+    assert!(r.alto.cross_pid_bytes > 0 || r.alto.inside_bytes > 0, "no bytes attributed");
+    // Every namespace the lab made is gone.
+    let left = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let tag = format!("alab{}-", std::process::id() % 100_000);
+    assert!(!String::from_utf8_lossy(&left.stdout).contains(&tag), "namespaces left behind");
+}

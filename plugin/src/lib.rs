@@ -158,6 +158,8 @@ pub struct Report {
     pub sent_by_pid: BTreeMap<String, u64>,
     /// Share of the attributed bytes received that came from the own PID.
     pub own_pid_share: f64,
+    /// Per peer this client connected to: (address, bytes received, bytes sent).
+    pub peers_out: Vec<(String, u64, u64)>,
     /// Seconds since the torrent was added.
     pub elapsed_s: f64,
     /// The session's error, if any.
@@ -370,6 +372,10 @@ impl AltoSession {
             ..Report::default()
         };
         for peer in t.inner.peers() {
+            if peer.outgoing {
+                r.peers_out
+                    .push((peer.addr.to_string(), peer.fetched, peer.uploaded));
+            }
             let pid = if peer.outgoing {
                 pid_name(peer.addr.ip())
             } else {

@@ -54,6 +54,13 @@ struct Args {
     /// Keep the data and logs in this folder (a temporary one otherwise).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Run every PID in a network namespace of its own, inter-PID links shaped with tbf
+    /// (needs root); clients are `rqbit-alto` processes.
+    #[arg(long)]
+    netns: bool,
+    /// With `--netns`: each PID's link to the others, Mbit/s each way (0: unshaped).
+    #[arg(long, default_value_t = 40.0)]
+    link_mbit: f64,
 }
 
 #[tokio::main]
@@ -88,11 +95,38 @@ async fn main() {
         "[lab] {} PIDs x {} clients, one seeder in PID1, {} MiB, upload {} KiB/s per client, policy `{}`",
         config.pids, config.clients_per_pid, args.file_mib, args.upload_kib, config.policy
     );
-    let report = match lab::run(&config).await {
-        Ok(r) => r,
-        Err(e) => {
+    // Ctrl-C drops the run, and with it the namespaces and the client processes.
+    let run = async {
+        if args.netns {
+            if let Err(why) = alto_examples::netns::available() {
+                anyhow::bail!("--netns needs root and `ip netns`: {why}");
+            }
+            eprintln!(
+                "[lab] --netns: one namespace per PID, inter-PID links shaped to {} Mbit/s",
+                args.link_mbit
+            );
+            alto_examples::netns::run(&config, (args.link_mbit * 1000.0) as u64).await
+        } else {
+            lab::run(&config).await
+        }
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    // The select drops the run when a signal comes: the namespaces go with it.
+    let outcome = tokio::select! {
+        r = run => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+        _ = term.recv() => None,
+    };
+    let report = match outcome {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
             eprintln!("swarm-lab: {e:#}");
             std::process::exit(1);
+        }
+        None => {
+            eprintln!("swarm-lab: interrupted; namespaces and clients removed");
+            std::process::exit(130);
         }
     };
     println!("\n{}", lab::table(&report));

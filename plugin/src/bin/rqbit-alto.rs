@@ -48,6 +48,15 @@ struct Common {
     /// Upload limit, KiB/s.
     #[arg(long)]
     upload_kib: Option<u32>,
+    /// Peers from other PIDs handed to librqbit per announce.
+    #[arg(long, default_value_t = 4)]
+    foreign_peers: usize,
+    /// With this many peers in the own PID, none from other PIDs are handed out.
+    #[arg(long, default_value_t = 3)]
+    local_enough: usize,
+    /// Seconds between librqbit's announces (the proxy's `min interval`).
+    #[arg(long, default_value_t = 5)]
+    min_interval: u32,
     /// Download limit, KiB/s.
     #[arg(long)]
     download_kib: Option<u32>,
@@ -161,6 +170,9 @@ async fn session(common: &Common, output: PathBuf) -> Result<AltoSession, Failur
     config.tracker_port = common.tracker_port;
     config.dht_bootstrap = (!common.dht.is_empty()).then(|| common.dht.clone());
     config.strict = common.strict;
+    config.foreign_peers = common.foreign_peers;
+    config.local_enough = common.local_enough;
+    config.min_interval = common.min_interval.max(1);
     config.upload_bps = common.upload_kib.map(|k| k.saturating_mul(1024));
     config.download_bps = common.download_kib.map(|k| k.saturating_mul(1024));
     AltoSession::start(config).await.map_err(fail(1))
@@ -215,10 +227,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     }
                 }
             }
+            // The moment of completion, then progress while seeding on.
+            show(&s.report(&t), common.json, "completed");
             if seed_after > 0 {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(seed_after)) => {}
-                    _ = tokio::signal::ctrl_c() => {}
+                let stop = tokio::time::sleep(Duration::from_secs(seed_after));
+                tokio::pin!(stop);
+                loop {
+                    tokio::select! {
+                        _ = &mut stop => break,
+                        _ = tokio::signal::ctrl_c() => break,
+                        _ = tick.tick() => {
+                            if common.json {
+                                show(&s.report(&t), true, "progress");
+                            }
+                        }
+                    }
                 }
             }
             let r = s.report(&t);

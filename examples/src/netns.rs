@@ -1,0 +1,401 @@
+//! The lab in network namespaces (`swarm-lab --netns`, root): every PID is a namespace of its
+//! own, joined to the others by a veth to one bridge, and the inter-PID links are shaped with
+//! `tbf` (this kernel has no `netem`), so that locality shows in completion times too. The
+//! ALTO server and the plain tracker listen on the bridge in the host namespace; each client is
+//! an `rqbit-alto` process inside its PID's namespace. The namespaces have no route out, and
+//! every one of them is deleted on exit, after a failure or Ctrl-C too.
+
+use crate::lab::{LabConfig, LabReport, RunFigures};
+use alto_model::NetworkMap;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
+
+/// Namespaces, veths and the bridge of a run, deleted when dropped.
+pub struct Namespaces {
+    /// One namespace per PID, in PID order.
+    pub names: Vec<String>,
+    veths: Vec<String>,
+    bridge: String,
+}
+
+fn sh(cmd: &str) -> anyhow::Result<()> {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "`{cmd}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Whether this machine lets the lab make namespaces (root and a working `ip netns`).
+pub fn available() -> Result<(), String> {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !root {
+        return Err("not root".into());
+    }
+    let probe = format!("alprobe{}", std::process::id());
+    let ok = std::process::Command::new("ip")
+        .args(["netns", "add", &probe])
+        .status()
+        .is_ok_and(|s| s.success());
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "del", &probe])
+        .status();
+    let tc = std::process::Command::new("tc").arg("-V").output().is_ok();
+    match (ok, tc) {
+        (true, true) => Ok(()),
+        (false, _) => Err("`ip netns add` failed".into()),
+        (_, false) => Err("`tc` is missing (iproute2)".into()),
+    }
+}
+
+/// The address of client `i` of PID `k` (1-based); the seeder is 250 in PID 1.
+pub fn addr(k: usize, i: usize) -> IpAddr {
+    IpAddr::from([10, 77, k as u8, i as u8])
+}
+
+impl Namespaces {
+    /// Makes `pids` namespaces, each with the addresses `hosts(k)`, links shaped to
+    /// `rate_kbit` each way between a namespace and the bridge.
+    pub fn create(
+        pids: usize,
+        hosts: impl Fn(usize) -> Vec<IpAddr>,
+        rate_kbit: u64,
+    ) -> anyhow::Result<Namespaces> {
+        let tag = std::process::id() % 100_000;
+        let mut n = Namespaces {
+            names: Vec::new(),
+            veths: Vec::new(),
+            bridge: format!("albr{tag}"),
+        };
+        sh(&format!(
+            "ip link add {0} type bridge && ip addr add 10.77.0.1/16 dev {0} && ip link set {0} up",
+            n.bridge
+        ))?;
+        for k in 1..=pids {
+            let ns = format!("alab{tag}-{k}");
+            sh(&format!("ip netns add {ns}"))?;
+            n.names.push(ns.clone());
+            let (host, inner) = (format!("alb{tag}h{k}"), format!("alb{tag}n{k}"));
+            n.veths.push(host.clone());
+            sh(&format!("ip link add {host} type veth peer name {inner} && ip link set {inner} netns {ns} && ip link set {host} master {} && ip link set {host} up && ip -n {ns} link set lo up && ip -n {ns} link set {inner} up", n.bridge))?;
+            for a in hosts(k) {
+                sh(&format!("ip -n {ns} addr add {a}/16 dev {inner}"))?;
+            }
+            if rate_kbit > 0 {
+                let burst = (rate_kbit / 8).max(16); // bytes of 1 ms, at least 16 KiB
+                sh(&format!("tc qdisc add dev {host} root tbf rate {rate_kbit}kbit burst {burst}kb latency 200ms"))?;
+                sh(&format!("ip netns exec {ns} tc qdisc add dev {inner} root tbf rate {rate_kbit}kbit burst {burst}kb latency 200ms"))?;
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for v in &self.veths {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", v])
+                .status();
+        }
+        for ns in &self.names {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", ns])
+                .status();
+        }
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
+    }
+}
+
+/// The `rqbit-alto` binary next to this one (built with the workspace).
+fn rqbit_alto() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    for dir in exe.ancestors().skip(1).take(3) {
+        let candidate = dir.join("rqbit-alto");
+        if candidate.exists() {
+            return Ok(candidate);
+        }
+    }
+    anyhow::bail!(
+        "rqbit-alto is not built next to {}: run `cargo build --release -p alto-plugin` first",
+        exe.display()
+    )
+}
+
+/// The network map of the namespaces: PID k is 10.77.k.0/24 (costs as on loopback).
+fn network_map(pids: usize) -> String {
+    let mut m = String::from(
+        "{\"network-map\":{\"default\":{\"ipv4\":[\"0.0.0.0/0\"],\"ipv6\":[\"::/0\"]}",
+    );
+    for k in 1..=4 {
+        let prefix = if k <= pids {
+            format!("10.77.{k}.0/24")
+        } else {
+            format!("10.78.{k}.0/24")
+        };
+        m.push_str(&format!(",\"PID{k}\":{{\"ipv4\":[\"{prefix}\"]}}"));
+    }
+    m.push_str("}}");
+    m
+}
+
+/// Runs the lab in namespaces, links shaped to `rate_kbit`.
+pub async fn run(c: &LabConfig, rate_kbit: u64) -> anyhow::Result<LabReport> {
+    available().map_err(anyhow::Error::msg)?;
+    let bin = rqbit_alto()?;
+    let tmp = tempfile::tempdir()?;
+    let dir = c.dir.clone().unwrap_or_else(|| tmp.path().to_owned());
+    let hosts = |k: usize| {
+        let mut v: Vec<IpAddr> = (0..c.clients_per_pid).map(|i| addr(k, 10 + i)).collect();
+        if k == 1 {
+            v.push(addr(1, 250));
+        }
+        v
+    };
+    let ns = Namespaces::create(c.pids, hosts, rate_kbit)?;
+    let data = testdata::torrent::payload(c.file_bytes, c.seed);
+    let alto = run_one(c, &ns, &bin, &dir.join("alto"), &data, true).await?;
+    let baseline = run_one(c, &ns, &bin, &dir.join("baseline"), &data, false).await?;
+    drop(ns);
+    let pids = testdata::loopback::PIDS[..c.pids]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    Ok(LabReport {
+        alto,
+        baseline,
+        lower_bound_bytes: (c.pids as u64 - 1) * c.file_bytes as u64,
+        pids,
+        file_bytes: c.file_bytes as u64,
+    })
+}
+
+async fn run_one(
+    c: &LabConfig,
+    ns: &Namespaces,
+    bin: &Path,
+    dir: &Path,
+    data: &[u8],
+    with_alto: bool,
+) -> anyhow::Result<RunFigures> {
+    let name = if with_alto { "ALTO run" } else { "baseline" };
+    std::fs::create_dir_all(dir)?;
+    let map_text = network_map(c.pids);
+    let net = NetworkMap::from_json(testdata::loopback::NETWORK_MAP_ID, &map_text)?;
+    let cfg_dir = dir.join("alto");
+    std::fs::create_dir_all(&cfg_dir)?;
+    std::fs::write(cfg_dir.join("network-map.json"), &map_text)?;
+    for f in ["routingcost.json", "hopcount.json"] {
+        std::fs::copy(testdata::loopback::dir().join(f), cfg_dir.join(f))?;
+    }
+    std::fs::write(
+        cfg_dir.join("alto.toml"),
+        format!(
+            "{}\n[pid-heads]\npolicy = \"{}\"\n",
+            testdata::loopback::CONFIG,
+            c.policy
+        ),
+    )?;
+    let alto = alto_server::Running::start(
+        alto_server::Source::File(cfg_dir.join("alto.toml")),
+        "10.77.0.1:0".parse()?,
+    )
+    .await?;
+    let plain = RunningTracker::start(
+        Tracker::new(TrackerConfig {
+            interval: 60,
+            min_interval: 5,
+            ..TrackerConfig::default()
+        }),
+        "10.77.0.1:0".parse()?,
+        None,
+        Mode::Plain,
+    )
+    .await?;
+    let torrent =
+        testdata::torrent::single_file_private("payload.bin", data, 1 << 18, &plain.announce_url());
+    let tpath = dir.join("payload.torrent");
+    std::fs::write(&tpath, &torrent.metainfo)?;
+    let spawn =
+        |k: usize, ip: IpAddr, out: PathBuf, seed: bool| -> anyhow::Result<tokio::process::Child> {
+            std::fs::create_dir_all(&out)?;
+            let mut cmd = tokio::process::Command::new("ip");
+            cmd.args(["netns", "exec", &ns.names[k - 1]])
+                .arg(bin)
+                .arg("download")
+                .arg(&tpath);
+            cmd.args(["--json", "--listen", &format!("{ip}:0"), "--output"])
+                .arg(&out);
+            cmd.args([
+                "--foreign-peers",
+                &c.foreign_peers.to_string(),
+                "--local-enough",
+                &c.local_enough.to_string(),
+            ]);
+            if c.upload_bps > 0 {
+                cmd.args(["--upload-kib", &(c.upload_bps / 1024).to_string()]);
+            }
+            if with_alto {
+                cmd.args(["--alto", &alto.directory_url()]);
+            }
+            // Everyone keeps seeding until the lab ends the run.
+            let _ = seed;
+            cmd.args(["--seed-after", "100000"]);
+            cmd.stdout(std::fs::File::create(out.join("stdout.jsonl"))?)
+                .stderr(std::fs::File::create(out.join("stderr.log"))?)
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
+            Ok(cmd.spawn()?)
+        };
+    let seed_dir = dir.join("seeder");
+    std::fs::create_dir_all(&seed_dir)?;
+    std::fs::write(seed_dir.join("payload.bin"), data)?;
+    let _seeder = spawn(1, addr(1, 250), seed_dir.clone(), true)?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    crate::lab::note(
+        c,
+        format!(
+            "{name}: seeder up in PID1's namespace; starting {} clients",
+            c.pids * c.clients_per_pid
+        ),
+    );
+    let mut clients = Vec::new();
+    for i in 0..c.clients_per_pid {
+        for k in 1..=c.pids {
+            if !clients.is_empty() {
+                tokio::time::sleep(c.arrival_gap).await;
+            }
+            let ip = addr(k, 10 + i);
+            let out = dir.join(ip.to_string());
+            let child = spawn(k, ip, out.clone(), false)?;
+            clients.push((ip, out, child, Instant::now()));
+        }
+    }
+    // Clients keep seeding after they complete, as in the in-process lab: a client's
+    // completion is the first progress line that says so; its bytes, the last line.
+    let mut f = RunFigures {
+        clients: clients.len(),
+        ..RunFigures::default()
+    };
+    let deadline = Instant::now() + c.timeout;
+    let lines = |out: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(out.join("stdout.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let mut done: Vec<Option<f64>> = vec![None; clients.len()];
+    while done.iter().any(Option::is_none) && Instant::now() < deadline {
+        for (k, (_, out, child, _)) in clients.iter_mut().enumerate() {
+            if done[k].is_none() {
+                if let Some(l) = lines(out).iter().find(|l| l["finished"] == true) {
+                    done[k] = Some(l["elapsed_s"].as_f64().unwrap_or(f64::NAN));
+                } else if let Ok(Some(_)) = child.try_wait() {
+                    done[k] = Some(f64::NAN); // exited before completing
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await; // one more progress line each
+    for (k, (ip, out, child, _)) in clients.iter_mut().enumerate() {
+        let ok = done[k].is_some_and(|t| !t.is_nan())
+            && std::fs::read(out.join("payload.bin")).is_ok_and(|b| b == data);
+        let last = lines(out).into_iter().last();
+        let _ = child.start_kill();
+        if !ok {
+            let log = std::fs::read_to_string(out.join("stderr.log")).unwrap_or_default();
+            f.failed.push(format!(
+                "{ip}; log {}:\n{log}",
+                out.join("stderr.log").display()
+            ));
+            continue;
+        }
+        f.completed += 1;
+        f.completion_s.push(done[k].expect("checked"));
+        if let Some(s) = last {
+            let me = net
+                .pid_of(*ip)
+                .map_or("unknown".into(), |i| net.pid_name(i).to_owned());
+            for p in s["peers_out"].as_array().into_iter().flatten() {
+                let Some(peer) = p[0]
+                    .as_str()
+                    .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+                else {
+                    continue;
+                };
+                let other = net
+                    .pid_of(peer.ip())
+                    .map_or("unknown".into(), |i| net.pid_name(i).to_owned());
+                let (got, sent) = (p[1].as_u64().unwrap_or(0), p[2].as_u64().unwrap_or(0));
+                *f.matrix
+                    .entry(other.clone())
+                    .or_insert_with(BTreeMap::new)
+                    .entry(me.clone())
+                    .or_default() += got;
+                *f.matrix
+                    .entry(me.clone())
+                    .or_insert_with(BTreeMap::new)
+                    .entry(other)
+                    .or_default() += sent;
+            }
+        }
+    }
+    for (from, row) in &f.matrix {
+        for (to, b) in row {
+            if from == to {
+                f.inside_bytes += b;
+            } else {
+                f.cross_pid_bytes += b;
+            }
+        }
+    }
+    f.localization = f.inside_bytes as f64 / (f.inside_bytes + f.cross_pid_bytes).max(1) as f64;
+    f.completion_s.sort_by(f64::total_cmp);
+    let snap = alto.app.snapshot();
+    let mut text = alto.app.metrics().render(snap.base());
+    alto.app.heads().render(&mut text);
+    f.alto_server_requests = text
+        .lines()
+        .filter(|l| l.starts_with("alto_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    f.elections = text
+        .lines()
+        .find_map(|l| l.strip_prefix("alto_pidhead_elections_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    f.tracker_requests = plain
+        .tracker
+        .stats
+        .announces
+        .load(std::sync::atomic::Ordering::Relaxed);
+    crate::lab::note(
+        c,
+        format!(
+            "{name}: {}/{} clients complete; {:.0}% of the bytes stayed inside PIDs",
+            f.completed,
+            f.clients,
+            f.localization * 100.0
+        ),
+    );
+    plain.stop().await;
+    alto.stop().await?;
+    Ok(f)
+}

@@ -93,6 +93,41 @@ pub struct RunFigures {
 }
 
 impl RunFigures {
+    /// Counts a connection `me` opened to a peer in `other`: `got` bytes received, `sent`
+    /// bytes sent.
+    pub fn add_connection(&mut self, me: &str, other: &str, got: u64, sent: u64) {
+        *self
+            .matrix
+            .entry(other.to_owned())
+            .or_default()
+            .entry(me.to_owned())
+            .or_default() += got;
+        *self
+            .matrix
+            .entry(me.to_owned())
+            .or_default()
+            .entry(other.to_owned())
+            .or_default() += sent;
+    }
+
+    /// Derives the totals from the matrix and sorts the completion times.
+    pub fn finish(&mut self) {
+        let (mut inside, mut cross) = (0, 0);
+        for (from, row) in &self.matrix {
+            for (to, b) in row {
+                if from == to {
+                    inside += b;
+                } else {
+                    cross += b;
+                }
+            }
+        }
+        self.inside_bytes = inside;
+        self.cross_pid_bytes = cross;
+        self.localization = inside as f64 / (inside + cross).max(1) as f64;
+        self.completion_s.sort_by(f64::total_cmp);
+    }
+
     /// A percentile of the completion times.
     pub fn completion(&self, p: f64) -> f64 {
         if self.completion_s.is_empty() {
@@ -315,28 +350,9 @@ async fn run_one(
                 continue;
             }
             let other = pid_of(peer.addr.ip());
-            *f.matrix
-                .entry(other.clone())
-                .or_default()
-                .entry(me.clone())
-                .or_default() += peer.fetched;
-            *f.matrix
-                .entry(me.clone())
-                .or_default()
-                .entry(other)
-                .or_default() += peer.uploaded;
+            f.add_connection(&me, &other, peer.fetched, peer.uploaded);
         }
     }
-    for (from, row) in &f.matrix {
-        for (to, b) in row {
-            if from == to {
-                f.inside_bytes += b;
-            } else {
-                f.cross_pid_bytes += b;
-            }
-        }
-    }
-    f.localization = f.inside_bytes as f64 / (f.inside_bytes + f.cross_pid_bytes).max(1) as f64;
     for (ip, folder, s, t, _, done) in &clients {
         let ok =
             done.is_some() && std::fs::read(folder.join("payload.bin")).is_ok_and(|b| b == data);
@@ -347,7 +363,7 @@ async fn run_one(
             f.failed.push(format!("{ip}: {:?}", s.report(t)));
         }
     }
-    f.completion_s.sort_by(f64::total_cmp);
+    f.finish();
     let after = alto_metrics(&alto).await;
     f.alto_server_requests =
         metric_sum(&after, "alto_requests_total{") - metric_sum(&before, "alto_requests_total{");

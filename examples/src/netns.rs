@@ -7,7 +7,7 @@
 
 use crate::lab::{LabConfig, LabReport, RunFigures};
 use alto_model::NetworkMap;
-use std::collections::BTreeMap;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -344,30 +344,11 @@ async fn run_one(
                     .pid_of(peer.ip())
                     .map_or("unknown".into(), |i| net.pid_name(i).to_owned());
                 let (got, sent) = (p[1].as_u64().unwrap_or(0), p[2].as_u64().unwrap_or(0));
-                *f.matrix
-                    .entry(other.clone())
-                    .or_insert_with(BTreeMap::new)
-                    .entry(me.clone())
-                    .or_default() += got;
-                *f.matrix
-                    .entry(me.clone())
-                    .or_insert_with(BTreeMap::new)
-                    .entry(other)
-                    .or_default() += sent;
+                f.add_connection(&me, &other, got, sent);
             }
         }
     }
-    for (from, row) in &f.matrix {
-        for (to, b) in row {
-            if from == to {
-                f.inside_bytes += b;
-            } else {
-                f.cross_pid_bytes += b;
-            }
-        }
-    }
-    f.localization = f.inside_bytes as f64 / (f.inside_bytes + f.cross_pid_bytes).max(1) as f64;
-    f.completion_s.sort_by(f64::total_cmp);
+    f.finish();
     let snap = alto.app.snapshot();
     let mut text = alto.app.metrics().render(snap.base());
     alto.app.heads().render(&mut text);

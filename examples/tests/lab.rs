@@ -79,9 +79,18 @@ async fn the_netns_lab_runs_where_the_machine_allows_it() {
     for (name, f) in [("ALTO", &r.alto), ("baseline", &r.baseline)] {
         assert_eq!(f.completed, 4, "{name}: failed clients {:?}", f.failed);
     }
-    assert!(r.alto.cross_pid_bytes > 0 || r.alto.inside_bytes > 0, "no bytes attributed");
+    assert!(
+        r.alto.cross_pid_bytes > 0 || r.alto.inside_bytes > 0,
+        "no bytes attributed"
+    );
     // Every namespace the lab made is gone.
-    let left = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let left = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
     let tag = format!("alab{}-", std::process::id() % 100_000);
-    assert!(!String::from_utf8_lossy(&left.stdout).contains(&tag), "namespaces left behind");
+    assert!(
+        !String::from_utf8_lossy(&left.stdout).contains(&tag),
+        "namespaces left behind"
+    );
 }

@@ -210,41 +210,14 @@ async fn run_one(
         testdata::loopback::NETWORK_MAP_ID,
         testdata::loopback::NETWORK_MAP,
     )?;
-    // The ALTO server on the loopback topology (in the baseline it stays idle).
-    let cfg_dir = dir.join("alto");
-    std::fs::create_dir_all(&cfg_dir)?;
-    for f in ["network-map.json", "routingcost.json", "hopcount.json"] {
-        std::fs::copy(testdata::loopback::dir().join(f), cfg_dir.join(f))?;
-    }
-    std::fs::write(
-        cfg_dir.join("alto.toml"),
-        format!(
-            "{}\n[pid-heads]\npolicy = \"{}\"\n",
-            testdata::loopback::CONFIG,
-            c.policy
-        ),
-    )?;
-    let alto = alto_server::Running::start(
-        alto_server::Source::File(cfg_dir.join("alto.toml")),
-        "127.0.0.1:0".parse()?,
+    let (alto, plain, torrent) = services(
+        c,
+        dir,
+        testdata::loopback::NETWORK_MAP,
+        "127.0.0.1".parse()?,
+        data,
     )
     .await?;
-    // The plain tracker: the torrent's original tracker in both runs.
-    let plain = RunningTracker::start(
-        Tracker::new(TrackerConfig {
-            interval: 60,
-            min_interval: 5,
-            ..TrackerConfig::default()
-        }),
-        "127.0.0.1:0".parse()?,
-        None,
-        Mode::Plain,
-    )
-    .await?;
-    // Private (BEP 27): librqbit's peer exchange, always on for public torrents, would hand
-    // every client every address and hide what peer discovery does.
-    let torrent =
-        testdata::torrent::single_file_private("payload.bin", data, 1 << 18, &plain.announce_url());
     let client = |ip: String, folder: PathBuf| {
         let mut cfg = Config::new(ip.parse().expect("an address"), folder);
         cfg.alto = with_alto.then(|| alto.directory_url());
@@ -396,6 +369,50 @@ async fn run_one(
     plain.stop().await;
     alto.stop().await?;
     Ok(f)
+}
+
+/// The ALTO server on `network_map` (with the loopback cost maps), the plain tracker, both on
+/// `ip`, and the lab's torrent announcing to the plain tracker. Private (BEP 27): librqbit's
+/// peer exchange, always on for public torrents, would hand every client every address and
+/// hide what peer discovery does.
+pub async fn services(
+    c: &LabConfig,
+    dir: &Path,
+    network_map: &str,
+    ip: std::net::IpAddr,
+    data: &[u8],
+) -> anyhow::Result<(
+    alto_server::Running,
+    RunningTracker,
+    testdata::torrent::Torrent,
+)> {
+    let cfg_dir = dir.join("alto");
+    std::fs::create_dir_all(&cfg_dir)?;
+    std::fs::write(cfg_dir.join("network-map.json"), network_map)?;
+    for f in ["routingcost.json", "hopcount.json"] {
+        std::fs::copy(testdata::loopback::dir().join(f), cfg_dir.join(f))?;
+    }
+    let config = format!(
+        "{}\n[pid-heads]\npolicy = \"{}\"\n",
+        testdata::loopback::CONFIG,
+        c.policy
+    );
+    std::fs::write(cfg_dir.join("alto.toml"), config)?;
+    let alto = alto_server::Running::start(
+        alto_server::Source::File(cfg_dir.join("alto.toml")),
+        std::net::SocketAddr::new(ip, 0),
+    )
+    .await?;
+    let tracker = Tracker::new(TrackerConfig {
+        interval: 60,
+        min_interval: 5,
+        ..TrackerConfig::default()
+    });
+    let plain =
+        RunningTracker::start(tracker, std::net::SocketAddr::new(ip, 0), None, Mode::Plain).await?;
+    let torrent =
+        testdata::torrent::single_file_private("payload.bin", data, 1 << 18, &plain.announce_url());
+    Ok((alto, plain, torrent))
 }
 
 async fn alto_metrics(alto: &alto_server::Running) -> String {

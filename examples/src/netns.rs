@@ -12,7 +12,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
 /// Namespaces, veths and the bridge of a run, deleted when dropped.
 pub struct Namespaces {
@@ -197,38 +196,8 @@ async fn run_one(
     std::fs::create_dir_all(dir)?;
     let map_text = network_map(c.pids);
     let net = NetworkMap::from_json(testdata::loopback::NETWORK_MAP_ID, &map_text)?;
-    let cfg_dir = dir.join("alto");
-    std::fs::create_dir_all(&cfg_dir)?;
-    std::fs::write(cfg_dir.join("network-map.json"), &map_text)?;
-    for f in ["routingcost.json", "hopcount.json"] {
-        std::fs::copy(testdata::loopback::dir().join(f), cfg_dir.join(f))?;
-    }
-    std::fs::write(
-        cfg_dir.join("alto.toml"),
-        format!(
-            "{}\n[pid-heads]\npolicy = \"{}\"\n",
-            testdata::loopback::CONFIG,
-            c.policy
-        ),
-    )?;
-    let alto = alto_server::Running::start(
-        alto_server::Source::File(cfg_dir.join("alto.toml")),
-        "10.77.0.1:0".parse()?,
-    )
-    .await?;
-    let plain = RunningTracker::start(
-        Tracker::new(TrackerConfig {
-            interval: 60,
-            min_interval: 5,
-            ..TrackerConfig::default()
-        }),
-        "10.77.0.1:0".parse()?,
-        None,
-        Mode::Plain,
-    )
-    .await?;
-    let torrent =
-        testdata::torrent::single_file_private("payload.bin", data, 1 << 18, &plain.announce_url());
+    let (alto, plain, torrent) =
+        crate::lab::services(c, dir, &map_text, "10.77.0.1".parse()?, data).await?;
     let tpath = dir.join("payload.torrent");
     std::fs::write(&tpath, &torrent.metainfo)?;
     let spawn =

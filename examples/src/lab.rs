@@ -160,7 +160,8 @@ pub fn note(c: &LabConfig, msg: impl AsRef<str>) {
     }
 }
 
-fn metric_sum(text: &str, prefix: &str) -> u64 {
+/// The sum of every metric line starting with `prefix`.
+pub fn metric_sum(text: &str, prefix: &str) -> u64 {
     text.lines()
         .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
@@ -415,7 +416,8 @@ pub async fn services(
     Ok((alto, plain, torrent))
 }
 
-async fn alto_metrics(alto: &alto_server::Running) -> String {
+/// The ALTO server's counters, as `/metrics` shows them.
+pub async fn alto_metrics(alto: &alto_server::Running) -> String {
     let snap = alto.app.snapshot();
     let mut text = alto.app.metrics().render(snap.base());
     alto.app.heads().render(&mut text);

@@ -318,19 +318,9 @@ async fn run_one(
         }
     }
     f.finish();
-    let snap = alto.app.snapshot();
-    let mut text = alto.app.metrics().render(snap.base());
-    alto.app.heads().render(&mut text);
-    f.alto_server_requests = text
-        .lines()
-        .filter(|l| l.starts_with("alto_requests_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
-    f.elections = text
-        .lines()
-        .find_map(|l| l.strip_prefix("alto_pidhead_elections_total "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let text = crate::lab::alto_metrics(&alto).await;
+    f.alto_server_requests = crate::lab::metric_sum(&text, "alto_requests_total{");
+    f.elections = crate::lab::metric_sum(&text, "alto_pidhead_elections_total");
     f.tracker_requests = plain
         .tracker
         .stats

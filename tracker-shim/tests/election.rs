@@ -84,6 +84,12 @@ async fn directory_head(alto: &alto_server::Running, pid: &str) -> Option<String
         .map(str::to_owned)
 }
 
+/// The ALTO server's `/metrics` text.
+async fn server_metrics(alto: &alto_server::Running) -> String {
+    let url = alto.directory_url().replace("/directory", "/metrics");
+    String::from_utf8(get_from(ip("127.0.0.1"), &url, &[]).await.1.to_vec()).unwrap()
+}
+
 fn metric(text: &str, name: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
@@ -137,17 +143,7 @@ async fn a_killed_head_is_replaced_and_forwarding_follows() {
         serde_json::from_slice::<serde_json::Value>(&forwarded).unwrap(),
         serde_json::from_slice::<serde_json::Value>(&local).unwrap()
     );
-    let m = String::from_utf8(
-        get_from(
-            ip("127.0.0.1"),
-            &alto.directory_url().replace("/directory", "/metrics"),
-            &[],
-        )
-        .await
-        .1
-        .to_vec(),
-    )
-    .unwrap();
+    let m = server_metrics(&alto).await;
     assert_eq!(
         (
             metric(&m, "alto_forwarded_total"),
@@ -182,31 +178,14 @@ async fn a_killed_head_is_replaced_and_forwarding_follows() {
     );
 
     // Forwarding follows the new head.
-    let metrics_url = alto.directory_url().replace("/directory", "/metrics");
-    let before = String::from_utf8(
-        get_from(ip("127.0.0.1"), &metrics_url, &[])
-            .await
-            .1
-            .to_vec(),
-    )
-    .unwrap();
+    let before = server_metrics(&alto).await;
     let (s, again) = post_from(ip("127.1.0.50"), &ecs_url, ECS, ECS_BODY).await;
     assert_eq!(s, 200);
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&again).unwrap(),
         serde_json::from_slice::<serde_json::Value>(&local).unwrap()
     );
-    let m = String::from_utf8(
-        get_from(
-            ip("127.0.0.1"),
-            &alto.directory_url().replace("/directory", "/metrics"),
-            &[],
-        )
-        .await
-        .1
-        .to_vec(),
-    )
-    .unwrap();
+    let m = server_metrics(&alto).await;
     assert_eq!(
         metric(&m, "alto_relayed_total"),
         metric(&before, "alto_relayed_total") + 1,

@@ -47,9 +47,24 @@ fn free_port(ip: IpAddr) -> u16 {
         .port()
 }
 
-fn lt_client(torrent: &Path, save: &Path, listen: SocketAddr, seed: bool, log: &Path) -> Reaped {
+/// A python-libtorrent client, inside namespace `netns` when given.
+fn lt_client(
+    netns: Option<&str>,
+    torrent: &Path,
+    save: &Path,
+    listen: SocketAddr,
+    seed: bool,
+    log: &Path,
+) -> Reaped {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/clients/lt_client.py");
-    let mut cmd = Command::new("/usr/bin/python3");
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "/usr/bin/python3"]);
+            c
+        }
+        None => Command::new("/usr/bin/python3"),
+    };
     cmd.arg(script)
         .arg("--torrent")
         .arg(torrent)
@@ -120,6 +135,31 @@ async fn wait_for(what: &str, timeout: Duration, logs: &[PathBuf], mut done: imp
     }
 }
 
+/// The shim as head of `pid` on `listen`, ranking without a random share and keeping a
+/// journal of its answers, once it has its maps.
+async fn journaling_head(alto: &alto_server::Running, pid: &str, listen: &str) -> RunningTracker {
+    let config = TrackerConfig {
+        interval: 5,
+        min_interval: 1,
+        policy: Policy { random_share: 0.0 },
+        journal: 1000,
+        ..TrackerConfig::default()
+    };
+    let follow = Mode::Head {
+        alto: alto.directory_url(),
+        pid: pid.into(),
+        refresh: Duration::from_millis(200),
+    };
+    let t = RunningTracker::start(Tracker::new(config), listen.parse().unwrap(), None, follow)
+        .await
+        .unwrap();
+    wait_for("the head's maps", Duration::from_secs(10), &[], || {
+        t.tracker.maps().is_some()
+    })
+    .await;
+    t
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -143,30 +183,7 @@ async fn aria2_and_libtorrent_share_a_file_through_the_head() {
     )
     .await
     .unwrap();
-    let config = TrackerConfig {
-        interval: 5,
-        min_interval: 1,
-        policy: Policy { random_share: 0.0 },
-        journal: 1000,
-        ..TrackerConfig::default()
-    };
-    let follow = Mode::Head {
-        alto: alto.directory_url(),
-        pid: "PID1".into(),
-        refresh: Duration::from_millis(200),
-    };
-    let t = RunningTracker::start(
-        Tracker::new(config),
-        "127.1.0.1:0".parse().unwrap(),
-        None,
-        follow,
-    )
-    .await
-    .unwrap();
-    wait_for("the head's maps", Duration::from_secs(10), &[], || {
-        t.tracker.maps().is_some()
-    })
-    .await;
+    let t = journaling_head(&alto, "PID1", "127.1.0.1:0").await;
 
     let dir = tempfile::tempdir().unwrap();
     let data = testdata::torrent::payload(3 << 20, 42);
@@ -187,8 +204,8 @@ async fn aria2_and_libtorrent_share_a_file_through_the_head() {
     // Seeders in PID1 and PID3; they announce first.
     let s1 = SocketAddr::new(ip("127.1.0.10"), free_port(ip("127.1.0.10")));
     let s3 = SocketAddr::new(ip("127.3.0.10"), free_port(ip("127.3.0.10")));
-    let _seed1 = lt_client(&tpath, &folder("seed1"), s1, true, &log("seed1"));
-    let _seed3 = lt_client(&tpath, &folder("seed3"), s3, true, &log("seed3"));
+    let _seed1 = lt_client(None, &tpath, &folder("seed1"), s1, true, &log("seed1"));
+    let _seed3 = lt_client(None, &tpath, &folder("seed3"), s3, true, &log("seed3"));
     let logs = [log("seed1"), log("seed3"), log("aria2"), log("lt3")];
     let h = tracker_shim::protocol::InfoHash(torrent.info_hash);
     wait_for(
@@ -203,7 +220,7 @@ async fn aria2_and_libtorrent_share_a_file_through_the_head() {
     let a1 = ip("127.1.0.20");
     let mut aria = aria2(&tpath, &folder("aria2"), a1, free_port(a1), &log("aria2"));
     let d3 = SocketAddr::new(ip("127.3.0.20"), free_port(ip("127.3.0.20")));
-    let mut lt3 = lt_client(&tpath, &folder("lt3"), d3, false, &log("lt3"));
+    let mut lt3 = lt_client(None, &tpath, &folder("lt3"), d3, false, &log("lt3"));
     let mut finished = [false, false];
     wait_for("both downloads", Duration::from_secs(120), &logs, || {
         for (k, child) in [&mut aria, &mut lt3].into_iter().enumerate() {
@@ -376,30 +393,7 @@ async fn transmission_downloads_through_the_head_inside_namespaces() {
 
     // Seeders in lanA and lanC, transmission downloading in lanA.
     let lab = Lab::new(&["10.77.1.2", "10.77.3.2", "10.77.1.3"]);
-    let config = TrackerConfig {
-        interval: 5,
-        min_interval: 1,
-        policy: Policy { random_share: 0.0 },
-        journal: 1000,
-        ..TrackerConfig::default()
-    };
-    let follow = Mode::Head {
-        alto: alto.directory_url(),
-        pid: "lanA".into(),
-        refresh: Duration::from_millis(200),
-    };
-    let t = RunningTracker::start(
-        Tracker::new(config),
-        "10.77.0.1:0".parse().unwrap(),
-        None,
-        follow,
-    )
-    .await
-    .unwrap();
-    wait_for("the head's maps", Duration::from_secs(10), &[], || {
-        t.tracker.maps().is_some()
-    })
-    .await;
+    let t = journaling_head(&alto, "lanA", "10.77.0.1:0").await;
 
     let data = testdata::torrent::payload(2 << 20, 7);
     let torrent =
@@ -412,24 +406,19 @@ async fn transmission_downloads_through_the_head_inside_namespaces() {
         p
     };
     let log = |name: &str| dir.path().join(format!("{name}.log"));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/clients/lt_client.py");
     let mut seeders = Vec::new();
     for (k, addr) in [(0, "10.77.1.2:51001"), (1, "10.77.3.2:51003")] {
         let save = folder(&format!("seed{k}"));
         std::fs::write(save.join("payload.bin"), &data).unwrap();
-        let out = std::fs::File::create(log(&format!("seed{k}"))).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &lab.namespaces[k], "/usr/bin/python3"])
-            .arg(&script)
-            .args(["--seed", "--listen", addr, "--torrent"])
-            .arg(&tpath)
-            .arg("--save")
-            .arg(&save)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        seeders.push(Reaped(child, "libtorrent seeder"));
+        let listen = addr.parse().unwrap();
+        seeders.push(lt_client(
+            Some(&lab.namespaces[k]),
+            &tpath,
+            &save,
+            listen,
+            true,
+            &log(&format!("seed{k}")),
+        ));
     }
     let h = tracker_shim::protocol::InfoHash(torrent.info_hash);
     let logs = [log("seed0"), log("seed1"), log("transmission")];

@@ -101,14 +101,27 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Answer {
+    send(None, method, url, headers, body.into()).await
+}
+
+/// Sends a request, from `local` when given.
+async fn send(
+    local: Option<std::net::IpAddr>,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Answer {
+    let mut conn = HttpConnector::new();
+    conn.set_local_address(local);
     let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        Client::builder(TokioExecutor::new()).build(conn);
     let mut req = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let resp = client
-        .request(req.body(Full::new(body.into())).unwrap())
+        .request(req.body(Full::new(body)).unwrap())
         .await
         .unwrap();
     let (parts, body) = resp.into_parts();
@@ -146,24 +159,7 @@ pub async fn request_from(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Answer {
-    let mut conn = HttpConnector::new();
-    conn.set_local_address(Some(local));
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(conn);
-    let mut req = http::Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = client
-        .request(req.body(Full::new(body.into())).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = resp.into_parts();
-    Answer {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
+    send(Some(local), method, url, headers, body.into()).await
 }
 
 pub const JOIN: &str = "application/alto-pidheadjoin+json";

@@ -21,33 +21,37 @@ pub fn query(h: u8, p: u8, port: u16, left: u64, event: &str) -> String {
 
 /// GETs `url` from the local address `local`, with extra headers.
 pub async fn get_from(local: IpAddr, url: &str, headers: &[(&str, &str)]) -> (u16, Bytes) {
-    let mut conn = HttpConnector::new();
-    conn.set_local_address(Some(local));
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(conn);
-    let mut req = http::Request::get(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = client
-        .request(req.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.into_body().collect().await.unwrap().to_bytes())
+    send(local, http::Request::get(url), headers, Bytes::new()).await
 }
 
 /// POSTs `body` to `url` from `local`.
 pub async fn post_from(local: IpAddr, url: &str, ctype: &str, body: &str) -> (u16, Bytes) {
+    send(
+        local,
+        http::Request::post(url),
+        &[("content-type", ctype)],
+        Bytes::from(body.to_owned()),
+    )
+    .await
+}
+
+async fn send(
+    local: IpAddr,
+    mut req: http::request::Builder,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> (u16, Bytes) {
     let mut conn = HttpConnector::new();
     conn.set_local_address(Some(local));
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build(conn);
-    let req = http::Request::post(url)
-        .header("content-type", ctype)
-        .body(Full::new(Bytes::from(body.to_owned())))
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client
+        .request(req.body(Full::new(body)).unwrap())
+        .await
         .unwrap();
-    let resp = client.request(req).await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.into_body().collect().await.unwrap().to_bytes())
 }

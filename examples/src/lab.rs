@@ -12,7 +12,6 @@ use alto_model::NetworkMap;
 use alto_plugin::{AltoSession, Config};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
@@ -38,9 +37,10 @@ pub struct LabConfig {
     /// Time between two clients' arrivals (they join round-robin over the PIDs), as in a
     /// real swarm where nobody starts at the same instant.
     pub arrival_gap: Duration,
-    /// Peers from other PIDs each ALTO client is given per announce.
+    /// Peers from other PIDs the PID's gateway (its head) is given per announce.
     pub foreign_peers: usize,
-    /// With this many peers in its own PID, an ALTO client is given none from other PIDs.
+    /// When the head is not in the swarm: with this many peers in its own PID, an ALTO
+    /// client is given none from other PIDs.
     pub local_enough: usize,
     /// Print progress to stderr.
     pub progress: bool,
@@ -58,8 +58,8 @@ impl Default for LabConfig {
             timeout: Duration::from_secs(300),
             dir: None,
             arrival_gap: Duration::from_millis(1000),
-            foreign_peers: 1,
-            local_enough: 2,
+            foreign_peers: 4,
+            local_enough: 1,
             progress: true,
         }
     }
@@ -86,27 +86,67 @@ pub struct RunFigures {
     pub completion_s: Vec<f64>,
     /// Requests the ALTO server handled.
     pub alto_server_requests: u64,
+    /// Of those, the directory reads and joins of arriving clients (two per client); the
+    /// rest is the heads' steady load (lease renewals, map revalidation).
+    pub alto_server_arrival_requests: u64,
+    /// Seconds from the first client's arrival to the end of the run.
+    pub run_s: f64,
     /// Requests the heads (or the plain tracker) handled.
     pub tracker_requests: u64,
     /// Heads elected during the run.
     pub elections: u64,
+    /// Every connection between two PIDs that moved bytes.
+    pub cross_connections: Vec<CrossConnection>,
+}
+
+/// A connection between two PIDs, as its opener reported it.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct CrossConnection {
+    /// The client that opened it.
+    pub from: String,
+    /// The peer it connected to.
+    pub to: String,
+    /// Bytes `from` received.
+    pub got: u64,
+    /// Bytes `from` sent.
+    pub sent: u64,
 }
 
 impl RunFigures {
-    /// Counts a connection `me` opened to a peer in `other`: `got` bytes received, `sent`
-    /// bytes sent.
-    pub fn add_connection(&mut self, me: &str, other: &str, got: u64, sent: u64) {
+    /// Counts a connection the client at `me` opened to `peer`: `got` bytes received,
+    /// `sent` bytes sent, by the PIDs of both ends in `net`.
+    pub fn add_connection(
+        &mut self,
+        net: &NetworkMap,
+        me: std::net::IpAddr,
+        peer: std::net::SocketAddr,
+        got: u64,
+        sent: u64,
+    ) {
+        let pid = |ip| {
+            net.pid_of(ip)
+                .map_or("unknown".to_owned(), |i| net.pid_name(i).to_owned())
+        };
+        let (mine, other) = (pid(me), pid(peer.ip()));
+        if mine != other && got + sent > 0 {
+            self.cross_connections.push(CrossConnection {
+                from: me.to_string(),
+                to: peer.to_string(),
+                got,
+                sent,
+            });
+        }
         *self
             .matrix
-            .entry(other.to_owned())
+            .entry(other.clone())
             .or_default()
-            .entry(me.to_owned())
+            .entry(mine.clone())
             .or_default() += got;
         *self
             .matrix
-            .entry(me.to_owned())
+            .entry(mine)
             .or_default()
-            .entry(other.to_owned())
+            .entry(other)
             .or_default() += sent;
     }
 
@@ -126,6 +166,12 @@ impl RunFigures {
         self.cross_pid_bytes = cross;
         self.localization = inside as f64 / (inside + cross).max(1) as f64;
         self.completion_s.sort_by(f64::total_cmp);
+    }
+
+    /// The ALTO server's requests other than arrivals, per second of the run.
+    pub fn steady_requests_per_s(&self) -> f64 {
+        (self.alto_server_requests - self.alto_server_arrival_requests) as f64
+            / self.run_s.max(1e-3)
     }
 
     /// A percentile of the completion times.
@@ -158,6 +204,63 @@ pub fn note(c: &LabConfig, msg: impl AsRef<str>) {
     if c.progress {
         eprintln!("[lab] {}", msg.as_ref());
     }
+}
+
+/// Requests the ALTO server handled by its counters (`/metrics` text): all, and those of
+/// arriving clients (directory reads and joins).
+pub fn alto_requests(metrics: &str) -> (u64, u64) {
+    let arrivals = ["directory", "pid-head-join"]
+        .iter()
+        .map(|r| metric_sum(metrics, &format!("alto_requests_total{{resource=\"{r}\"}}")))
+        .sum();
+    (metric_sum(metrics, "alto_requests_total{"), arrivals)
+}
+
+/// Requests the PID Heads now listed by the ALTO server at `directory_url` have answered
+/// (announces, scrapes, failures), from their `/metrics`.
+pub async fn head_requests(directory_url: &str) -> u64 {
+    let Ok(client) = alto_client::AltoClient::new(directory_url) else {
+        return 0;
+    };
+    let Ok(heads) = client.head_directory().await else {
+        return 0;
+    };
+    let mut sum = 0;
+    for (tracker, _) in heads.heads().values() {
+        let Some(authority) = tracker
+            .strip_prefix("http://")
+            .and_then(|r| r.split('/').next())
+        else {
+            continue;
+        };
+        if let Ok(text) = http_get(authority, "/metrics").await {
+            sum += [
+                "tracker_announces_total",
+                "tracker_scrapes_total",
+                "tracker_failures_total",
+            ]
+            .iter()
+            .map(|m| metric_sum(&text, &format!("{m} ")))
+            .sum::<u64>();
+        }
+    }
+    sum
+}
+
+/// A plain HTTP/1.0 GET, for reading counters.
+async fn http_get(authority: &str, path: &str) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(authority).await?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").as_bytes())
+            .await?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).await?;
+        Ok(text)
+    };
+    tokio::time::timeout(Duration::from_secs(3), exchange)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 /// The sum of every metric line starting with `prefix`.
@@ -222,7 +325,6 @@ async fn run_one(
     let client = |ip: String, folder: PathBuf| {
         let mut cfg = Config::new(ip.parse().expect("an address"), folder);
         cfg.alto = with_alto.then(|| alto.directory_url());
-        cfg.rejoin = Duration::from_secs(2);
         cfg.min_interval = 2;
         cfg.upload_bps = (c.upload_bps > 0).then_some(c.upload_bps);
         cfg.foreign_peers = c.foreign_peers;
@@ -246,6 +348,7 @@ async fn run_one(
     );
 
     let mut clients = Vec::new();
+    let first_arrival = Instant::now();
     for k in 0..c.clients_per_pid {
         for p in 0..c.pids {
             if !clients.is_empty() {
@@ -307,10 +410,6 @@ async fn run_one(
         clients: clients.len(),
         ..RunFigures::default()
     };
-    let pid_of = |ip: std::net::IpAddr| {
-        net.pid_of(ip)
-            .map_or("unknown".to_owned(), |i| net.pid_name(i).to_owned())
-    };
     let mut all_sessions: Vec<(&String, &AltoSession, &alto_plugin::Torrent)> = clients
         .iter()
         .map(|(ip, _, s, t, _, _)| (ip, s, t))
@@ -318,13 +417,8 @@ async fn run_one(
     let seeder_ip = "127.1.0.250".to_owned();
     all_sessions.push((&seeder_ip, &seeder, &st));
     for (ip, s, t) in &all_sessions {
-        let me = pid_of(ip.parse()?);
-        for peer in s.peer_bytes(t) {
-            if !peer.outgoing {
-                continue;
-            }
-            let other = pid_of(peer.addr.ip());
-            f.add_connection(&me, &other, peer.fetched, peer.uploaded);
+        for peer in s.peer_bytes(t).iter().filter(|p| p.outgoing) {
+            f.add_connection(&net, ip.parse()?, peer.addr, peer.fetched, peer.uploaded);
         }
     }
     for (ip, folder, s, t, _, done) in &clients {
@@ -339,21 +433,18 @@ async fn run_one(
     }
     f.finish();
     let after = alto_metrics(&alto).await;
-    f.alto_server_requests =
-        metric_sum(&after, "alto_requests_total{") - metric_sum(&before, "alto_requests_total{");
+    let ((total, arrivals), (total0, arrivals0)) = (alto_requests(&after), alto_requests(&before));
+    f.alto_server_requests = total - total0;
+    f.alto_server_arrival_requests = arrivals - arrivals0;
+    f.run_s = first_arrival.elapsed().as_secs_f64();
     f.elections = metric_sum(&after, "alto_pidhead_elections_total");
-    let tracker_requests = |t: &Tracker| {
-        t.stats.announces.load(Relaxed)
-            + t.stats.scrapes.load(Relaxed)
-            + t.stats.failures.load(Relaxed)
-    };
-    f.tracker_requests = tracker_requests(&plain.tracker)
+    f.tracker_requests = plain.tracker.stats.requests()
         + clients
             .iter()
             .filter_map(|(_, _, s, _, _, _)| s.shim())
-            .map(|sh| tracker_requests(&sh.tracker))
+            .map(|sh| sh.tracker.stats.requests())
             .sum::<u64>()
-        + seeder.shim().map_or(0, |sh| tracker_requests(&sh.tracker));
+        + seeder.shim().map_or(0, |sh| sh.tracker.stats.requests());
     note(
         c,
         format!(
@@ -490,6 +581,16 @@ pub fn table(r: &LabReport) -> String {
         b.alto_server_requests.to_string(),
     );
     s += &row(
+        "  of arriving clients (dir., join)",
+        a.alto_server_arrival_requests.to_string(),
+        "-".into(),
+    );
+    s += &row(
+        "  of heads, per second of the run",
+        format!("{:.1}", a.steady_requests_per_s()),
+        "-".into(),
+    );
+    s += &row(
         "head (tracker) requests",
         a.tracker_requests.to_string(),
         b.tracker_requests.to_string(),
@@ -529,6 +630,8 @@ pub fn json(r: &LabReport) -> serde_json::Value {
         "completion_p50_s": r.alto.completion(0.5),
         "baseline_completion_p50_s": r.baseline.completion(0.5),
         "alto_server_requests": r.alto.alto_server_requests,
+        "alto_server_arrival_requests": r.alto.alto_server_arrival_requests,
+        "alto_server_steady_requests_per_s": r.alto.steady_requests_per_s(),
         "head_requests": r.alto.tracker_requests,
         "completed": r.alto.completed,
         "clients": r.alto.clients,

@@ -234,7 +234,7 @@ async fn run_one(
     let seed_dir = dir.join("seeder");
     std::fs::create_dir_all(&seed_dir)?;
     std::fs::write(seed_dir.join("payload.bin"), data)?;
-    let _seeder = spawn(1, addr(1, 250), seed_dir.clone(), true)?;
+    let mut seeder = spawn(1, addr(1, 250), seed_dir.clone(), true)?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     crate::lab::note(
         c,
@@ -283,6 +283,12 @@ async fn run_one(
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await; // one more progress line each
+    f.run_s = clients.first().map_or(0.0, |c| c.3.elapsed().as_secs_f64());
+    let heads = if with_alto {
+        crate::lab::head_requests(&alto.directory_url()).await
+    } else {
+        0
+    };
     for (k, (ip, out, child, _)) in clients.iter_mut().enumerate() {
         let ok = done[k].is_some_and(|t| !t.is_nan())
             && std::fs::read(out.join("payload.bin")).is_ok_and(|b| b == data);
@@ -299,33 +305,18 @@ async fn run_one(
         f.completed += 1;
         f.completion_s.push(done[k].expect("checked"));
         if let Some(s) = last {
-            let me = net
-                .pid_of(*ip)
-                .map_or("unknown".into(), |i| net.pid_name(i).to_owned());
-            for p in s["peers_out"].as_array().into_iter().flatten() {
-                let Some(peer) = p[0]
-                    .as_str()
-                    .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-                else {
-                    continue;
-                };
-                let other = net
-                    .pid_of(peer.ip())
-                    .map_or("unknown".into(), |i| net.pid_name(i).to_owned());
-                let (got, sent) = (p[1].as_u64().unwrap_or(0), p[2].as_u64().unwrap_or(0));
-                f.add_connection(&me, &other, got, sent);
-            }
+            count_connections(&mut f, &net, *ip, &s);
         }
     }
+    if let Some(s) = lines(&seed_dir).into_iter().last() {
+        count_connections(&mut f, &net, addr(1, 250), &s);
+    }
+    let _ = seeder.start_kill();
     f.finish();
     let text = crate::lab::alto_metrics(&alto).await;
-    f.alto_server_requests = crate::lab::metric_sum(&text, "alto_requests_total{");
+    (f.alto_server_requests, f.alto_server_arrival_requests) = crate::lab::alto_requests(&text);
     f.elections = crate::lab::metric_sum(&text, "alto_pidhead_elections_total");
-    f.tracker_requests = plain
-        .tracker
-        .stats
-        .announces
-        .load(std::sync::atomic::Ordering::Relaxed);
+    f.tracker_requests = plain.tracker.stats.requests() + heads;
     crate::lab::note(
         c,
         format!(
@@ -338,4 +329,14 @@ async fn run_one(
     plain.stop().await;
     alto.stop().await?;
     Ok(f)
+}
+
+/// Counts the connections a client opened, from its last `--json` progress line.
+fn count_connections(f: &mut RunFigures, net: &NetworkMap, me: IpAddr, line: &serde_json::Value) {
+    for p in line["peers_out"].as_array().into_iter().flatten() {
+        if let Some(peer) = p[0].as_str().and_then(|a| a.parse().ok()) {
+            let (got, sent) = (p[1].as_u64().unwrap_or(0), p[2].as_u64().unwrap_or(0));
+            f.add_connection(net, me, peer, got, sent);
+        }
+    }
 }

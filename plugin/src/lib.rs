@@ -41,6 +41,9 @@ use tracker_shim::membership::{JoinSettings, Membership};
 use tracker_shim::protocol::{Event, InfoHash};
 use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
+/// How long a starting session waits for the network map from its head.
+const MAP_WAIT: Duration = Duration::from_secs(3);
+
 /// Settings of an [`AltoSession`].
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -63,7 +66,8 @@ pub struct Config {
     pub numwant: u32,
     /// How often librqbit re-announces (the proxy's `min interval`), seconds.
     pub min_interval: u32,
-    /// Seconds between a member's joins.
+    /// Time between a member's joins while its head works (it re-joins at once when an
+    /// announce to the head fails).
     pub rejoin: Duration,
     /// Most peers per torrent.
     pub peer_limit: Option<usize>,
@@ -90,7 +94,7 @@ impl Config {
             strict: false,
             numwant: 50,
             min_interval: 5,
-            rejoin: Duration::from_secs(10),
+            rejoin: Duration::from_secs(120),
             peer_limit: None,
             foreign_peers: 4,
             local_enough: 3,
@@ -217,12 +221,7 @@ impl AltoSession {
             local_enough: config.local_enough,
         };
         let netmap = Arc::new(RwLock::new(None));
-        let proxy = Arc::new(Proxy::new(
-            settings,
-            membership.clone(),
-            dht,
-            netmap.clone(),
-        ));
+        let proxy = Arc::new(Proxy::new(settings, shim.as_ref(), dht, netmap.clone()));
         let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
         let proxy_url = format!("http://{}/announce", listener.local_addr()?);
         let (proxy_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -234,10 +233,18 @@ impl AltoSession {
             .await;
         })];
 
-        if let Some(alto) = config.alto.clone() {
-            let nm = netmap.clone();
-            let ip = config.ip;
-            tasks.push(tokio::spawn(follow_network_map(alto, ip, nm)));
+        if config.alto.is_some() {
+            tasks.push(tokio::spawn(follow_network_map(
+                membership.clone(),
+                config.ip,
+                netmap.clone(),
+            )));
+            // librqbit's first announce decides whom it connects to: give the head a moment
+            // to answer with the map, so that it already keeps the peers local.
+            let deadline = Instant::now() + MAP_WAIT;
+            while netmap.read().expect("netmap lock").is_none() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         let allowlist = if config.strict {
             strict_allowlist(&config, &membership).await
@@ -455,21 +462,52 @@ impl Torrent {
     }
 }
 
-/// Keeps the ALTO network map, for attributing bytes to PIDs (revalidated by ETag).
-async fn follow_network_map(alto: String, ip: IpAddr, into: Arc<RwLock<Option<Arc<NetworkMap>>>>) {
-    let Ok(client) = alto_client::AltoClient::new(&alto) else {
-        return;
-    };
-    let client = client
-        .with_local_address(ip)
-        .with_timeout(Duration::from_secs(5));
+/// Keeps the network map for keeping peers local and attributing bytes to PIDs, from the
+/// PID's head (its `/directory`), so that clients never poll the ALTO server for it; it is
+/// revalidated by ETag and fetched again from a new head when the head changes.
+async fn follow_network_map(
+    mut membership: watch::Receiver<Membership>,
+    ip: IpAddr,
+    into: Arc<RwLock<Option<Arc<NetworkMap>>>>,
+) {
+    let mut client: Option<(String, alto_client::AltoClient)> = None;
     loop {
-        if let Ok(nm) = client.network_map().await {
-            if let Ok(net) = NetworkMap::from_data(&nm.meta.vtag.resource_id, &nm.network_map) {
-                *into.write().expect("netmap lock") = Some(Arc::new(net));
+        let head = membership.borrow_and_update().head.clone();
+        if let Some(h) = head {
+            let directory = alto_model::pidhead::sibling(&h.tracker, "/directory");
+            if client.as_ref().is_none_or(|(d, _)| *d != directory) {
+                client = alto_client::AltoClient::new(&directory).ok().map(|c| {
+                    let c = c
+                        .with_local_address(ip)
+                        .with_timeout(Duration::from_secs(5));
+                    (directory, c)
+                });
             }
         }
-        tokio::time::sleep(Duration::from_secs(30)).await;
+        let fetched = match &client {
+            Some((_, c)) => match c.network_map().await {
+                Ok(nm) => NetworkMap::from_data(&nm.meta.vtag.resource_id, &nm.network_map).ok(),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let wait = match fetched {
+            Some(net) => {
+                *into.write().expect("netmap lock") = Some(Arc::new(net));
+                Duration::from_secs(30)
+            }
+            // The head may not hold the maps yet.
+            None => Duration::from_secs(1),
+        };
+        let changed = async {
+            if membership.changed().await.is_err() {
+                std::future::pending::<()>().await; // the membership ended: only the timer
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = changed => {}
+        }
     }
 }
 

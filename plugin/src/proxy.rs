@@ -8,7 +8,7 @@
 
 use crate::rqbit::DhtNode;
 use crate::upstream::{Announce, Upstream};
-use alto_model::pidhead::HeadInfo;
+use alto_model::pidhead::{HeadInfo, Role};
 use alto_model::NetworkMap;
 use alto_server::web::{self, HttpResponse};
 use bytes::Bytes;
@@ -23,9 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
-use tracker_shim::membership::Membership;
+use tracker_shim::membership::{HeadFailures, Membership};
 use tracker_shim::protocol::announce::{AnnounceRequest, AnnounceResponse, ResponsePeer};
 use tracker_shim::protocol::{bencode, Event, InfoHash};
+use tracker_shim::{RunningTracker, Tracker};
 
 /// Settings of the proxy.
 #[derive(Clone, Debug)]
@@ -40,11 +41,12 @@ pub struct ProxySettings {
     pub timeout: Duration,
     /// How long to gather DHT peers per announce.
     pub dht_wait: Duration,
-    /// Peers from other PIDs handed to librqbit per announce, besides every peer of the own
-    /// PID: enough to keep the swarm connected, few enough to keep traffic local.
+    /// Peers from other PIDs handed to the PID's gateway (the PID Head, when it is in the
+    /// swarm) per announce, besides every peer of the own PID: enough to fill its link, few
+    /// enough to keep traffic local.
     pub foreign_peers: usize,
-    /// With at least this many peers in the own PID, none from other PIDs are handed out
-    /// (librqbit keeps the peers it already knows, so an early client keeps its link out).
+    /// When the head is not in the swarm: with at least this many peers in the own PID,
+    /// a member gets none from other PIDs (librqbit keeps the peers it already knows).
     pub local_enough: usize,
 }
 
@@ -71,6 +73,9 @@ pub struct ProxyStats {
 struct Entry {
     originals: Vec<String>,
     last: Option<Announce>,
+    /// The PID Head has been seen in this swarm (seeders are not handed to seeders, so
+    /// the head's answers stop naming it once this client completes).
+    head_in_swarm: bool,
 }
 
 /// The proxy's state, shared with the session.
@@ -78,6 +83,8 @@ pub struct Proxy {
     settings: ProxySettings,
     torrents: Mutex<HashMap<InfoHash, Entry>>,
     membership: watch::Receiver<Membership>,
+    head_failures: HeadFailures,
+    shim: Option<Arc<Tracker>>,
     upstream: Upstream,
     http: Client<HttpConnector, Full<Bytes>>,
     dht: Option<DhtNode>,
@@ -87,10 +94,13 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// A proxy that learns the head from `membership`.
+    /// A proxy for the client whose tracker shim (join mode) is `shim`: it learns the head
+    /// from the shim's membership, reports a failing head to it (the member then asks the
+    /// ALTO server again) and, while head, reads the other PIDs' heads from it. Without a
+    /// shim it asks the original trackers only.
     pub fn new(
         settings: ProxySettings,
-        membership: watch::Receiver<Membership>,
+        shim: Option<&RunningTracker>,
         dht: Option<DhtNode>,
         netmap: Arc<RwLock<Option<Arc<NetworkMap>>>>,
     ) -> Self {
@@ -102,7 +112,12 @@ impl Proxy {
             http: Client::builder(TokioExecutor::new()).build(c),
             settings,
             torrents: Mutex::new(HashMap::new()),
-            membership,
+            membership: shim.map_or_else(
+                || watch::channel(Membership::default()).1,
+                |t| t.membership.clone(),
+            ),
+            head_failures: shim.map(|t| t.head_failures.clone()).unwrap_or_default(),
+            shim: shim.map(|t| t.tracker.clone()),
             dht,
             netmap,
             stats: ProxyStats::default(),
@@ -158,6 +173,7 @@ impl Proxy {
                     }
                     Err(e) => {
                         self.stats.head_failed.fetch_add(1, Relaxed);
+                        self.head_failures.report();
                         tracing::warn!("head announce failed: {e}");
                         Vec::new()
                     }
@@ -221,7 +237,7 @@ impl Proxy {
             }
         }
         list.extend(others);
-        self.keep_local(me.ip(), &mut list);
+        self.keep_local(me.ip(), req, &mut list);
         list.truncate(self.settings.numwant as usize);
         let resp = AnnounceResponse {
             interval: self.settings.min_interval.max(60),
@@ -243,22 +259,75 @@ impl Proxy {
         out
     }
 
-    /// Keeps every peer of the own PID and the first `foreign_peers` of the others (the
-    /// list is in ranked order), or none of the others when the own PID has `local_enough`
-    /// peers; only when the network map is known.
-    fn keep_local(&self, me: IpAddr, list: &mut Vec<SocketAddr>) {
+    /// Keeps every peer of the own PID and, when this client is its PID's gateway, a few of
+    /// the others (the list is in ranked order); only when the network map is known.
+    ///
+    /// The gateway is the PID Head when it takes part in the swarm: the members get no
+    /// peers of other PIDs, so that one copy enters the PID and spreads inside, and the head
+    /// gets `foreign_peers` gateways of other PIDs (their heads, or any peer of a PID whose
+    /// head is not in the swarm), at most half of them from one PID, so that it fills its
+    /// link from several. When the head is not in the swarm, every member that still
+    /// downloads is a gateway until the own PID has `local_enough` peers. Members with the
+    /// whole torrent get no peers of other PIDs (they still answer those that connect).
+    fn keep_local(&self, me: IpAddr, req: &AnnounceRequest, list: &mut Vec<SocketAddr>) {
         let net = self.netmap.read().expect("netmap lock").clone();
         let Some(net) = net else { return };
         let Some(own) = net.pid_of(me) else { return };
         let (same, foreign): (Vec<SocketAddr>, Vec<SocketAddr>) =
             list.iter().partition(|p| net.pid_of(p.ip()) == Some(own));
-        let take = if same.len() >= self.settings.local_enough {
+        let m = self.membership.borrow().clone();
+        let head_ip = m
+            .head
+            .as_ref()
+            .and_then(|h| alto_model::addr::parse_typed_addr(&h.endpoint));
+        let head_in_swarm = {
+            let mut t = self.torrents.lock().expect("proxy lock");
+            let e = t.entry(req.info_hash).or_default();
+            e.head_in_swarm |= head_ip.is_some_and(|ip| same.iter().any(|p| p.ip() == ip));
+            e.head_in_swarm
+        };
+        let is_head = m.role == Some(Role::Head);
+        let take = if is_head {
+            self.settings.foreign_peers
+        } else if req.left == 0 || head_in_swarm || same.len() >= self.settings.local_enough {
             0
         } else {
             self.settings.foreign_peers
         };
+        let mut foreign = foreign;
+        if is_head {
+            // Other PIDs' heads in the swarm; the other peers of those PIDs are left out.
+            let heads: Vec<IpAddr> = self
+                .shim
+                .as_ref()
+                .map(|t| t.other_heads())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|(_, url)| alto_model::pidhead::url_ip(url))
+                .collect();
+            let gateways: Vec<Option<u32>> = foreign
+                .iter()
+                .filter(|p| heads.contains(&p.ip()))
+                .map(|p| net.pid_of(p.ip()))
+                .collect();
+            foreign.retain(|p| heads.contains(&p.ip()) || !gateways.contains(&net.pid_of(p.ip())));
+        }
+        let per_pid = take.div_ceil(2).max(1);
+        let mut taken: HashMap<Option<u32>, usize> = HashMap::new();
+        let (mut kept, mut rest) = (Vec::new(), Vec::new());
+        for p in foreign {
+            let n = taken.entry(net.pid_of(p.ip())).or_default();
+            if kept.len() < take && *n < per_pid {
+                *n += 1;
+                kept.push(p);
+            } else {
+                rest.push(p);
+            }
+        }
+        kept.extend(rest.into_iter().take(take - kept.len()));
+        tracing::debug!(%me, ?m.role, ?head_ip, same = same.len(), ?kept, "peers for librqbit");
         *list = same;
-        list.extend(foreign.into_iter().take(take));
+        list.extend(kept);
     }
 
     /// Orders `peers` by the head's ordinal endpoint costs from `me`; on any failure they

@@ -1,8 +1,10 @@
 //! Joining the ALTO server as a candidate PID Head (the draft, section 2.3; wire format in
 //! `docs/pid-head.md`): join, and when elected serve as head (follow the maps, answer for the
 //! PID), renew the lease well before it lapses, step down by itself when renewals fail or the
-//! server revokes the lease, and resign on shutdown. A member re-joins periodically, which
-//! keeps it a standby candidate and tells it when it has been promoted.
+//! server revokes the lease, and resign on shutdown. A member re-joins when its client finds
+//! the head failing (an announce to it failed: [`HeadFailures`]) and otherwise only rarely
+//! (`rejoin`), so that the ALTO server's load follows the number of PIDs, not of clients; a
+//! re-join also tells a standby that it has been promoted.
 
 use crate::head;
 use crate::tracker::Tracker;
@@ -22,7 +24,7 @@ pub struct JoinSettings {
     pub endpoint: IpAddr,
     /// What it says of itself.
     pub capabilities: Capabilities,
-    /// Seconds between a member's joins.
+    /// Time between a member's joins when its head does not fail.
     pub rejoin: Duration,
     /// Seconds between map refreshes as head.
     pub refresh: Duration,
@@ -40,6 +42,21 @@ pub struct Membership {
     /// Times this tracker became head or stopped being head.
     pub role_changes: u64,
 }
+
+/// Reports of a failing head, from the client using this tracker's membership (its announce
+/// to the head failed or was refused): the member re-joins at once, at most once a second.
+#[derive(Clone, Debug, Default)]
+pub struct HeadFailures(Arc<tokio::sync::Notify>);
+
+impl HeadFailures {
+    /// Tells the membership that the head failed.
+    pub fn report(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Least time between two joins prompted by head failures.
+const MIN_REJOIN: Duration = Duration::from_secs(1);
 
 /// The reason given when a head resigns because it stops.
 const SHUTDOWN: &str = "shutting down";
@@ -70,6 +87,7 @@ fn step_down(
     if let Some(h) = headship {
         drop(h.follower);
         tracker.clear_maps();
+        tracker.set_member(true);
         if why == SHUTDOWN {
             tracing::info!("stepping down as PID Head: {why}");
         } else {
@@ -89,6 +107,7 @@ pub async fn run(
     tracker_url: String,
     s: JoinSettings,
     state: watch::Sender<Membership>,
+    failures: HeadFailures,
     mut stop: watch::Receiver<bool>,
 ) {
     let client = match AltoClient::new(&s.alto) {
@@ -107,6 +126,7 @@ pub async fn run(
         capabilities: s.capabilities.clone(),
     };
     let mut headship: Option<Headship> = None;
+    let mut last_join = Instant::now() - MIN_REJOIN;
     loop {
         let wait = match &mut headship {
             Some(h) => {
@@ -147,47 +167,56 @@ pub async fn run(
                     }
                 }
             }
-            None => match client.join(&join).await {
-                Ok(a) => {
-                    let pid = a.pid.clone();
-                    state.send_modify(|m| {
-                        m.pid = Some(a.pid.clone());
-                        m.head = a.head.clone();
-                        if m.role != Some(a.role) {
-                            m.role_changes += u64::from(m.role.is_some() || a.role == Role::Head);
+            None => {
+                last_join = Instant::now();
+                match client.join(&join).await {
+                    Ok(a) => {
+                        tracker.set_member(a.lease.is_none());
+                        let pid = a.pid.clone();
+                        state.send_modify(|m| {
+                            m.pid = Some(a.pid.clone());
+                            m.head = a.head.clone();
+                            if m.role != Some(a.role) {
+                                m.role_changes +=
+                                    u64::from(m.role.is_some() || a.role == Role::Head);
+                            }
+                            m.role = Some(a.role);
+                        });
+                        match a.lease {
+                            Some(lease) => {
+                                tracing::info!(pid, "elected PID Head");
+                                let ttl = Duration::from_secs(lease.ttl_secs.max(1));
+                                let follower = Follower(tokio::spawn(head::follow(
+                                    tracker.clone(),
+                                    s.alto.clone(),
+                                    pid,
+                                    s.refresh,
+                                    Some(s.endpoint),
+                                )));
+                                headship = Some(Headship {
+                                    token: lease.token,
+                                    deadline: Instant::now() + ttl,
+                                    ttl,
+                                    follower,
+                                });
+                                ttl / 3
+                            }
+                            None => s.rejoin,
                         }
-                        m.role = Some(a.role);
-                    });
-                    match a.lease {
-                        Some(lease) => {
-                            tracing::info!(pid, "elected PID Head");
-                            let ttl = Duration::from_secs(lease.ttl_secs.max(1));
-                            let follower = Follower(tokio::spawn(head::follow(
-                                tracker.clone(),
-                                s.alto.clone(),
-                                pid,
-                                s.refresh,
-                                Some(s.endpoint),
-                            )));
-                            headship = Some(Headship {
-                                token: lease.token,
-                                deadline: Instant::now() + ttl,
-                                ttl,
-                                follower,
-                            });
-                            ttl / 3
-                        }
-                        None => s.rejoin,
+                    }
+                    Err(e) => {
+                        tracing::warn!("join failed, retrying: {e}");
+                        s.rejoin
                     }
                 }
-                Err(e) => {
-                    tracing::warn!("join failed, retrying: {e}");
-                    s.rejoin
-                }
-            },
+            }
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            _ = failures.0.notified(), if headship.is_none() => {
+                tracing::info!("the head failed: joining again");
+                tokio::time::sleep(MIN_REJOIN.saturating_sub(last_join.elapsed())).await;
+            }
             _ = stop.changed() => break,
         }
     }

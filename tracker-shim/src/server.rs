@@ -90,6 +90,7 @@ where
         }
         "/costmap/filtered" if tracker.maps().is_some() => filtered_cost_map(tracker, req).await,
         "/directory" if tracker.maps().is_some() => directory(tracker),
+        "/networkmap" if tracker.maps().is_some() => network_map(tracker, req.headers()),
         _ => web::simple(
             StatusCode::NOT_FOUND,
             "text/plain",
@@ -196,12 +197,15 @@ where
     .await
 }
 
-/// The head's directory: the endpoint cost service and the member list.
+/// The head's directory: its network map, the endpoint cost service, the filtered cost map
+/// and the member list.
 fn directory(tracker: &Tracker) -> HttpResponse {
     let maps = tracker.maps().expect("checked by the caller");
     let names = ["num-routingcost", "ord-routingcost"];
-    let body = serde_json::json!({
+    let net_id = maps.network().resource_id();
+    let mut body = serde_json::json!({
         "meta": {
+            "default-alto-network-map": net_id,
             "cost-types": {
                 "num-routingcost": {"cost-mode": "numerical", "cost-metric": "routingcost"},
                 "ord-routingcost": {"cost-mode": "ordinal", "cost-metric": "routingcost"}
@@ -227,10 +231,32 @@ fn directory(tracker: &Tracker) -> HttpResponse {
             }
         }
     });
+    body["resources"][net_id] = serde_json::json!({
+        "uri": "/networkmap",
+        "media-type": media::NETWORK_MAP
+    });
     web::simple(
         StatusCode::OK,
         media::DIRECTORY,
         serde_json::to_vec(&body).expect("serializes"),
+    )
+}
+
+/// The network map as the head holds it (RFC 7285 §11.2.1), with the ALTO server's version
+/// tag as its entity tag: the PID's clients revalidate it here, not at the ALTO server.
+fn network_map(tracker: &Tracker, headers: &http::HeaderMap) -> HttpResponse {
+    let maps = tracker.maps().expect("checked by the caller");
+    let etag = HeaderValue::from_str(&format!("\"{}\"", maps.network().tag())).expect("hex");
+    web::conditional(
+        headers,
+        etag,
+        HeaderValue::from_static("no-cache"),
+        media::NETWORK_MAP,
+        || {
+            serde_json::to_vec(&maps.base.full_network_map())
+                .expect("serializes")
+                .into()
+        },
     )
 }
 
@@ -380,6 +406,8 @@ pub enum Mode {
 pub struct RunningTracker {
     /// Where it stands with the ALTO server (join mode).
     pub membership: tokio::sync::watch::Receiver<crate::membership::Membership>,
+    /// Where the client reports a failing head (join mode).
+    pub head_failures: crate::membership::HeadFailures,
     leave: tokio::sync::watch::Sender<bool>,
     member_task: Option<tokio::task::JoinHandle<()>>,
     /// HTTP address.
@@ -425,6 +453,7 @@ impl RunningTracker {
             tokio::sync::watch::channel(crate::membership::Membership::default());
         let (leave, leave_rx) = tokio::sync::watch::channel(false);
         let mut member_task = None;
+        let head_failures = crate::membership::HeadFailures::default();
         match mode {
             Mode::Plain => {}
             Mode::Head { alto, pid, refresh } => {
@@ -447,6 +476,7 @@ impl RunningTracker {
                     url,
                     settings,
                     state_tx,
+                    head_failures.clone(),
                     leave_rx,
                 )));
                 tasks.push(tokio::spawn(crate::head::fetch_foreign(
@@ -461,6 +491,7 @@ impl RunningTracker {
         }));
         Ok(RunningTracker {
             membership,
+            head_failures,
             leave,
             member_task,
             addr,

@@ -132,6 +132,16 @@ pub struct Stats {
     pub udp_connects: AtomicU64,
 }
 
+impl Stats {
+    /// Requests answered: announces, scrapes and failures.
+    pub fn requests(&self) -> u64 {
+        [&self.announces, &self.scrapes, &self.failures]
+            .iter()
+            .map(|c| c.load(Relaxed))
+            .sum()
+    }
+}
+
 /// One announce answer, as kept in the journal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JournalEntry {
@@ -154,6 +164,9 @@ pub struct ForeignPeer {
     pub seeder: bool,
 }
 
+/// The failure reason of a member's tracker (see [`Tracker::set_member`]).
+pub const NOT_HEAD: &str = "this tracker is not its PID's head: ask the ALTO server's pid-heads";
+
 /// Seconds a list of other heads' members is used before it is asked for again.
 pub const FOREIGN_TTL_SECS: u64 = 10;
 
@@ -166,6 +179,7 @@ pub struct Tracker {
     config: TrackerConfig,
     shards: Vec<Mutex<Store>>,
     maps: RwLock<Option<Arc<HeadMaps>>>,
+    member: std::sync::atomic::AtomicBool,
     tracker_id: Vec<u8>,
     connection_ids: udp::ConnectionIds<RandomState>,
     /// The counters.
@@ -191,6 +205,7 @@ impl Tracker {
                 .map(|_| Mutex::new(Store::new(store_config)))
                 .collect(),
             maps: RwLock::new(None),
+            member: std::sync::atomic::AtomicBool::new(false),
             tracker_id: format!("{id:016x}").into_bytes(),
             connection_ids: udp::ConnectionIds::new(RandomState::new(), 60),
             stats: Stats::default(),
@@ -201,6 +216,13 @@ impl Tracker {
     /// The settings.
     pub fn config(&self) -> &TrackerConfig {
         &self.config
+    }
+
+    /// In join mode: whether this tracker is a mere member of its PID. A member's tracker
+    /// refuses announces, so that a client still announcing to a head that stepped down
+    /// learns it and asks the ALTO server for the new one.
+    pub fn set_member(&self, member: bool) {
+        self.member.store(member, Relaxed);
     }
 
     /// Installs (or replaces) the head maps: from now on peer lists are ranked.
@@ -285,6 +307,9 @@ impl Tracker {
         rng: &mut impl Random,
         out: &mut Vec<u8>,
     ) {
+        if self.member.load(Relaxed) {
+            return self.failure(NOT_HEAD, out);
+        }
         let ip = canonical(self.client_ip(req.ip, source));
         let addr = SocketAddr::new(ip, req.port);
         let want = req

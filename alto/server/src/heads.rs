@@ -421,25 +421,13 @@ impl Heads {
         .expect("serializes");
         let etag = HeaderValue::from_str(&format!("\"{}\"", alto_model::content_hash(&body)))
             .expect("hex");
-        let matched = headers.get_all(header::IF_NONE_MATCH).iter().any(|v| {
-            v.to_str().is_ok_and(|v| {
-                v.split(',').any(|t| {
-                    t.trim() == "*"
-                        || t.trim().trim_start_matches("W/") == etag.to_str().unwrap_or_default()
-                })
-            })
-        });
-        let mut r = if matched {
-            let mut r = http::Response::new(Full::new(Bytes::new()));
-            *r.status_mut() = StatusCode::NOT_MODIFIED;
-            r
-        } else {
-            web::simple(StatusCode::OK, pidhead::PROPMAP, body)
-        };
-        r.headers_mut().insert(header::ETAG, etag);
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        r
+        web::conditional(
+            headers,
+            etag,
+            HeaderValue::from_static("no-cache"),
+            pidhead::PROPMAP,
+            || body.into(),
+        )
     }
 
     /// The IRD capabilities of the join resource.

@@ -13,8 +13,7 @@ use alto_model::messages::{
 use alto_model::{media, pidhead, AltoError, CostMode, InformationBase, Resource, ResourceKind};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{Request, StatusCode};
 use hyper::body::Body;
 use std::collections::HashMap;
 use std::future::Future;
@@ -435,35 +434,15 @@ impl App {
         let etag = served.etag.as_ref().expect("GET resources have an ETag");
         let cache = HeaderValue::from_str(&format!("max-age={}", snap.limits.max_age_secs))
             .expect("digits");
-        let matched = headers
-            .get_all(header::IF_NONE_MATCH)
-            .iter()
-            .any(|v| if_none_match(v, etag));
-        let mut r = if matched {
-            let mut r = Response::new(Full::new(Bytes::new()));
-            *r.status_mut() = StatusCode::NOT_MODIFIED;
-            r
-        } else {
-            simple(StatusCode::OK, served.res.media_type, snap.get_body(i))
-        };
-        r.headers_mut().insert(header::ETAG, etag.clone());
-        r.headers_mut().insert(header::CACHE_CONTROL, cache);
-        r
+        web::conditional(headers, etag.clone(), cache, served.res.media_type, || {
+            snap.get_body(i)
+        })
     }
 
     fn alto_error(&self, status: StatusCode, e: AltoError) -> HttpResponse {
         self.inner.metrics.error(e.code());
         web::alto_error(status, &e)
     }
-}
-
-/// Whether an `If-None-Match` value matches `etag` (weak comparison, RFC 7232 §3.2).
-fn if_none_match(value: &HeaderValue, etag: &HeaderValue) -> bool {
-    let Ok(v) = value.to_str() else { return false };
-    let want = etag.to_str().unwrap_or_default();
-    v.split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t.trim_start_matches("W/") == want)
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {

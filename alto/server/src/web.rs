@@ -133,6 +133,35 @@ pub fn simple(
     r
 }
 
+/// A GET answer with its entity tag: 304 with no body when `If-None-Match` names the tag
+/// (weak comparison, RFC 7232 §3.2), else 200 with `body()`; `cache` is `Cache-Control`.
+pub fn conditional(
+    headers: &http::HeaderMap,
+    etag: HeaderValue,
+    cache: HeaderValue,
+    media_type: &'static str,
+    body: impl FnOnce() -> Bytes,
+) -> HttpResponse {
+    let want = etag.to_str().unwrap_or_default();
+    let matched = headers.get_all(header::IF_NONE_MATCH).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t.trim_start_matches("W/") == want)
+        })
+    });
+    let mut r = if matched {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        simple(StatusCode::OK, media_type, body())
+    };
+    r.headers_mut().insert(header::ETAG, etag);
+    r.headers_mut().insert(header::CACHE_CONTROL, cache);
+    r
+}
+
 /// A successful POST answer: the resource's media type, not to be stored by caches.
 pub fn post_answer(media_type: &'static str, body: Vec<u8>) -> HttpResponse {
     let mut r = simple(StatusCode::OK, media_type, body);

@@ -36,11 +36,13 @@ struct Args {
     /// Milliseconds between two clients' arrivals (round-robin over the PIDs).
     #[arg(long, default_value_t = 1000)]
     arrival_ms: u64,
-    /// Peers from other PIDs each ALTO client gets per announce.
-    #[arg(long, default_value_t = 1)]
+    /// Peers from other PIDs the PID's gateway (its head) gets per announce; the other
+    /// ALTO clients of the PID get none.
+    #[arg(long, default_value_t = 4)]
     foreign_peers: usize,
-    /// With this many peers in its own PID, an ALTO client gets none from other PIDs.
-    #[arg(long, default_value_t = 2)]
+    /// When the head is not in the swarm: with this many peers in its own PID, an ALTO
+    /// client gets none from other PIDs.
+    #[arg(long, default_value_t = 1)]
     local_enough: usize,
     /// Seconds a client may take before it counts as failed.
     #[arg(long, default_value_t = 300)]

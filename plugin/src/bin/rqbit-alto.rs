@@ -48,10 +48,12 @@ struct Common {
     /// Upload limit, KiB/s.
     #[arg(long)]
     upload_kib: Option<u32>,
-    /// Peers from other PIDs handed to librqbit per announce.
+    /// Peers from other PIDs handed to the PID's gateway (its head, when it is in the
+    /// swarm) per announce; the other members get none.
     #[arg(long, default_value_t = 4)]
     foreign_peers: usize,
-    /// With this many peers in the own PID, none from other PIDs are handed out.
+    /// When the head is not in the swarm: with this many peers in the own PID, none from
+    /// other PIDs are handed out.
     #[arg(long, default_value_t = 3)]
     local_enough: usize,
     /// Seconds between librqbit's announces (the proxy's `min interval`).

@@ -44,6 +44,21 @@ pub struct LabConfig {
     pub local_enough: usize,
     /// Print progress to stderr.
     pub progress: bool,
+    /// `--netns` only: aria2 clients per PID, ordinary members besides the librqbit ones.
+    pub aria2_per_pid: usize,
+    /// `--netns` only: transmission clients per PID, likewise.
+    pub transmission_per_pid: usize,
+}
+
+impl LabConfig {
+    /// The third-party clients per PID, by kind.
+    pub fn third_party(&self) -> [(crate::third_party::Kind, usize); 2] {
+        use crate::third_party::Kind;
+        [
+            (Kind::Aria2, self.aria2_per_pid),
+            (Kind::Transmission, self.transmission_per_pid),
+        ]
+    }
 }
 
 impl Default for LabConfig {
@@ -61,6 +76,8 @@ impl Default for LabConfig {
             foreign_peers: 4,
             local_enough: 1,
             progress: true,
+            aria2_per_pid: 0,
+            transmission_per_pid: 0,
         }
     }
 }
@@ -70,6 +87,8 @@ impl Default for LabConfig {
 pub struct RunFigures {
     /// Clients (the seeder not counted).
     pub clients: usize,
+    /// Of those, third-party clients (aria2, transmission).
+    pub third_party: usize,
     /// Clients that completed with identical data.
     pub completed: usize,
     /// Clients that failed, with the reason.
@@ -502,9 +521,14 @@ pub async fn services(
     });
     let plain =
         RunningTracker::start(tracker, std::net::SocketAddr::new(ip, 0), None, Mode::Plain).await?;
-    let torrent =
-        testdata::torrent::single_file_private("payload.bin", data, 1 << 18, &plain.announce_url());
+    let torrent = torrent(data, &plain.announce_url());
     Ok((alto, plain, torrent))
+}
+
+/// The lab's torrent of `data` announcing to `announce`; the info hash does not depend on
+/// the announce URL.
+pub fn torrent(data: &[u8], announce: &str) -> testdata::torrent::Torrent {
+    testdata::torrent::single_file_private("payload.bin", data, 1 << 18, announce)
 }
 
 /// The ALTO server's counters, as `/metrics` shows them.
@@ -536,6 +560,13 @@ pub fn table(r: &LabReport) -> String {
         format!("{}/{}", a.completed, a.clients),
         format!("{}/{}", b.completed, b.clients),
     );
+    if a.third_party > 0 {
+        s += &row(
+            "  of them aria2/transmission",
+            a.third_party.to_string(),
+            b.third_party.to_string(),
+        );
+    }
     s += &row(
         "bytes inside PIDs (localization)",
         format!("{:.1}%", a.localization * 100.0),

@@ -164,8 +164,19 @@ pub async fn run(c: &LabConfig, rate_kbit: u64) -> anyhow::Result<LabReport> {
         if k == 1 {
             v.push(addr(1, 250));
         }
+        for (kind, n) in c.third_party() {
+            v.extend((0..n).map(|j| addr(k, kind.host(j))));
+        }
         v
     };
+    for (kind, n) in c.third_party() {
+        anyhow::ensure!(
+            n == 0 || kind.installed(),
+            "{} is not installed (Debian package `{}`)",
+            kind.program(),
+            kind.package()
+        );
+    }
     let ns = Namespaces::create(c.pids, hosts, rate_kbit)?;
     let data = testdata::torrent::payload(c.file_bytes, c.seed);
     let alto = run_one(c, &ns, &bin, &dir.join("alto"), &data, true).await?;
@@ -252,9 +263,40 @@ async fn run_one(
             let ip = addr(k, 10 + i);
             let out = dir.join(ip.to_string());
             let child = spawn(k, ip, out.clone(), false)?;
-            clients.push((ip, out, child, Instant::now()));
+            clients.push((ip, out, child, Instant::now(), None));
         }
     }
+    // Third-party clients arrive last, once every PID has a head.
+    let heads = match with_alto {
+        true => alto_client::AltoClient::new(&alto.directory_url())?
+            .head_directory()
+            .await
+            .map(|d| d.heads())
+            .unwrap_or_default(),
+        false => Default::default(),
+    };
+    for (kind, n) in c.third_party() {
+        for j in 0..n {
+            for k in 1..=c.pids {
+                tokio::time::sleep(c.arrival_gap).await;
+                let ip = addr(k, kind.host(j));
+                let out = dir.join(ip.to_string());
+                let announce = heads
+                    .get(&format!("PID{k}"))
+                    .map_or_else(|| plain.announce_url(), |(tracker, _)| tracker.clone());
+                std::fs::create_dir_all(&out)?;
+                let t = out.join("payload.torrent");
+                std::fs::write(&t, crate::lab::torrent(data, &announce).metainfo)?;
+                let child = kind.command(&ns.names[k - 1], ip, &t, &out)?.spawn()?;
+                clients.push((ip, out, child, Instant::now(), Some(kind)));
+            }
+        }
+    }
+    let third: Vec<IpAddr> = clients
+        .iter()
+        .filter(|c| c.4.is_some())
+        .map(|c| c.0)
+        .collect();
     // Clients keep seeding after they complete, as in the in-process lab: a client's
     // completion is the first progress line that says so; its bytes, the last line.
     let mut f = RunFigures {
@@ -271,8 +313,15 @@ async fn run_one(
     };
     let mut done: Vec<Option<f64>> = vec![None; clients.len()];
     while done.iter().any(Option::is_none) && Instant::now() < deadline {
-        for (k, (_, out, child, _)) in clients.iter_mut().enumerate() {
-            if done[k].is_none() {
+        for (k, (_, out, child, started, kind)) in clients.iter_mut().enumerate() {
+            if done[k].is_none() && kind.is_some() {
+                // A third-party client is done when its file is.
+                if std::fs::read(out.join("payload.bin")).is_ok_and(|b| b == data) {
+                    done[k] = Some(started.elapsed().as_secs_f64());
+                } else if let Ok(Some(_)) = child.try_wait() {
+                    done[k] = Some(f64::NAN);
+                }
+            } else if done[k].is_none() {
                 if let Some(l) = lines(out).iter().find(|l| l["finished"] == true) {
                     done[k] = Some(l["elapsed_s"].as_f64().unwrap_or(f64::NAN));
                 } else if let Ok(Some(_)) = child.try_wait() {
@@ -284,32 +333,35 @@ async fn run_one(
     }
     tokio::time::sleep(Duration::from_millis(1500)).await; // one more progress line each
     f.run_s = clients.first().map_or(0.0, |c| c.3.elapsed().as_secs_f64());
+    f.third_party = third.len();
     let heads = if with_alto {
         crate::lab::head_requests(&alto.directory_url()).await
     } else {
         0
     };
-    for (k, (ip, out, child, _)) in clients.iter_mut().enumerate() {
+    for (k, (ip, out, child, _, kind)) in clients.iter_mut().enumerate() {
         let ok = done[k].is_some_and(|t| !t.is_nan())
             && std::fs::read(out.join("payload.bin")).is_ok_and(|b| b == data);
         let last = lines(out).into_iter().last();
         let _ = child.start_kill();
         if !ok {
-            let log = std::fs::read_to_string(out.join("stderr.log")).unwrap_or_default();
-            f.failed.push(format!(
-                "{ip}; log {}:\n{log}",
-                out.join("stderr.log").display()
-            ));
+            let (what, file) = match kind {
+                Some(k) => (k.program(), out.join("client.log")),
+                None => ("rqbit-alto", out.join("stderr.log")),
+            };
+            let log = std::fs::read_to_string(&file).unwrap_or_default();
+            f.failed
+                .push(format!("{ip} ({what}); log {}:\n{log}", file.display()));
             continue;
         }
         f.completed += 1;
         f.completion_s.push(done[k].expect("checked"));
         if let Some(s) = last {
-            count_connections(&mut f, &net, *ip, &s);
+            count_connections(&mut f, &net, *ip, &s, &third);
         }
     }
     if let Some(s) = lines(&seed_dir).into_iter().last() {
-        count_connections(&mut f, &net, addr(1, 250), &s);
+        count_connections(&mut f, &net, addr(1, 250), &s, &third);
     }
     let _ = seeder.start_kill();
     f.finish();
@@ -331,12 +383,33 @@ async fn run_one(
     Ok(f)
 }
 
-/// Counts the connections a client opened, from its last `--json` progress line.
-fn count_connections(f: &mut RunFigures, net: &NetworkMap, me: IpAddr, line: &serde_json::Value) {
-    for p in line["peers_out"].as_array().into_iter().flatten() {
-        if let Some(peer) = p[0].as_str().and_then(|a| a.parse().ok()) {
-            let (got, sent) = (p[1].as_u64().unwrap_or(0), p[2].as_u64().unwrap_or(0));
-            f.add_connection(net, me, peer, got, sent);
+/// Counts the connections a client opened, from its last `--json` progress line, and those
+/// that the third-party clients at `third` opened to it (they report no bytes themselves;
+/// connections between two of them are not counted).
+fn count_connections(
+    f: &mut RunFigures,
+    net: &NetworkMap,
+    me: IpAddr,
+    line: &serde_json::Value,
+    third: &[IpAddr],
+) {
+    let peers = |key: &str| -> Vec<(std::net::SocketAddr, u64, u64)> {
+        line[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                let addr = p[0].as_str()?.parse().ok()?;
+                Some((addr, p[1].as_u64()?, p[2].as_u64()?))
+            })
+            .collect()
+    };
+    for (peer, got, sent) in peers("peers_out") {
+        f.add_connection(net, me, peer, got, sent);
+    }
+    for (peer, got, sent) in peers("peers_in") {
+        if third.contains(&peer.ip()) {
+            f.add_connection(net, peer.ip(), std::net::SocketAddr::new(me, 0), sent, got);
         }
     }
 }

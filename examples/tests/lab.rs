@@ -1,8 +1,10 @@
 //! A small lab run: 2 PIDs × 3 clients and a small file, the ALTO run and the baseline.
 //! Every client completes with identical data (the lab checks each file against the
-//! payload), and the ALTO run keeps a larger share of the bytes inside PIDs.
+//! payload), and the ALTO run keeps a larger share of the bytes inside PIDs. The `--netns`
+//! lab, where the machine allows it, with aria2 and transmission as members too.
 
 use alto_examples::lab::{self, LabConfig};
+use alto_examples::third_party::Kind;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,6 +60,13 @@ async fn the_netns_lab_runs_where_the_machine_allows_it() {
         println!("skipped: the --netns lab needs root and `ip netns` ({why})");
         return;
     }
+    // aria2 and transmission join as ordinary members where installed (CI installs them).
+    let installed = |k: Kind| {
+        if !k.installed() {
+            println!("{} is not installed: left out", k.program());
+        }
+        usize::from(k.installed())
+    };
     let config = LabConfig {
         pids: 2,
         clients_per_pid: 2,
@@ -66,8 +75,11 @@ async fn the_netns_lab_runs_where_the_machine_allows_it() {
         arrival_gap: Duration::from_millis(500),
         timeout: Duration::from_secs(120),
         progress: false,
+        aria2_per_pid: installed(Kind::Aria2),
+        transmission_per_pid: installed(Kind::Transmission),
         ..LabConfig::default()
     };
+    let third = 2 * (config.aria2_per_pid + config.transmission_per_pid);
     let r = match alto_examples::netns::run(&config, 20_000).await {
         Ok(r) => r,
         Err(e) if e.to_string().contains("rqbit-alto is not built") => {
@@ -77,12 +89,20 @@ async fn the_netns_lab_runs_where_the_machine_allows_it() {
         Err(e) => panic!("{e:#}"),
     };
     for (name, f) in [("ALTO", &r.alto), ("baseline", &r.baseline)] {
-        assert_eq!(f.completed, 4, "{name}: failed clients {:?}", f.failed);
+        assert_eq!(f.clients, 4 + third, "{name}");
+        assert_eq!(f.third_party, third, "{name}");
+        assert_eq!(
+            f.completed,
+            4 + third,
+            "{name}: failed clients {:?}",
+            f.failed
+        );
     }
     assert!(
         r.alto.cross_pid_bytes > 0 || r.alto.inside_bytes > 0,
         "no bytes attributed"
     );
+    eprintln!("{}", lab::table(&r));
     // Every namespace the lab made is gone.
     let left = std::process::Command::new("ip")
         .args(["netns", "list"])

@@ -164,6 +164,8 @@ pub struct Report {
     pub own_pid_share: f64,
     /// Per peer this client connected to: (address, bytes received, bytes sent).
     pub peers_out: Vec<(String, u64, u64)>,
+    /// The same per peer that connected to this client (its address as seen here).
+    pub peers_in: Vec<(String, u64, u64)>,
     /// Seconds since the torrent was added.
     pub elapsed_s: f64,
     /// The session's error, if any.
@@ -379,9 +381,11 @@ impl AltoSession {
             ..Report::default()
         };
         for peer in t.inner.peers() {
+            let bytes = (peer.addr.to_string(), peer.fetched, peer.uploaded);
             if peer.outgoing {
-                r.peers_out
-                    .push((peer.addr.to_string(), peer.fetched, peer.uploaded));
+                r.peers_out.push(bytes);
+            } else {
+                r.peers_in.push(bytes);
             }
             let pid = if peer.outgoing {
                 pid_name(peer.addr.ip())

@@ -264,11 +264,11 @@ impl Proxy {
     ///
     /// The gateway is the PID Head when it takes part in the swarm: the members get no
     /// peers of other PIDs, so that one copy enters the PID and spreads inside, and the head
-    /// gets `foreign_peers` gateways of other PIDs (their heads, or any peer of a PID whose
-    /// head is not in the swarm), at most half of them from one PID, so that it fills its
-    /// link from several. When the head is not in the swarm, every member that still
-    /// downloads is a gateway until the own PID has `local_enough` peers. Members with the
-    /// whole torrent get no peers of other PIDs (they still answer those that connect).
+    /// gets one, its parent in the heads' distribution tree ([`tracker_shim::tree`]). When the
+    /// head is not in the swarm, every member that still downloads is a gateway, with
+    /// `foreign_peers` peers of other PIDs (at most half from one PID), until the own PID
+    /// has `local_enough` peers. Clients with the whole torrent get no peers of other PIDs
+    /// (they still serve those that connect).
     fn keep_local(&self, me: IpAddr, req: &AnnounceRequest, list: &mut Vec<SocketAddr>) {
         let net = self.netmap.read().expect("netmap lock").clone();
         let Some(net) = net else { return };
@@ -286,48 +286,24 @@ impl Proxy {
             e.head_in_swarm |= head_ip.is_some_and(|ip| same.iter().any(|p| p.ip() == ip));
             e.head_in_swarm
         };
-        let is_head = m.role == Some(Role::Head);
-        let take = if is_head {
-            self.settings.foreign_peers
-        } else if req.left == 0 || head_in_swarm || same.len() >= self.settings.local_enough {
-            0
+        let kept = if req.left == 0 {
+            Vec::new()
+        } else if m.role == Some(Role::Head) {
+            self.upstream(&foreign).into_iter().collect()
+        } else if head_in_swarm || same.len() >= self.settings.local_enough {
+            Vec::new()
         } else {
-            self.settings.foreign_peers
+            spread(&net, foreign, self.settings.foreign_peers)
         };
-        let mut foreign = foreign;
-        if is_head {
-            // Other PIDs' heads in the swarm; the other peers of those PIDs are left out.
-            let heads: Vec<IpAddr> = self
-                .shim
-                .as_ref()
-                .map(|t| t.other_heads())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|(_, url)| alto_model::pidhead::url_ip(url))
-                .collect();
-            let gateways: Vec<Option<u32>> = foreign
-                .iter()
-                .filter(|p| heads.contains(&p.ip()))
-                .map(|p| net.pid_of(p.ip()))
-                .collect();
-            foreign.retain(|p| heads.contains(&p.ip()) || !gateways.contains(&net.pid_of(p.ip())));
-        }
-        let per_pid = take.div_ceil(2).max(1);
-        let mut taken: HashMap<Option<u32>, usize> = HashMap::new();
-        let (mut kept, mut rest) = (Vec::new(), Vec::new());
-        for p in foreign {
-            let n = taken.entry(net.pid_of(p.ip())).or_default();
-            if kept.len() < take && *n < per_pid {
-                *n += 1;
-                kept.push(p);
-            } else {
-                rest.push(p);
-            }
-        }
-        kept.extend(rest.into_iter().take(take - kept.len()));
         tracing::debug!(%me, ?m.role, ?head_ip, same = same.len(), ?kept, "peers for librqbit");
         *list = same;
         list.extend(kept);
+    }
+
+    /// The head's parent in the heads' distribution tree ([`tracker_shim::tree`]).
+    fn upstream(&self, foreign: &[SocketAddr]) -> Option<SocketAddr> {
+        let t = self.shim.as_ref()?;
+        tracker_shim::tree::parent(&*t.maps()?, &t.heads(), foreign)
     }
 
     /// Orders `peers` by the head's ordinal endpoint costs from `me`; on any failure they
@@ -458,4 +434,22 @@ pub async fn serve(
         async move { handle(&proxy, req).await }
     };
     web::serve(listener, handler, shutdown, Duration::from_secs(2)).await
+}
+
+/// Up to `take` of `foreign` (in ranked order), at most half of them from one PID.
+fn spread(net: &NetworkMap, foreign: Vec<SocketAddr>, take: usize) -> Vec<SocketAddr> {
+    let per_pid = take.div_ceil(2).max(1);
+    let mut taken: HashMap<Option<u32>, usize> = HashMap::new();
+    let (mut kept, mut rest) = (Vec::new(), Vec::new());
+    for p in foreign {
+        let n = taken.entry(net.pid_of(p.ip())).or_default();
+        if kept.len() < take && *n < per_pid {
+            *n += 1;
+            kept.push(p);
+        } else {
+            rest.push(p);
+        }
+    }
+    kept.extend(rest.into_iter().take(take - kept.len()));
+    kept
 }

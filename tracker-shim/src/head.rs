@@ -5,7 +5,7 @@
 //! of the cheapest other PIDs for members of swarms that are too small here.
 
 use crate::protocol::query::percent_encode;
-use crate::tracker::{ForeignPeer, HeadMaps, Tracker};
+use crate::tracker::{ForeignPeer, HeadMaps, KnownHead, Tracker};
 use alto_client::AltoClient;
 use alto_model::messages::{PidFilter, ReqFilteredCostMap};
 use alto_model::pidhead::sibling;
@@ -98,6 +98,19 @@ pub async fn refresh_heads(
         ca.total_cmp(&cb).then(a.0.cmp(&b.0))
     });
     tracker.set_other_heads(heads);
+    let since = dir.since();
+    tracker.set_heads(
+        dir.heads()
+            .into_iter()
+            .filter_map(|(p, (tracker_url, _))| {
+                Some(KnownHead {
+                    pid: net.pid_index(&p)?,
+                    addr: alto_model::pidhead::url_ip(&tracker_url)?,
+                    since: since.get(&p)?.clone(),
+                })
+            })
+            .collect(),
+    );
     Ok(())
 }
 

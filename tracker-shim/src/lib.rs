@@ -9,6 +9,7 @@
 //! - [`head`]: following the ALTO server for the network map and the PID's cost row.
 //! - [`membership`]: joining the ALTO server, headship, lease renewal, stepping down.
 //! - [`server`]: the HTTP and UDP servers and [`server::RunningTracker`].
+//! - [`tree`]: the heads' distribution tree for a swarm (no I/O).
 //!
 //! The ranking policy itself lives in `alto_model::rank`, shared with the plugin.
 
@@ -18,6 +19,7 @@ pub mod protocol;
 pub mod server;
 pub mod store;
 pub mod tracker;
+pub mod tree;
 
 pub use server::{Mode, RunningTracker};
 pub use tracker::{Tracker, TrackerConfig};

@@ -55,6 +55,9 @@ impl HeadFailures {
     }
 }
 
+/// Most time between two tries of a join that failed.
+const JOIN_RETRY: Duration = Duration::from_secs(10);
+
 /// Least time between two joins prompted by head failures.
 const MIN_REJOIN: Duration = Duration::from_secs(1);
 
@@ -206,7 +209,7 @@ pub async fn run(
                     }
                     Err(e) => {
                         tracing::warn!("join failed, retrying: {e}");
-                        s.rejoin
+                        s.rejoin.min(JOIN_RETRY)
                     }
                 }
             }

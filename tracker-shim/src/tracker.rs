@@ -164,6 +164,17 @@ pub struct ForeignPeer {
     pub seeder: bool,
 }
 
+/// A PID's head as the head directory lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownHead {
+    /// Its PID in the head's network map.
+    pub pid: PidIdx,
+    /// Its address.
+    pub addr: IpAddr,
+    /// Since when it has been head (RFC 3339 UTC: sorts in time order).
+    pub since: String,
+}
+
 /// The failure reason of a member's tracker (see [`Tracker::set_member`]).
 pub const NOT_HEAD: &str = "this tracker is not its PID's head: ask the ALTO server's pid-heads";
 
@@ -175,6 +186,7 @@ pub struct Tracker {
     foreign: Mutex<std::collections::HashMap<InfoHash, (u64, Vec<ForeignPeer>)>>,
     wanted: Mutex<std::collections::HashSet<InfoHash>>,
     other_heads: RwLock<Vec<(PidIdx, String)>>,
+    heads: RwLock<Vec<KnownHead>>,
     journal: Mutex<std::collections::VecDeque<JournalEntry>>,
     config: TrackerConfig,
     shards: Vec<Mutex<Store>>,
@@ -200,6 +212,7 @@ impl Tracker {
             foreign: Mutex::new(std::collections::HashMap::new()),
             wanted: Mutex::new(std::collections::HashSet::new()),
             other_heads: RwLock::new(Vec::new()),
+            heads: RwLock::new(Vec::new()),
             journal: Mutex::new(std::collections::VecDeque::with_capacity(config.journal)),
             shards: (0..shards)
                 .map(|_| Mutex::new(Store::new(store_config)))
@@ -239,7 +252,18 @@ impl Tracker {
     pub fn clear_maps(&self) {
         *self.maps.write().expect("maps lock") = None;
         self.other_heads.write().expect("heads lock").clear();
+        self.heads.write().expect("heads lock").clear();
         self.foreign.lock().expect("foreign lock").clear();
+    }
+
+    /// Sets every PID's head as the head directory lists them.
+    pub fn set_heads(&self, heads: Vec<KnownHead>) {
+        *self.heads.write().expect("heads lock") = heads;
+    }
+
+    /// Every PID's head, this one's included, as last read from the head directory.
+    pub fn heads(&self) -> Vec<KnownHead> {
+        self.heads.read().expect("heads lock").clone()
     }
 
     /// Sets the other PIDs' heads (PID, member-list URL), cheapest first.

@@ -26,6 +26,9 @@ pub const PROP_TRACKER: &str = "head-tracker";
 pub const PROP_ALTO: &str = "head-alto";
 /// When the head's lease lapses unless renewed (RFC 3339, UTC).
 pub const PROP_EXPIRES: &str = "head-lease-expires";
+/// Property: since when the head has been head (RFC 3339; UTC timestamps of this form sort
+/// in time order).
+pub const PROP_SINCE: &str = "head-since";
 
 /// What a client says of itself (the draft's election conditions, section 2.3). The server
 /// measures continuous lifetime and distance itself; the client's figures are kept only as
@@ -220,6 +223,9 @@ pub struct HeadInfo {
     /// When its lease lapses unless renewed (RFC 3339, UTC).
     #[serde(rename = "lease-expires")]
     pub lease_expires: String,
+    /// Since when it has been head (RFC 3339, UTC): heads order themselves by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }
 
 /// A lease granted to a head.
@@ -268,6 +274,17 @@ pub struct PropertyMap {
 }
 
 impl PropertyMap {
+    /// Since when each listed head has been head: PID name → RFC 3339 time.
+    pub fn since(&self) -> BTreeMap<String, String> {
+        self.property_map
+            .iter()
+            .filter_map(|(entity, props)| {
+                let pid = entity.split_once(".pid:")?.1.to_owned();
+                Some((pid, props.get(PROP_SINCE)?.as_str()?.to_owned()))
+            })
+            .collect()
+    }
+
     /// The heads it lists: PID name → (tracker URL, ECS URL).
     pub fn heads(&self) -> BTreeMap<String, (String, String)> {
         self.property_map

@@ -94,18 +94,20 @@ struct Headship {
     alto: String,
     token: String,
     expires: u64,
+    since: u64,
     /// Whether the head has been told (a promoted standby is told on its next join).
     told: bool,
 }
 
 impl Headship {
-    fn of(c: &Candidate, token: String, expires: u64) -> Self {
+    fn of(c: &Candidate, token: String, now: u64, expires: u64) -> Self {
         Headship {
             endpoint: c.endpoint,
             tracker: c.tracker.clone(),
             alto: c.alto.clone(),
             token,
             expires,
+            since: now,
             told: false,
         }
     }
@@ -197,6 +199,7 @@ impl Registry {
             tracker: h.tracker.clone(),
             alto: h.alto.clone(),
             lease_expires: rfc3339(h.expires),
+            since: Some(rfc3339(h.since)),
         })
     }
 
@@ -253,6 +256,7 @@ impl Registry {
             st.head = Some(Headship::of(
                 c,
                 new_token(),
+                now,
                 now + self.config.lease_ttl_secs,
             ));
             events.push(Event::Elected {
@@ -339,7 +343,7 @@ impl Registry {
         let st = self.pids.get_mut(pid).expect("present");
         if elect {
             if let Some(c) = st.candidates.iter().find(|c| c.endpoint == endpoint) {
-                st.head = Some(Headship::of(c, new_token(), now + ttl));
+                st.head = Some(Headship::of(c, new_token(), now, now + ttl));
                 events.push(Event::Elected {
                     pid: pid.to_owned(),
                     endpoint,

@@ -410,6 +410,10 @@ impl Heads {
                         pidhead::PROP_EXPIRES.to_owned(),
                         serde_json::Value::from(h.lease_expires),
                     ),
+                    (
+                        pidhead::PROP_SINCE.to_owned(),
+                        serde_json::Value::from(h.since),
+                    ),
                 ]);
                 (format!("{net_id}.pid:{pid}"), props)
             })

@@ -118,6 +118,7 @@ impl Snapshot {
                 pidhead::PROP_TRACKER,
                 pidhead::PROP_ALTO,
                 pidhead::PROP_EXPIRES,
+                pidhead::PROP_SINCE,
             ];
             map_caps.other.insert(
                 "mappings".into(),

@@ -69,12 +69,15 @@ async fn joins_elect_one_head_per_pid_and_the_directory_lists_them() {
         map["property-map"]["loopback-network-map.pid:PID2"]["head-alto"],
         "http://127.2.0.5:7000/endpointcost/lookup"
     );
-    assert!(
-        map["property-map"]["loopback-network-map.pid:PID1"]["head-lease-expires"]
-            .as_str()
-            .unwrap()
-            .ends_with('Z')
-    );
+    for prop in ["head-lease-expires", "head-since"] {
+        assert!(
+            map["property-map"]["loopback-network-map.pid:PID1"][prop]
+                .as_str()
+                .unwrap()
+                .ends_with('Z'),
+            "{prop}"
+        );
+    }
     assert_eq!(
         map["meta"]["dependent-vtags"][0]["resource-id"],
         "loopback-network-map"

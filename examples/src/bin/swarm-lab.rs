@@ -63,6 +63,13 @@ struct Args {
     /// With `--netns`: each PID's link to the others, Mbit/s each way (0: unshaped).
     #[arg(long, default_value_t = 40.0)]
     link_mbit: f64,
+    /// With `--netns`: aria2 clients per PID, ordinary members announcing to their PID's
+    /// head (baseline: to the plain tracker).
+    #[arg(long, default_value_t = 0)]
+    aria2_per_pid: usize,
+    /// With `--netns`: transmission clients per PID, likewise.
+    #[arg(long, default_value_t = 0)]
+    transmission_per_pid: usize,
 }
 
 #[tokio::main]
@@ -79,6 +86,10 @@ async fn main() {
         eprintln!("swarm-lab: --policy must be `first` or `scored`");
         std::process::exit(2);
     }
+    if !args.netns && args.aria2_per_pid + args.transmission_per_pid > 0 {
+        eprintln!("swarm-lab: aria2 and transmission join only the --netns lab");
+        std::process::exit(2);
+    }
     let config = LabConfig {
         pids: args.pids,
         clients_per_pid: args.clients_per_pid,
@@ -92,6 +103,8 @@ async fn main() {
         foreign_peers: args.foreign_peers,
         local_enough: args.local_enough,
         progress: true,
+        aria2_per_pid: args.aria2_per_pid,
+        transmission_per_pid: args.transmission_per_pid,
     };
     eprintln!(
         "[lab] {} PIDs x {} clients, one seeder in PID1, {} MiB, upload {} KiB/s per client, policy `{}`",

@@ -146,22 +146,17 @@ fn show(r: &Report, json: bool, kind: &str) {
     }
 }
 
-async fn check_alto(common: &Common) {
-    let Some(url) = &common.alto else {
-        eprintln!("rqbit-alto: no --alto given: peers come from the torrent's own trackers only");
-        return;
-    };
-    let reachable = match alto_client::AltoClient::new(url) {
-        Ok(c) => c
-            .with_timeout(Duration::from_secs(3))
-            .directory()
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(e) = reachable {
-        eprintln!("rqbit-alto: the ALTO server is unreachable ({e}); going on without it and retrying in the background");
+/// Says where peers come from when the ALTO server is not in the picture: no `--alto`, or
+/// no answer to the join (the session waited for it while starting).
+fn check_alto(common: &Common, session: &AltoSession) {
+    match &common.alto {
+        None => eprintln!(
+            "rqbit-alto: no --alto given: peers come from the torrent's own trackers only"
+        ),
+        Some(url) if session.membership().pid.is_none() => eprintln!(
+            "rqbit-alto: the ALTO server is unreachable ({url} did not answer the join); going on without it and retrying in the background"
+        ),
+        Some(_) => {}
     }
 }
 
@@ -203,8 +198,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             std::fs::create_dir_all(&output)
                 .map_err(|e| Failure(3, format!("cannot create {}: {e}", output.display())))?;
-            check_alto(&common).await;
             let s = session(&common, output).await?;
+            check_alto(&common, &s);
             let t = s.add(&bytes).await.map_err(fail(2))?;
             let done = t.wait_completed();
             tokio::pin!(done);
@@ -263,11 +258,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if !path.exists() {
                 return Err(Failure(3, format!("{} does not exist", path.display())));
             }
-            check_alto(&common).await;
             let output = path
                 .parent()
                 .map_or_else(|| PathBuf::from("."), |p| p.to_owned());
             let s = session(&common, output).await?;
+            check_alto(&common, &s);
             let (torrent_path, t) = s.seed(&path, trackers).await.map_err(fail(3))?;
             println!("{}", torrent_path.display());
             let stop = async {

@@ -264,7 +264,8 @@ impl Proxy {
     ///
     /// The gateway is the PID Head when it takes part in the swarm: the members get no
     /// peers of other PIDs, so that one copy enters the PID and spreads inside, and the head
-    /// gets one, its parent in the heads' distribution tree ([`tracker_shim::tree`]). When the
+    /// gets its parent in the heads' distribution tree ([`tracker_shim::tree`]) and up to
+    /// `foreign_peers` − 1 more peers of the parent's PID. When the
     /// head is not in the swarm, every member that still downloads is a gateway, with
     /// `foreign_peers` peers of other PIDs (at most half from one PID), until the own PID
     /// has `local_enough` peers. Clients with the whole torrent get no peers of other PIDs
@@ -289,7 +290,19 @@ impl Proxy {
         let kept = if req.left == 0 {
             Vec::new()
         } else if m.role == Some(Role::Head) {
-            self.upstream(&foreign).into_iter().collect()
+            // The parent, and more peers of its PID: more upload over the same link (the
+            // head alone fetches from outside, each piece once).
+            match self.upstream(&foreign) {
+                Some(parent) => {
+                    let pid = net.pid_of(parent.ip());
+                    let more = foreign
+                        .iter()
+                        .filter(|p| **p != parent && net.pid_of(p.ip()) == pid)
+                        .take(self.settings.foreign_peers.saturating_sub(1));
+                    std::iter::once(parent).chain(more.copied()).collect()
+                }
+                None => Vec::new(),
+            }
         } else if head_in_swarm || same.len() >= self.settings.local_enough {
             Vec::new()
         } else {

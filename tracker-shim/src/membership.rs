@@ -128,6 +128,7 @@ pub async fn run(
         alto: None,
         capabilities: s.capabilities.clone(),
     };
+    tracker.set_own_client(s.endpoint);
     let mut headship: Option<Headship> = None;
     let mut last_join = Instant::now() - MIN_REJOIN;
     loop {

@@ -267,6 +267,17 @@ impl Store {
         }
     }
 
+    /// Whether a live peer of a torrent has the address `ip` (in PID `pid`).
+    pub fn has_ip(&self, h: &InfoHash, ip: IpAddr, pid: Option<PidIdx>, now: u64) -> bool {
+        self.swarms.get(h).is_some_and(|s| {
+            s.buckets
+                .iter()
+                .filter(|b| b.pid == pid && b.v6 == ip.is_ipv6())
+                .flat_map(|b| b.peers.iter())
+                .any(|p| p.addr.ip() == ip && p.expires > now)
+        })
+    }
+
     /// Every peer of a torrent (for member lists), live ones only.
     pub fn members(&self, h: &InfoHash, now: u64) -> Vec<StoredPeer> {
         self.swarms.get(h).map_or_else(Vec::new, |s| {

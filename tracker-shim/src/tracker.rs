@@ -192,6 +192,7 @@ pub struct Tracker {
     shards: Vec<Mutex<Store>>,
     maps: RwLock<Option<Arc<HeadMaps>>>,
     member: std::sync::atomic::AtomicBool,
+    own_client: RwLock<Option<IpAddr>>,
     tracker_id: Vec<u8>,
     connection_ids: udp::ConnectionIds<RandomState>,
     /// The counters.
@@ -219,6 +220,7 @@ impl Tracker {
                 .collect(),
             maps: RwLock::new(None),
             member: std::sync::atomic::AtomicBool::new(false),
+            own_client: RwLock::new(None),
             tracker_id: format!("{id:016x}").into_bytes(),
             connection_ids: udp::ConnectionIds::new(RandomState::new(), 60),
             stats: Stats::default(),
@@ -236,6 +238,13 @@ impl Tracker {
     /// learns it and asks the ALTO server for the new one.
     pub fn set_member(&self, member: bool) {
         self.member.store(member, Relaxed);
+    }
+
+    /// In join mode: the address of the BitTorrent client this tracker belongs to. While
+    /// that client is in a swarm, it is its PID's gateway: the head answers the PID's other
+    /// members with peers of the PID only (see `docs/tracker-shim.md`).
+    pub fn set_own_client(&self, ip: IpAddr) {
+        *self.own_client.write().expect("own client lock") = Some(ip);
     }
 
     /// Installs (or replaces) the head maps: from now on peer lists are ranked.
@@ -411,6 +420,9 @@ impl Tracker {
         let outcome = shard
             .announce(&update, now, &pid_of, generation)
             .map_err(|e| e.to_string())?;
+        let own_client = *self.own_client.read().expect("own client lock");
+        let gateway_here = same_head_pid
+            && own_client.is_some_and(|g| g != addr.ip() && shard.has_ip(&info_hash, g, own, now));
         let mut peers = Vec::with_capacity(want.min(64));
         if outcome != Outcome::Removed {
             shard.select(
@@ -428,6 +440,9 @@ impl Tracker {
                 &mut peers,
             );
         }
+        if gateway_here {
+            peers.retain(|p| pid_of(p.addr.ip()) == own);
+        }
         let counts = shard.counts(&info_hash);
         drop(shard);
         let mut peers: Vec<ResponsePeer> = peers
@@ -437,7 +452,7 @@ impl Tracker {
                 peer_id: Some(p.peer_id),
             })
             .collect();
-        if maps.is_some() && outcome != Outcome::Removed && peers.len() < want {
+        if maps.is_some() && outcome != Outcome::Removed && peers.len() < want && !gateway_here {
             self.add_foreign(info_hash, addr, seeder, want, now, &mut peers);
         }
         self.stats.announces.fetch_add(1, Relaxed);

@@ -1,7 +1,8 @@
 //! Head mode against a real `alto-server` on the embedded loopback topology: peer lists put
 //! the announcer's PID first and then PIDs by cost, a share stays random, the head answers
-//! the endpoint cost service for its PID and lists swarm members, and it keeps its maps
-//! while the ALTO server is down.
+//! the endpoint cost service for its PID and lists swarm members, keeps the PID's members
+//! inside the PID while its own client is in the swarm, and keeps its maps while the ALTO
+//! server is down.
 
 mod common;
 
@@ -111,6 +112,47 @@ async fn peer_lists_follow_the_cost_map() {
         .1;
     let text = String::from_utf8_lossy(&metrics).into_owned();
     assert!(text.contains("tracker_head_mode 1"), "{text}");
+    t.stop().await;
+    alto.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn with_its_own_client_in_the_swarm_the_head_keeps_members_inside_the_pid() {
+    let (alto, t) = head(0.1).await;
+    // The head's client is 127.1.0.1 (populate announces from it, peer 11).
+    t.tracker.set_own_client(ip("127.1.0.1"));
+    let member = |tracker: &RunningTracker, torrent: u8| {
+        let url = format!(
+            "{}?{}&numwant=50",
+            tracker.announce_url(),
+            query(torrent, 9, 6009, 100, "started")
+        );
+        async move {
+            let (_, body) = get_from(ip("127.1.0.9"), &url, &[]).await;
+            decode::announce(&body).unwrap().peers
+        }
+    };
+    populate(&t).await;
+    let peers = member(&t, 1).await;
+    assert!(
+        !peers.is_empty() && peers.iter().all(|p| second_octet(&p.0) == 1),
+        "only PID1 peers while the head's client is in the swarm: {peers:?}"
+    );
+    // A swarm the head's client is not in: the ranked list, other PIDs included.
+    for pid in [1u8, 3] {
+        let q = query(2, pid * 10 + 2, 7000 + pid as u16, 100, "started");
+        get_from(
+            ip(&format!("127.{pid}.0.2")),
+            &format!("{}?{q}", t.announce_url()),
+            &[],
+        )
+        .await;
+    }
+    let peers = member(&t, 2).await;
+    assert!(
+        peers.iter().any(|p| second_octet(&p.0) == 3),
+        "other PIDs when the head's client is not in the swarm: {peers:?}"
+    );
     t.stop().await;
     alto.stop().await.unwrap();
 }

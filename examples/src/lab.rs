@@ -103,6 +103,8 @@ pub struct RunFigures {
     pub localization: f64,
     /// Completion time of each client, seconds, sorted.
     pub completion_s: Vec<f64>,
+    /// Completion time by client address, in arrival order.
+    pub completion_by_client: Vec<(String, f64)>,
     /// Requests the ALTO server handled.
     pub alto_server_requests: u64,
     /// Of those, the directory reads and joins of arriving clients (two per client); the
@@ -446,6 +448,8 @@ async fn run_one(
         if ok {
             f.completed += 1;
             f.completion_s.push(done.expect("checked"));
+            f.completion_by_client
+                .push((ip.clone(), done.expect("checked")));
         } else {
             f.failed.push(format!("{ip}: {:?}", s.report(t)));
         }

@@ -356,6 +356,8 @@ async fn run_one(
         }
         f.completed += 1;
         f.completion_s.push(done[k].expect("checked"));
+        f.completion_by_client
+            .push((ip.to_string(), done[k].expect("checked")));
         if let Some(s) = last {
             count_connections(&mut f, &net, *ip, &s, &third);
         }

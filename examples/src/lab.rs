@@ -6,7 +6,8 @@
 //! Bytes are attributed on the side that opened each connection (on loopback the accepting
 //! side only sees 127.0.0.1): every client reports, for the connections it opened, what it
 //! received and sent, by the PID of the address it connected to; summed over the swarm each
-//! byte counts once.
+//! byte counts once. The ALTO server's requests are split into arrivals (a directory read and
+//! a join per client) and the heads' steady load, which follows the number of PIDs.
 
 use alto_model::NetworkMap;
 use alto_plugin::{AltoSession, Config};
@@ -37,7 +38,9 @@ pub struct LabConfig {
     /// Time between two clients' arrivals (they join round-robin over the PIDs), as in a
     /// real swarm where nobody starts at the same instant.
     pub arrival_gap: Duration,
-    /// Peers from other PIDs the PID's gateway (its head) is given per announce.
+    /// Peers of other PIDs a gateway is given per announce: a head, its parent in the
+    /// heads' tree and peers of the parent's PID up to this many; a member, when its head is
+    /// not in the swarm, this many (docs/plugin.md).
     pub foreign_peers: usize,
     /// When the head is not in the swarm: with this many peers in its own PID, an ALTO
     /// client is given none from other PIDs.

@@ -71,7 +71,8 @@ pub struct Config {
     pub rejoin: Duration,
     /// Most peers per torrent.
     pub peer_limit: Option<usize>,
-    /// Peers from other PIDs per announce, besides every peer of the own PID.
+    /// Peers of other PIDs per announce for a gateway, besides every peer of the own PID
+    /// (see `docs/plugin.md`, keeping traffic local).
     pub foreign_peers: usize,
     /// With this many peers in the own PID, no peers of other PIDs are handed out.
     pub local_enough: usize,

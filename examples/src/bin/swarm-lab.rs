@@ -36,8 +36,9 @@ struct Args {
     /// Milliseconds between two clients' arrivals (round-robin over the PIDs).
     #[arg(long, default_value_t = 1000)]
     arrival_ms: u64,
-    /// Peers from other PIDs the PID's gateway (its head) gets per announce; the other
-    /// ALTO clients of the PID get none.
+    /// Peers of other PIDs a PID's gateway gets per announce: its head takes its parent in
+    /// the heads' tree and peers of the parent's PID up to this many; the other ALTO
+    /// clients of the PID get none while the head is in the swarm.
     #[arg(long, default_value_t = 4)]
     foreign_peers: usize,
     /// When the head is not in the swarm: with this many peers in its own PID, an ALTO

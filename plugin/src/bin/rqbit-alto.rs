@@ -48,8 +48,9 @@ struct Common {
     /// Upload limit, KiB/s.
     #[arg(long)]
     upload_kib: Option<u32>,
-    /// Peers from other PIDs handed to the PID's gateway (its head, when it is in the
-    /// swarm) per announce; the other members get none.
+    /// Peers of other PIDs per announce for a gateway: as head, its parent in the heads'
+    /// tree and peers of the parent's PID up to this many; as member, this many while the
+    /// head is not in the swarm (members get none while it is).
     #[arg(long, default_value_t = 4)]
     foreign_peers: usize,
     /// When the head is not in the swarm: with this many peers in the own PID, none from

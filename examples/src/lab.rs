@@ -223,6 +223,22 @@ pub struct LabReport {
     pub file_bytes: u64,
 }
 
+impl LabReport {
+    /// The report of both runs of `c`.
+    pub fn new(c: &LabConfig, alto: RunFigures, baseline: RunFigures) -> Self {
+        LabReport {
+            alto,
+            baseline,
+            lower_bound_bytes: (c.pids as u64 - 1) * c.file_bytes as u64,
+            pids: testdata::loopback::PIDS[..c.pids]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            file_bytes: c.file_bytes as u64,
+        }
+    }
+}
+
 /// Prints a progress line when the run asks for progress.
 pub fn note(c: &LabConfig, msg: impl AsRef<str>) {
     if c.progress {
@@ -311,19 +327,9 @@ pub async fn run(c: &LabConfig) -> anyhow::Result<LabReport> {
         }
     };
     let data = testdata::torrent::payload(c.file_bytes, c.seed);
-    let pids: Vec<String> = testdata::loopback::PIDS[..c.pids]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
     let alto = run_one(c, &dir.join("alto"), &data, true).await?;
     let baseline = run_one(c, &dir.join("baseline"), &data, false).await?;
-    Ok(LabReport {
-        alto,
-        baseline,
-        lower_bound_bytes: (c.pids as u64 - 1) * c.file_bytes as u64,
-        pids,
-        file_bytes: c.file_bytes as u64,
-    })
+    Ok(LabReport::new(c, alto, baseline))
 }
 
 async fn run_one(

@@ -182,17 +182,7 @@ pub async fn run(c: &LabConfig, rate_kbit: u64) -> anyhow::Result<LabReport> {
     let alto = run_one(c, &ns, &bin, &dir.join("alto"), &data, true).await?;
     let baseline = run_one(c, &ns, &bin, &dir.join("baseline"), &data, false).await?;
     drop(ns);
-    let pids = testdata::loopback::PIDS[..c.pids]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    Ok(LabReport {
-        alto,
-        baseline,
-        lower_bound_bytes: (c.pids as u64 - 1) * c.file_bytes as u64,
-        pids,
-        file_bytes: c.file_bytes as u64,
-    })
+    Ok(LabReport::new(c, alto, baseline))
 }
 
 async fn run_one(

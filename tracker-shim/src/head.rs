@@ -69,48 +69,35 @@ pub async fn refresh(
     Ok(true)
 }
 
-/// Reads the head directory and tells `tracker` where the other PIDs' heads list their
-/// members, cheapest PIDs first (by the head's own cost row).
-pub async fn refresh_heads(
-    client: &AltoClient,
-    pid: &str,
-    tracker: &Tracker,
-) -> anyhow::Result<()> {
+/// Reads the head directory and tells `tracker` every PID's head: where it lists its
+/// members and since when it is head, cheapest PIDs first (by the head's own cost row).
+pub async fn refresh_heads(client: &AltoClient, tracker: &Tracker) -> anyhow::Result<()> {
     let Some(maps) = tracker.maps() else {
         return Ok(());
     };
     let dir = client.head_directory().await?;
     let net = maps.network();
-    let mut heads: Vec<(PidIdx, String)> = dir
+    let since = dir.since();
+    let mut heads: Vec<KnownHead> = dir
         .heads()
         .into_iter()
-        .filter(|(p, _)| p != pid)
         .filter_map(|(p, (tracker_url, _))| {
-            net.pid_index(&p)
-                .map(|i| (i, sibling(&tracker_url, "/members")))
+            Some(KnownHead {
+                pid: net.pid_index(&p)?,
+                addr: alto_model::pidhead::url_ip(&tracker_url)?,
+                members: sibling(&tracker_url, "/members"),
+                since: since.get(&p).cloned(),
+            })
         })
         .collect();
     heads.sort_by(|a, b| {
         let (ca, cb) = (
-            maps.cost(a.0).unwrap_or(f64::INFINITY),
-            maps.cost(b.0).unwrap_or(f64::INFINITY),
+            maps.cost(a.pid).unwrap_or(f64::INFINITY),
+            maps.cost(b.pid).unwrap_or(f64::INFINITY),
         );
-        ca.total_cmp(&cb).then(a.0.cmp(&b.0))
+        ca.total_cmp(&cb).then(a.pid.cmp(&b.pid))
     });
-    tracker.set_other_heads(heads);
-    let since = dir.since();
-    tracker.set_heads(
-        dir.heads()
-            .into_iter()
-            .filter_map(|(p, (tracker_url, _))| {
-                Some(KnownHead {
-                    pid: net.pid_index(&p)?,
-                    addr: alto_model::pidhead::url_ip(&tracker_url)?,
-                    since: since.get(&p)?.clone(),
-                })
-            })
-            .collect(),
-    );
+    tracker.set_heads(heads);
     Ok(())
 }
 
@@ -218,9 +205,7 @@ pub async fn follow(
     let mut failing = false;
     loop {
         let outcome = match refresh(&client, &pid, &tracker, &mut last).await {
-            Ok(changed) => refresh_heads(&client, &pid, &tracker)
-                .await
-                .map(|()| changed),
+            Ok(changed) => refresh_heads(&client, &tracker).await.map(|()| changed),
             Err(e) => Err(e),
         };
         match outcome {

@@ -171,8 +171,11 @@ pub struct KnownHead {
     pub pid: PidIdx,
     /// Its address.
     pub addr: IpAddr,
-    /// Since when it has been head (RFC 3339 UTC: sorts in time order).
-    pub since: String,
+    /// Where it lists its swarms' members.
+    pub members: String,
+    /// Since when it has been head (RFC 3339 UTC: sorts in time order), if the directory
+    /// says.
+    pub since: Option<String>,
 }
 
 /// The failure reason of a member's tracker (see [`Tracker::set_member`]).
@@ -185,7 +188,6 @@ pub const FOREIGN_TTL_SECS: u64 = 10;
 pub struct Tracker {
     foreign: Mutex<std::collections::HashMap<InfoHash, (u64, Vec<ForeignPeer>)>>,
     wanted: Mutex<std::collections::HashSet<InfoHash>>,
-    other_heads: RwLock<Vec<(PidIdx, String)>>,
     heads: RwLock<Vec<KnownHead>>,
     journal: Mutex<std::collections::VecDeque<JournalEntry>>,
     config: TrackerConfig,
@@ -212,7 +214,6 @@ impl Tracker {
         Tracker {
             foreign: Mutex::new(std::collections::HashMap::new()),
             wanted: Mutex::new(std::collections::HashSet::new()),
-            other_heads: RwLock::new(Vec::new()),
             heads: RwLock::new(Vec::new()),
             journal: Mutex::new(std::collections::VecDeque::with_capacity(config.journal)),
             shards: (0..shards)
@@ -260,12 +261,12 @@ impl Tracker {
     /// Drops the head maps: the tracker steps down to plain mode.
     pub fn clear_maps(&self) {
         *self.maps.write().expect("maps lock") = None;
-        self.other_heads.write().expect("heads lock").clear();
         self.heads.write().expect("heads lock").clear();
         self.foreign.lock().expect("foreign lock").clear();
     }
 
-    /// Sets every PID's head as the head directory lists them.
+    /// Sets every PID's head as the head directory lists them, cheapest PIDs first (by the
+    /// head's own cost row).
     pub fn set_heads(&self, heads: Vec<KnownHead>) {
         *self.heads.write().expect("heads lock") = heads;
     }
@@ -275,14 +276,16 @@ impl Tracker {
         self.heads.read().expect("heads lock").clone()
     }
 
-    /// Sets the other PIDs' heads (PID, member-list URL), cheapest first.
-    pub fn set_other_heads(&self, heads: Vec<(PidIdx, String)>) {
-        *self.other_heads.write().expect("heads lock") = heads;
-    }
-
-    /// The other PIDs' heads, cheapest first.
+    /// The other PIDs' heads (PID, member-list URL), cheapest first.
     pub fn other_heads(&self) -> Vec<(PidIdx, String)> {
-        self.other_heads.read().expect("heads lock").clone()
+        let own = self.maps().map(|m| m.own);
+        self.heads
+            .read()
+            .expect("heads lock")
+            .iter()
+            .filter(|h| Some(h.pid) != own)
+            .map(|h| (h.pid, h.members.clone()))
+            .collect()
     }
 
     /// Torrents whose swarms here were too small to fill an answer, since the last call.

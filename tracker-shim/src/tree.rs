@@ -23,13 +23,16 @@ use std::net::SocketAddr;
 /// given every PID's head in `heads`; `None` for the first head of the swarm.
 pub fn parent(maps: &HeadMaps, heads: &[KnownHead], foreign: &[SocketAddr]) -> Option<SocketAddr> {
     let net = maps.network();
+    // Heads the directory gives no election time are left out of the tree.
+    let heads: Vec<&KnownHead> = heads.iter().filter(|h| h.since.is_some()).collect();
     let order = |h: &KnownHead| (h.since.clone(), net.pid_name(h.pid).to_owned());
-    let mine = heads.iter().find(|h| h.pid == maps.own).map(order);
+    let mine = heads.iter().find(|h| h.pid == maps.own).map(|h| order(h));
     let in_swarm: Vec<&KnownHead> = heads
         .iter()
+        .copied()
         .filter(|h| foreign.iter().any(|p| p.ip() == h.addr))
         .collect();
-    type Rank = (f64, bool, Reverse<(String, String)>);
+    type Rank = (f64, bool, Reverse<(Option<String>, String)>);
     let mut best: Option<(Rank, SocketAddr)> = None;
     for &p in foreign {
         let pid = net.pid_of(p.ip());
@@ -86,7 +89,8 @@ mod tests {
         KnownHead {
             pid: m.own,
             addr: [127, k, 0, 10].into(),
-            since: format!("2026-11-26T13:00:{since}Z"),
+            members: format!("http://127.{k}.0.10:6969/members"),
+            since: Some(format!("2026-11-26T13:00:{since}Z")),
         }
     }
 

@@ -48,6 +48,13 @@ async fn head(random_share: f64) -> (alto_server::Running, RunningTracker) {
     (alto, t)
 }
 
+/// Announces `query` from `from` and returns the answer's body.
+async fn announce(t: &RunningTracker, from: &str, query: &str) -> bytes::Bytes {
+    get_from(ip(from), &format!("{}?{query}", t.announce_url()), &[])
+        .await
+        .1
+}
+
 /// Peers in PIDs 1 to 4 (three each) and one in `default` (127.0.0.2).
 async fn populate(t: &RunningTracker) {
     for pid in 1..=4u8 {
@@ -59,24 +66,10 @@ async fn populate(t: &RunningTracker) {
                 100,
                 "started",
             );
-            get_from(
-                ip(&format!("127.{pid}.0.{k}")),
-                &format!("{}?{q}", t.announce_url()),
-                &[],
-            )
-            .await;
+            announce(t, &format!("127.{pid}.0.{k}"), &q).await;
         }
     }
-    get_from(
-        ip("127.0.0.2"),
-        &format!(
-            "{}?{}",
-            t.announce_url(),
-            query(1, 99, 6099, 100, "started")
-        ),
-        &[],
-    )
-    .await;
+    announce(t, "127.0.0.2", &query(1, 99, 6099, 100, "started")).await;
 }
 
 fn second_octet(a: &std::net::SocketAddr) -> u8 {
@@ -90,14 +83,10 @@ fn second_octet(a: &std::net::SocketAddr) -> u8 {
 async fn peer_lists_follow_the_cost_map() {
     let (alto, t) = head(0.0).await;
     populate(&t).await;
-    let (_, body) = get_from(
-        ip("127.1.0.9"),
-        &format!(
-            "{}?{}&numwant=50",
-            t.announce_url(),
-            query(1, 9, 6009, 100, "started")
-        ),
-        &[],
+    let body = announce(
+        &t,
+        "127.1.0.9",
+        &format!("{}&numwant=50", query(1, 9, 6009, 100, "started")),
     )
     .await;
     let a = decode::announce(&body).unwrap();
@@ -121,19 +110,16 @@ async fn with_its_own_client_in_the_swarm_the_head_keeps_members_inside_the_pid(
     let (alto, t) = head(0.1).await;
     // The head's client is 127.1.0.1 (populate announces from it, peer 11).
     t.tracker.set_own_client(ip("127.1.0.1"));
-    let member = |tracker: &RunningTracker, torrent: u8| {
-        let url = format!(
-            "{}?{}&numwant=50",
-            tracker.announce_url(),
-            query(torrent, 9, 6009, 100, "started")
-        );
+    let member = |torrent: u8| {
+        let q = format!("{}&numwant=50", query(torrent, 9, 6009, 100, "started"));
+        let t = &t;
         async move {
-            let (_, body) = get_from(ip("127.1.0.9"), &url, &[]).await;
+            let body = announce(t, "127.1.0.9", &q).await;
             decode::announce(&body).unwrap().peers
         }
     };
     populate(&t).await;
-    let peers = member(&t, 1).await;
+    let peers = member(1).await;
     assert!(
         !peers.is_empty() && peers.iter().all(|p| second_octet(&p.0) == 1),
         "only PID1 peers while the head's client is in the swarm: {peers:?}"
@@ -141,14 +127,9 @@ async fn with_its_own_client_in_the_swarm_the_head_keeps_members_inside_the_pid(
     // A swarm the head's client is not in: the ranked list, other PIDs included.
     for pid in [1u8, 3] {
         let q = query(2, pid * 10 + 2, 7000 + pid as u16, 100, "started");
-        get_from(
-            ip(&format!("127.{pid}.0.2")),
-            &format!("{}?{q}", t.announce_url()),
-            &[],
-        )
-        .await;
+        announce(&t, &format!("127.{pid}.0.2"), &q).await;
     }
-    let peers = member(&t, 2).await;
+    let peers = member(2).await;
     assert!(
         peers.iter().any(|p| second_octet(&p.0) == 3),
         "other PIDs when the head's client is not in the swarm: {peers:?}"

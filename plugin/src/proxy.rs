@@ -10,13 +10,11 @@ use crate::rqbit::DhtNode;
 use crate::upstream::{Announce, Upstream};
 use alto_model::pidhead::{HeadInfo, Role};
 use alto_model::NetworkMap;
-use alto_server::web::{self, HttpResponse};
+use alto_web::client::{http_client, ClientOptions, HttpClient};
+use alto_web::{self as web, HttpResponse};
 use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -86,7 +84,7 @@ pub struct Proxy {
     head_failures: HeadFailures,
     shim: Option<Arc<Tracker>>,
     upstream: Upstream,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: HttpClient,
     dht: Option<DhtNode>,
     netmap: Arc<RwLock<Option<Arc<NetworkMap>>>>,
     /// The counters.
@@ -104,12 +102,13 @@ impl Proxy {
         dht: Option<DhtNode>,
         netmap: Arc<RwLock<Option<Arc<NetworkMap>>>>,
     ) -> Self {
-        let mut c = HttpConnector::new();
-        c.set_local_address(Some(settings.client_ip));
-        c.set_connect_timeout(Some(settings.timeout));
+        let http = http_client(ClientOptions {
+            local: Some(settings.client_ip),
+            connect_timeout: Some(settings.timeout),
+        });
         Proxy {
             upstream: Upstream::new(settings.client_ip, settings.timeout),
-            http: Client::builder(TokioExecutor::new()).build(c),
+            http,
             settings,
             torrents: Mutex::new(HashMap::new()),
             membership: shim.map_or_else(

@@ -1,11 +1,9 @@
 //! Announcing upstream: to the PID Head and to a torrent's original trackers, over HTTP
 //! (BEP 3, BEP 23, BEP 7) and UDP (BEP 15), from the client's own address.
 
+use alto_web::client::{http_client, ClientOptions, HttpClient};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tracker_shim::protocol::query::percent_encode;
@@ -36,7 +34,7 @@ pub struct Announce {
 /// Announces over HTTP and UDP from one local address.
 #[derive(Clone)]
 pub struct Upstream {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: HttpClient,
     local: IpAddr,
     timeout: Duration,
 }
@@ -54,12 +52,11 @@ fn event_name(e: Event) -> &'static str {
 impl Upstream {
     /// Announces from `local`, allowing `timeout` per tracker.
     pub fn new(local: IpAddr, timeout: Duration) -> Self {
-        let mut c = HttpConnector::new();
-        c.set_local_address(Some(local));
-        c.set_connect_timeout(Some(timeout));
-        c.set_nodelay(true);
         Upstream {
-            http: Client::builder(TokioExecutor::new()).build(c),
+            http: http_client(ClientOptions {
+                local: Some(local),
+                connect_timeout: Some(timeout),
+            }),
             local,
             timeout,
         }

@@ -10,11 +10,9 @@ use alto_client::AltoClient;
 use alto_model::messages::{PidFilter, ReqFilteredCostMap};
 use alto_model::pidhead::sibling;
 use alto_model::{CostMode, CostType, NetworkMap, PidIdx, VersionTag};
+use alto_web::client::{http_client, ClientOptions, HttpClient};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,10 +108,10 @@ pub const MEMBERS_TIMEOUT: Duration = Duration::from_millis(500);
 /// small, every `period`, for ever: bounded fan-out, a timeout per head, and results kept
 /// for `FOREIGN_TTL_SECS`.
 pub async fn fetch_foreign(tracker: Arc<Tracker>, period: Duration) {
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(MEMBERS_TIMEOUT));
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(http);
+    let client = http_client(ClientOptions {
+        connect_timeout: Some(MEMBERS_TIMEOUT),
+        ..ClientOptions::default()
+    });
     loop {
         tokio::time::sleep(period).await;
         let wanted = tracker.take_wanted();
@@ -144,10 +142,7 @@ pub async fn fetch_foreign(tracker: Arc<Tracker>, period: Duration) {
 }
 
 /// One head's members of one torrent, in its order.
-async fn members(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    url: &str,
-) -> Option<Vec<ForeignPeer>> {
+async fn members(client: &HttpClient, url: &str) -> Option<Vec<ForeignPeer>> {
     let req = http::Request::get(url).body(Full::new(Bytes::new())).ok()?;
     let exchange = async {
         let resp = client.request(req).await.ok()?;

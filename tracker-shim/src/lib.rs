@@ -13,9 +13,11 @@
 //!
 //! The ranking policy itself lives in `alto_model::rank`, shared with the plugin.
 
+/// The tracker protocol, its own crate with no runtime.
+pub use tracker_protocol as protocol;
+
 pub mod head;
 pub mod membership;
-pub mod protocol;
 pub mod server;
 pub mod store;
 pub mod tracker;

@@ -5,11 +5,11 @@
 use crate::protocol::announce::AnnounceRequest;
 use crate::protocol::query::pairs;
 use crate::protocol::InfoHash;
-use crate::tracker::{canonical, Tracker};
+use crate::tracker::Tracker;
 use alto_model::messages::{ReqEndpointCostMap, ReqFilteredCostMap};
 use alto_model::rank::SplitMix64;
 use alto_model::{addr, media, AltoError};
-use alto_server::web::{self, HttpResponse};
+use alto_web::{self as web, HttpResponse};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, StatusCode};
 use hyper::body::Body;
@@ -18,7 +18,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::net::{TcpListener, UdpSocket};
 
 /// Largest request body the head's ALTO resources take.
@@ -32,12 +32,8 @@ thread_local! {
     ));
 }
 
-/// Seconds since the epoch: the tracker's clock.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+/// Seconds since the epoch: the tracker's clock (tokio's, so tests can drive it).
+pub use alto_web::clock::now;
 
 fn bencoded(status: StatusCode, body: Vec<u8>) -> HttpResponse {
     let mut r = web::simple(status, "text/plain", body);
@@ -52,11 +48,12 @@ where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let forwarded = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let source = tracker.http_source(canonical(remote.ip()), forwarded);
+    let source = web::client_addr(
+        &tracker.config().trusted_proxies,
+        remote.ip(),
+        req.headers(),
+    )
+    .ip;
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").as_bytes().to_vec();
     let mut out = Vec::with_capacity(512);

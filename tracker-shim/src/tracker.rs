@@ -8,7 +8,7 @@ use crate::protocol::scrape::{self, ScrapeCounts};
 use crate::protocol::udp;
 use crate::protocol::{Event, InfoHash, PeerId};
 use crate::store::{Outcome, PeerUpdate, Store, StoreConfig, StoredPeer};
-use alto_model::addr::Prefix;
+use alto_model::addr::{canonical, Prefix};
 use alto_model::rank::{Policy, Random};
 use alto_model::{InformationBase, NetworkMap, PidIdx};
 use std::collections::hash_map::RandomState;
@@ -320,18 +320,6 @@ impl Tracker {
             }
             _ => source,
         }
-    }
-
-    /// The source of an HTTP request: the connection's address, or the right-most
-    /// `X-Forwarded-For` entry when the connection comes from a trusted proxy.
-    pub fn http_source(&self, conn: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
-        if !self.config.trusted_proxies.iter().any(|p| p.contains(conn)) {
-            return conn;
-        }
-        forwarded_for
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|s| s.trim().parse::<IpAddr>().ok())
-            .map_or(conn, canonical)
     }
 
     /// Answers an HTTP announce from `source` (already the trusted source address).
@@ -654,13 +642,5 @@ impl Tracker {
     pub fn failure(&self, reason: &str, out: &mut Vec<u8>) {
         self.stats.failures.fetch_add(1, Relaxed);
         bencode::failure(reason, out);
-    }
-}
-
-/// IPv4-mapped IPv6 addresses as IPv4.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }

@@ -2,9 +2,7 @@
 //! `numwant`, IPv6, trusted addresses, and every kind of bad request, which gets a bencoded
 //! `failure reason` and changes nothing.
 
-mod common;
-
-use common::*;
+use test_support::http::*;
 use tracker_shim::protocol::decode;
 use tracker_shim::protocol::query::percent_encode;
 use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};

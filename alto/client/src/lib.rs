@@ -7,13 +7,11 @@
 use alto_model::ird::InfoResourceDirectory;
 use alto_model::messages::*;
 use alto_model::{media, pidhead, AltoError, CostType};
+use alto_web::client::{http_client, ClientOptions, HttpClient};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -76,7 +74,7 @@ pub enum ClientError {
 
 /// A client bound to one server's directory.
 pub struct AltoClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: HttpClient,
     directory_url: Uri,
     timeout: Duration,
     cache: Mutex<HashMap<String, (HeaderValue, Bytes)>>,
@@ -93,10 +91,8 @@ impl AltoClient {
         if uri.scheme_str() != Some("http") || uri.authority().is_none() {
             return Err(ClientError::Url(directory_url.into()));
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
         Ok(AltoClient {
-            http: Client::builder(TokioExecutor::new()).build(connector),
+            http: http_client(ClientOptions::default()),
             directory_url: uri,
             timeout: Duration::from_secs(10),
             cache: Mutex::new(HashMap::new()),
@@ -108,10 +104,10 @@ impl AltoClient {
     /// Sends every request from `ip`: a client joining as a PID Head candidate must speak
     /// from the endpoint it names.
     pub fn with_local_address(mut self, ip: std::net::IpAddr) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_local_address(Some(ip));
-        self.http = Client::builder(TokioExecutor::new()).build(connector);
+        self.http = http_client(ClientOptions {
+            local: Some(ip),
+            ..ClientOptions::default()
+        });
         self
     }
 

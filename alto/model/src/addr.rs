@@ -57,6 +57,15 @@ pub fn parse_typed_addr(s: &str) -> Option<IpAddr> {
     }
 }
 
+/// `::ffff:a.b.c.d` (an IPv4-mapped IPv6 address, RFC 4291 §2.5.5.2) as `a.b.c.d`, so one
+/// client has one address; every other address as it is.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 /// Formats an address as a typed endpoint address; IPv6 in the RFC 5952 form that
 /// `Ipv6Addr`'s `Display` writes.
 pub fn typed_addr(ip: IpAddr) -> String {

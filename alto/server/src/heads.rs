@@ -7,25 +7,23 @@
 
 use crate::config::{parse_prefix, Config, PeerServer};
 use crate::election::{ElectionConfig, Event, Policy, RateLimit, Registry, Weights};
-use crate::web::{self, HttpResponse};
 use alto_model::addr::{self, Prefix};
 use alto_model::messages::ReqEndpointCostMap;
 use alto_model::pidhead::{
     self, HeadAnswer, HeadMeta, JoinRequest, LeaseAction, LeaseRequest, PropertyMap, Role,
 };
 use alto_model::{media, AltoError, InformationBase};
+use alto_web::client::{http_client, ClientOptions, HttpClient};
+use alto_web::{self as web, HttpResponse};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::StatusCode;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Header counting the forwarding hops a request has made.
 pub const HOPS: &str = "alto-hops";
@@ -76,29 +74,13 @@ pub struct HeadCounters {
     pub loops: AtomicU64,
 }
 
-/// Seconds since the epoch.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use alto_web::clock::now;
 
-/// A fresh lease token: 128 bits from the kernel's random source.
+/// A fresh lease token: 128 bits from the operating system's random source. A server that
+/// cannot read it must not hand out guessable headships, so this fails loudly instead.
 fn token() -> String {
-    use std::io::Read;
     let mut b = [0u8; 16];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_err()
-    {
-        // No /dev/urandom: fall back to the std hasher's random keys and the clock.
-        let s = std::collections::hash_map::RandomState::new();
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        b[..8].copy_from_slice(&std::hash::BuildHasher::hash_one(&s, t).to_le_bytes());
-        b[8..].copy_from_slice(&std::hash::BuildHasher::hash_one(&s, !t).to_le_bytes());
-    }
+    getrandom::fill(&mut b).expect("the operating system's random source failed");
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -116,7 +98,7 @@ pub struct Heads {
     scored: bool,
     server_id: String,
     max_hops: u32,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: HttpClient,
     started: Instant,
     /// The counters.
     pub counters: HeadCounters,
@@ -153,9 +135,10 @@ impl Heads {
             standby_window_secs: s.standby_window_secs,
             ..ElectionConfig::default()
         };
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_millis(s.forward_timeout_ms)));
+        let http = http_client(ClientOptions {
+            connect_timeout: Some(Duration::from_millis(s.forward_timeout_ms)),
+            ..ClientOptions::default()
+        });
         Heads {
             registry: Mutex::new(Registry::new(election)),
             limiter: Mutex::new(RateLimit::new(
@@ -191,7 +174,7 @@ impl Heads {
                 .clone()
                 .unwrap_or_else(|| format!("alto-{}", &token()[..8])),
             max_hops: config.max_hops,
-            client: Client::builder(TokioExecutor::new()).build(http),
+            client: http,
             started: Instant::now(),
             counters: HeadCounters::default(),
         }
@@ -235,20 +218,6 @@ impl Heads {
             .retain_pids(|p| base.network_map().pid_index(p).is_some());
     }
 
-    /// The client's address: the connection's, or for a trusted proxy the right-most
-    /// `X-Forwarded-For` entry. Also whether the connection is a trusted proxy.
-    fn source(&self, conn: IpAddr, headers: &HeaderMap) -> (IpAddr, bool) {
-        if !self.trusted.iter().any(|p| p.contains(conn)) {
-            return (conn, false);
-        }
-        let fwd = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|s| s.trim().parse().ok());
-        (fwd.unwrap_or(conn), true)
-    }
-
     fn meta(base: &InformationBase) -> HeadMeta {
         HeadMeta {
             dependent_vtags: vec![base.network_map().vtag()],
@@ -263,7 +232,10 @@ impl Heads {
         conn: IpAddr,
         headers: &HeaderMap,
     ) -> HttpResponse {
-        let (source, trusted) = self.source(conn, headers);
+        let web::ClientAddr {
+            ip: source,
+            via_trusted_proxy: trusted,
+        } = web::client_addr(&self.trusted, conn, headers);
         let started = self.started.elapsed().as_secs_f64();
         if !self
             .limiter
@@ -346,7 +318,7 @@ impl Heads {
         conn: IpAddr,
         headers: &HeaderMap,
     ) -> HttpResponse {
-        let (source, _) = self.source(conn, headers);
+        let source = web::client_addr(&self.trusted, conn, headers).ip;
         let req = match LeaseRequest::parse(body) {
             Ok(r) => r,
             Err(e) => return bad(e),

@@ -5,7 +5,6 @@
 //!   loopback topology), with errors naming the file and line.
 //! - [`server`]: the HTTP service ([`server::App::handle`]), the accept loop
 //!   ([`server::run`]), reloads and [`server::Running`] for tests and embedding.
-//! - [`web`]: method, media type and body checks shared with the PID Head's resources.
 //! - [`metrics`]: the counters behind `GET /metrics` (RFC 7971 §3.4.3).
 
 pub mod config;
@@ -13,7 +12,6 @@ pub mod election;
 pub mod heads;
 pub mod metrics;
 pub mod server;
-pub mod web;
 
 pub use config::Source;
 pub use server::{run, App, Running};

@@ -22,8 +22,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-pub use crate::web::HttpResponse;
-use crate::web::{self, simple};
+pub use alto_web::HttpResponse;
+use alto_web::{self as web, simple};
 
 /// One resource as served: its counters, its ETag and, for GET resources, its body, made
 /// on first request and kept for the life of the maps.
@@ -305,7 +305,7 @@ impl App {
             return (self.get(snap, i, &parts.headers), 0);
         }
         let n = bytes.len();
-        let client = canonical(remote.ip());
+        let client = remote.ip();
         let base = &snap.base;
         let heads = &self.inner.heads;
         match res.kind {
@@ -443,13 +443,6 @@ impl App {
     fn alto_error(&self, status: StatusCode, e: AltoError) -> HttpResponse {
         self.inner.metrics.error(e.code());
         web::alto_error(status, &e)
-    }
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 

@@ -1,20 +1,13 @@
-//! HTTP handling shared by every ALTO resource served here, by `alto-server` and by a PID
-//! Head alike (RFC 7285 §8.3): method, `Accept` and `Content-Type` checks, the body limit,
-//! and responses in the ALTO error format of §8.5.
+//! Admission and answers of one ALTO resource, shared by `alto-server` and a PID Head alike
+//! (RFC 7285 §8.3): method, `Accept` and `Content-Type` checks, the body limit, responses in
+//! the ALTO error format of §8.5, and conditional GET (RFC 7232 §3.2).
 
 use alto_model::{media, AltoError};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Body, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use std::future::Future;
-use std::net::SocketAddr;
-use std::time::Duration;
-use tokio::net::TcpListener;
+use hyper::body::Body;
 
 /// A response as the servers send it.
 pub type HttpResponse = Response<Full<Bytes>>;
@@ -168,58 +161,4 @@ pub fn post_answer(media_type: &'static str, body: Vec<u8>) -> HttpResponse {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-/// Serves HTTP/1.1 with keep-alive on `listener`, each request answered by `handle` with the
-/// client's address, until `shutdown` resolves; then stops accepting and lets requests in
-/// flight finish for up to `grace`.
-pub async fn serve<H, F>(
-    listener: TcpListener,
-    handle: H,
-    shutdown: impl Future<Output = ()>,
-    grace: Duration,
-) -> std::io::Result<()>
-where
-    H: Fn(http::Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = HttpResponse> + Send + 'static,
-{
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder.keep_alive(true);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, remote) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let handle = handle.clone();
-                let svc = service_fn(move |req| {
-                    let answer = handle(req, remote);
-                    async move { Ok::<_, std::convert::Infallible>(answer.await) }
-                });
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!("connection from {remote} ended: {e}");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("requests still running after {grace:?}; closing them");
-    }
-    Ok(())
 }

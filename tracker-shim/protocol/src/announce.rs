@@ -2,9 +2,9 @@
 //! response in compact form (BEP 23, with `peers6` of BEP 7) or as a list of dictionaries
 //! when the client asks for `compact=0`.
 
-use super::bencode::Writer;
-use super::query::{pairs, BadEscape};
-use super::{Event, InfoHash, PeerId};
+use crate::bencode::Writer;
+use crate::query::{pairs, BadEscape};
+use crate::{Event, InfoHash, PeerId};
 use std::net::{IpAddr, SocketAddr};
 
 /// An announce as the client sent it.

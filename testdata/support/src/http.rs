@@ -1,14 +1,10 @@
-//! Helpers of the tracker's integration tests: announces from chosen loopback addresses.
+//! Requests from chosen loopback addresses, and announce queries.
 
-// Each test binary uses a part of these helpers; they are not an API.
-#![allow(dead_code, missing_docs)]
-
+use alto_web::client::{http_client, ClientOptions};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use std::net::IpAddr;
-use tracker_shim::protocol::query::percent_encode;
+use tracker_protocol::query::percent_encode;
 
 /// A query for torrent `[h; 20]` from peer `[p; 20]`.
 pub fn query(h: u8, p: u8, port: u16, left: u64, event: &str) -> String {
@@ -35,16 +31,17 @@ pub async fn post_from(local: IpAddr, url: &str, ctype: &str, body: &str) -> (u1
     .await
 }
 
-async fn send(
+/// Sends one request from `local`: the status and the whole body.
+pub async fn send(
     local: IpAddr,
     mut req: http::request::Builder,
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> (u16, Bytes) {
-    let mut conn = HttpConnector::new();
-    conn.set_local_address(Some(local));
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(conn);
+    let client = http_client(ClientOptions {
+        local: Some(local),
+        ..ClientOptions::default()
+    });
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -56,6 +53,7 @@ async fn send(
     (status, resp.into_body().collect().await.unwrap().to_bytes())
 }
 
+/// `s` as an address (panics on a typo: test input).
 pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }

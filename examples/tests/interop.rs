@@ -8,8 +8,6 @@
 //! mechanism off, so its test runs the clients in network namespaces the test creates,
 //! joined by a bridge and with no route out; they are deleted at the end.
 
-mod common;
-
 use alto_model::rank::Policy;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -370,7 +368,9 @@ const LAN_COSTS: &str = r#"{"cost-map": {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transmission_downloads_through_the_head_inside_namespaces() {
     if let Err(why) = can_make_namespaces() {
-        println!("skipped: transmission needs network namespaces and this machine does not allow them ({why})");
+        test_support::skip(&format!(
+            "transmission needs network namespaces and this machine does not allow them ({why})"
+        ));
         return;
     }
     need("transmission-cli", "transmission-cli");

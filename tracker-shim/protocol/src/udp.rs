@@ -1,7 +1,7 @@
 //! The UDP tracker protocol (BEP 15): connect, announce, scrape and error packets, and
 //! connection ids that cannot be forged or replayed after their lifetime.
 
-use super::{Event, InfoHash, PeerId};
+use crate::{Event, InfoHash, PeerId};
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
@@ -339,7 +339,7 @@ mod tests {
 /// The client side of BEP 15, for announcing to UDP trackers.
 pub mod client {
     use super::{ANNOUNCE, CONNECT, ERROR, PROTOCOL_ID};
-    use crate::protocol::{Event, InfoHash, PeerId};
+    use crate::{Event, InfoHash, PeerId};
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
     /// A connect request.

@@ -6,9 +6,9 @@ use alto_model::rank::{Random, SplitMix64};
 use bendy::decoding::FromBencode;
 use bendy::encoding::ToBencode;
 use bendy::value::Value;
-use tracker_shim::protocol::announce::{AnnounceResponse, ResponsePeer};
-use tracker_shim::protocol::scrape::{self, ScrapeCounts};
-use tracker_shim::protocol::{bencode, decode, InfoHash, PeerId};
+use tracker_protocol::announce::{AnnounceResponse, ResponsePeer};
+use tracker_protocol::scrape::{self, ScrapeCounts};
+use tracker_protocol::{bencode, decode, InfoHash, PeerId};
 
 fn canonical(bytes: &[u8]) {
     let v = Value::from_bencode(bytes)

@@ -1,9 +1,9 @@
 //! Scrape (BEP 48): several `info_hash` parameters in one request, answered with the
 //! `files` dictionary of per-torrent counts.
 
-use super::bencode::Writer;
-use super::query::{pairs, BadEscape};
-use super::InfoHash;
+use crate::bencode::Writer;
+use crate::query::{pairs, BadEscape};
+use crate::InfoHash;
 
 /// Why a scrape is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -4,11 +4,9 @@
 //! inside the PID while its own client is in the swarm, and keeps its maps while the ALTO
 //! server is down.
 
-mod common;
-
 use alto_model::rank::Policy;
-use common::*;
 use std::time::{Duration, Instant};
+use test_support::http::*;
 use tracker_shim::protocol::decode;
 use tracker_shim::protocol::query::percent_encode;
 use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};

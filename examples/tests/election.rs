@@ -3,11 +3,9 @@
 //! forwarded answers equal to the server's own, a head stepping down when its renewals
 //! fail, and heads finding other PIDs' swarm members through the head directory.
 
-mod common;
-
 use alto_model::pidhead::Role;
-use common::*;
 use std::time::{Duration, Instant};
+use test_support::http::*;
 use tracker_shim::membership::JoinSettings;
 use tracker_shim::protocol::decode;
 use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};

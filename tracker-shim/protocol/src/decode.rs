@@ -1,8 +1,8 @@
 //! Reading tracker answers (BEP 3, BEP 23, BEP 7, BEP 48) with `bendy`: what a client, a
 //! proxy or a load generator does with a tracker's response. Both peer list forms are read.
 
-use super::scrape::ScrapeCounts;
-use super::{InfoHash, PeerId};
+use crate::scrape::ScrapeCounts;
+use crate::{InfoHash, PeerId};
 use bendy::decoding::FromBencode;
 use bendy::value::Value;
 use std::borrow::Cow;

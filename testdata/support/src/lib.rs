@@ -1,0 +1,22 @@
+//! Helpers shared by the integration tests of several crates: HTTP requests from a chosen
+//! loopback address (the PID a request comes from is its source address), announce queries,
+//! and [`skip`], the one way a test may decline to run.
+//!
+//! # Layout
+//! - [`http`]: GET and POST from a chosen local address, announce queries.
+//! - [`skip`]: an early return with its reason, which CI turns into a failure.
+
+pub mod http;
+
+/// Set by `scripts/test` when asked to (`.ci/run` does): every test that would return early
+/// because the machine lacks something fails instead, so a green CI means every test ran.
+pub const REQUIRE_ALL: &str = "ALTO_TESTS_REQUIRE_ALL";
+
+/// Declines to run a test for `why` (no root, no `ip netns`, a client missing): prints the
+/// reason and returns, or panics where [`REQUIRE_ALL`] is set. Call it and then `return`.
+pub fn skip(why: &str) {
+    if std::env::var_os(REQUIRE_ALL).is_some_and(|v| !v.is_empty() && v != "0") {
+        panic!("this test cannot run here and {REQUIRE_ALL} is set: {why}");
+    }
+    println!("skipped: {why}");
+}

@@ -9,10 +9,12 @@
 //!   trusted proxies only).
 //! - [`client`]: the hyper client every outgoing request of the workspace goes through.
 //! - [`clock`]: wall-clock seconds that follow tokio's clock, so tests can drive time.
+//! - [`prometheus`]: the Prometheus text format of every `/metrics`.
 
 pub mod client;
 pub mod client_addr;
 pub mod clock;
+pub mod prometheus;
 pub mod resource;
 pub mod serve;
 

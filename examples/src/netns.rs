@@ -3,122 +3,117 @@
 //! `tbf` (this kernel has no `netem`), so that locality shows in completion times too. The
 //! ALTO server and the plain tracker listen on the bridge in the host namespace; each client is
 //! an `rqbit-alto` process inside its PID's namespace. The namespaces have no route out, and
-//! every one of them is deleted on exit, after a failure or Ctrl-C too.
+//! every one of them is deleted on exit, after a failure or Ctrl-C too (the harness is
+//! `test_support::netns`, shared with the interop tests).
+//!
+//! An `rqbit-alto` client tells the lab how it is doing on its standard output, one
+//! [`ProgressLine`] a second (`--json`); the lab follows that stream (and keeps it in
+//! `stdout.jsonl`), so completion is an event it awaits. aria2 and transmission say nothing
+//! the lab can read: their file is looked at.
 
-use crate::lab::{LabConfig, LabReport, RunFigures};
+use crate::lab::{LabConfig, LabReport, PeerBytes, RunFigures, Services};
+use crate::third_party::{self, Kind};
 use alto_model::NetworkMap;
-
-use std::net::IpAddr;
+use serde::Deserialize;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::watch;
 
-/// Namespaces, veths and the bridge of a run, deleted when dropped.
-pub struct Namespaces {
-    /// One namespace per PID, in PID order.
-    pub names: Vec<String>,
-    veths: Vec<String>,
-    bridge: String,
-}
+pub use test_support::netns::{addr, Namespaces};
 
-fn sh(cmd: &str) -> anyhow::Result<()> {
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "`{cmd}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
+/// The seeder's host part in PID 1.
+const SEEDER: usize = 250;
+/// Time the seeder has to check its data and say so.
+const SEEDER_READY: Duration = Duration::from_secs(30);
+/// How often a third-party client's file is looked at.
+const LOOK_EVERY: Duration = Duration::from_millis(300);
+/// Time each client has, at the end, for one more progress line (a second apart).
+const LAST_LINE: Duration = Duration::from_secs(3);
 
-/// Whether this machine lets the lab make namespaces (root and a working `ip netns`).
+/// Whether this machine lets the lab make namespaces (root, a working `ip netns`, `tc`).
 pub fn available() -> Result<(), String> {
-    let root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !root {
-        return Err("not root".into());
-    }
-    let probe = format!("alprobe{}", std::process::id());
-    let ok = std::process::Command::new("ip")
-        .args(["netns", "add", &probe])
-        .status()
-        .is_ok_and(|s| s.success());
-    let _ = std::process::Command::new("ip")
-        .args(["netns", "del", &probe])
-        .status();
-    let tc = std::process::Command::new("tc").arg("-V").output().is_ok();
-    match (ok, tc) {
-        (true, true) => Ok(()),
-        (false, _) => Err("`ip netns add` failed".into()),
-        (_, false) => Err("`tc` is missing (iproute2)".into()),
+    test_support::netns::available()?;
+    test_support::netns::shaping_available()
+}
+
+/// One line of `rqbit-alto --json` (the plugin's report), the fields the lab reads.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct ProgressLine {
+    /// The download is complete.
+    #[serde(default)]
+    pub finished: bool,
+    /// Seconds since the torrent was added.
+    #[serde(default)]
+    pub elapsed_s: Option<f64>,
+    /// Per peer the client connected to: what it received and sent.
+    #[serde(default)]
+    pub peers_out: Vec<PeerLine>,
+    /// The same per peer that connected to the client (its address as seen there).
+    #[serde(default)]
+    pub peers_in: Vec<PeerLine>,
+}
+
+/// A peer's bytes in a [`ProgressLine`], as the plugin writes them: `[address, received,
+/// sent]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PeerLine(pub String, pub u64, pub u64);
+
+impl PeerLine {
+    /// The bytes, if the address parses.
+    pub fn bytes(&self) -> Option<PeerBytes> {
+        Some(PeerBytes {
+            addr: self.0.parse().ok()?,
+            got: self.1,
+            sent: self.2,
+        })
     }
 }
 
-/// The address of client `i` of PID `k` (1-based); the seeder is 250 in PID 1.
-pub fn addr(k: usize, i: usize) -> IpAddr {
-    IpAddr::from([10, 77, k as u8, i as u8])
+/// What the lab knows of an `rqbit-alto` client from its output so far.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    /// Lines read.
+    pub lines: usize,
+    /// Seconds it took, from the first line that said it finished (NaN: that line had no
+    /// time).
+    pub finished_after: Option<f64>,
+    /// The newest line: its bytes are the client's totals.
+    pub last: Option<ProgressLine>,
 }
 
-impl Namespaces {
-    /// Makes `pids` namespaces, each with the addresses `hosts(k)`, links shaped to
-    /// `rate_kbit` each way between a namespace and the bridge.
-    pub fn create(
-        pids: usize,
-        hosts: impl Fn(usize) -> Vec<IpAddr>,
-        rate_kbit: u64,
-    ) -> anyhow::Result<Namespaces> {
-        let tag = std::process::id() % 100_000;
-        let mut n = Namespaces {
-            names: Vec::new(),
-            veths: Vec::new(),
-            bridge: format!("albr{tag}"),
-        };
-        sh(&format!(
-            "ip link add {0} type bridge && ip addr add 10.77.0.1/16 dev {0} && ip link set {0} up",
-            n.bridge
-        ))?;
-        for k in 1..=pids {
-            let ns = format!("alab{tag}-{k}");
-            sh(&format!("ip netns add {ns}"))?;
-            n.names.push(ns.clone());
-            let (host, inner) = (format!("alb{tag}h{k}"), format!("alb{tag}n{k}"));
-            n.veths.push(host.clone());
-            sh(&format!("ip link add {host} type veth peer name {inner} && ip link set {inner} netns {ns} && ip link set {host} master {} && ip link set {host} up && ip -n {ns} link set lo up && ip -n {ns} link set {inner} up", n.bridge))?;
-            for a in hosts(k) {
-                sh(&format!("ip -n {ns} addr add {a}/16 dev {inner}"))?;
+impl Progress {
+    fn add(&mut self, line: ProgressLine) {
+        self.lines += 1;
+        if line.finished && self.finished_after.is_none() {
+            self.finished_after = Some(line.elapsed_s.unwrap_or(f64::NAN));
+        }
+        self.last = Some(line);
+    }
+}
+
+/// Follows a client's standard output: every line is appended to `log`, and those that
+/// parse update the [`Progress`] returned. The sender goes when the output ends (the client
+/// exited), which closes the channel.
+fn follow(
+    stdout: tokio::process::ChildStdout,
+    log: &Path,
+) -> std::io::Result<watch::Receiver<Progress>> {
+    let mut file = std::fs::File::create(log)?;
+    let (tx, rx) = watch::channel(Progress::default());
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = writeln!(file, "{line}");
+            if let Ok(p) = serde_json::from_str::<ProgressLine>(&line) {
+                tx.send_modify(|s| s.add(p));
             }
-            if rate_kbit > 0 {
-                let burst = (rate_kbit / 8).max(16); // bytes of 1 ms, at least 16 KiB
-                sh(&format!("tc qdisc add dev {host} root tbf rate {rate_kbit}kbit burst {burst}kb latency 200ms"))?;
-                sh(&format!("ip netns exec {ns} tc qdisc add dev {inner} root tbf rate {rate_kbit}kbit burst {burst}kb latency 200ms"))?;
-            }
         }
-        Ok(n)
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for v in &self.veths {
-            let _ = std::process::Command::new("ip")
-                .args(["link", "del", v])
-                .status();
-        }
-        for ns in &self.names {
-            let _ = std::process::Command::new("ip")
-                .args(["netns", "del", ns])
-                .status();
-        }
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .status();
-    }
+    });
+    Ok(rx)
 }
 
 /// The `rqbit-alto` binary next to this one (built with the workspace).
@@ -162,10 +157,10 @@ pub async fn run(c: &LabConfig, rate_kbit: u64) -> anyhow::Result<LabReport> {
     let hosts = |k: usize| {
         let mut v: Vec<IpAddr> = (0..c.clients_per_pid).map(|i| addr(k, 10 + i)).collect();
         if k == 1 {
-            v.push(addr(1, 250));
+            v.push(addr(1, SEEDER));
         }
         for (kind, n) in c.third_party() {
-            v.extend((0..n).map(|j| addr(k, kind.host(j))));
+            v.extend((0..n).map(|j| addr(k, third_party::host(kind, j))));
         }
         v
     };
@@ -177,12 +172,33 @@ pub async fn run(c: &LabConfig, rate_kbit: u64) -> anyhow::Result<LabReport> {
             kind.package()
         );
     }
-    let ns = Namespaces::create(c.pids, hosts, rate_kbit)?;
+    let groups: Vec<Vec<IpAddr>> = (1..=c.pids).map(hosts).collect();
+    let ns = Namespaces::create("alab", &groups, Some(rate_kbit))?;
     let data = testdata::torrent::payload(c.file_bytes, c.seed);
     let alto = run_one(c, &ns, &bin, &dir.join("alto"), &data, true).await?;
     let baseline = run_one(c, &ns, &bin, &dir.join("baseline"), &data, false).await?;
     drop(ns);
     Ok(LabReport::new(c, alto, baseline))
+}
+
+/// Which client a member of the `--netns` lab runs.
+enum Runs {
+    /// `rqbit-alto`, followed through its output.
+    Ours(watch::Receiver<Progress>),
+    /// A third-party client.
+    Theirs(Kind),
+}
+
+/// A client of the `--netns` lab.
+struct Member {
+    ip: IpAddr,
+    /// Its folder: data, logs.
+    out: PathBuf,
+    child: tokio::process::Child,
+    arrived: Instant,
+    runs: Runs,
+    /// Seconds it took (NaN: it exited without completing), once known.
+    done: Option<f64>,
 }
 
 async fn run_one(
@@ -197,46 +213,68 @@ async fn run_one(
     std::fs::create_dir_all(dir)?;
     let map_text = network_map(c.pids);
     let net = NetworkMap::from_json(testdata::loopback::NETWORK_MAP_ID, &map_text)?;
-    let (alto, plain, torrent) =
-        crate::lab::services(c, dir, &map_text, "10.77.0.1".parse()?, data).await?;
+    let Services {
+        alto,
+        plain,
+        torrent,
+    } = crate::lab::services(c, dir, &map_text, test_support::netns::BRIDGE, data).await?;
     let tpath = dir.join("payload.torrent");
     std::fs::write(&tpath, &torrent.metainfo)?;
-    let spawn =
-        |k: usize, ip: IpAddr, out: PathBuf, seed: bool| -> anyhow::Result<tokio::process::Child> {
-            std::fs::create_dir_all(&out)?;
-            let mut cmd = tokio::process::Command::new("ip");
-            cmd.args(["netns", "exec", &ns.names[k - 1]])
-                .arg(bin)
-                .arg("download")
-                .arg(&tpath);
-            cmd.args(["--json", "--listen", &format!("{ip}:0"), "--output"])
-                .arg(&out);
-            cmd.args([
-                "--foreign-peers",
-                &c.foreign_peers.to_string(),
-                "--local-enough",
-                &c.local_enough.to_string(),
-            ]);
-            if c.upload_bps > 0 {
-                cmd.args(["--upload-kib", &(c.upload_bps / 1024).to_string()]);
-            }
-            if with_alto {
-                cmd.args(["--alto", &alto.directory_url()]);
-            }
-            // Everyone keeps seeding until the lab ends the run.
-            let _ = seed;
-            cmd.args(["--seed-after", "100000"]);
-            cmd.stdout(std::fs::File::create(out.join("stdout.jsonl"))?)
-                .stderr(std::fs::File::create(out.join("stderr.log"))?)
-                .stdin(Stdio::null())
-                .kill_on_drop(true);
-            Ok(cmd.spawn()?)
-        };
+    let spawn = |k: usize,
+                 ip: IpAddr,
+                 out: &Path|
+     -> anyhow::Result<(tokio::process::Child, watch::Receiver<Progress>)> {
+        std::fs::create_dir_all(out)?;
+        let mut cmd = tokio::process::Command::from(ns.command(k, bin));
+        cmd.arg("download").arg(&tpath);
+        cmd.args(["--json", "--listen", &format!("{ip}:0"), "--output"])
+            .arg(out);
+        cmd.args([
+            "--foreign-peers",
+            &c.foreign_peers.to_string(),
+            "--local-enough",
+            &c.local_enough.to_string(),
+        ]);
+        if c.upload_bps > 0 {
+            cmd.args(["--upload-kib", &(c.upload_bps / 1024).to_string()]);
+        }
+        if with_alto {
+            cmd.args(["--alto", &alto.directory_url()]);
+        }
+        // Everyone keeps seeding until the lab ends the run.
+        cmd.args(["--seed-after", "100000"]);
+        cmd.stdout(Stdio::piped())
+            .stderr(std::fs::File::create(out.join("stderr.log"))?)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn()?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let progress = follow(stdout, &out.join("stdout.jsonl"))?;
+        Ok((child, progress))
+    };
     let seed_dir = dir.join("seeder");
     std::fs::create_dir_all(&seed_dir)?;
     std::fs::write(seed_dir.join("payload.bin"), data)?;
-    let mut seeder = spawn(1, addr(1, 250), seed_dir.clone(), true)?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (mut seeder, mut seeder_progress) = spawn(1, addr(1, SEEDER), &seed_dir)?;
+    // The seeder says it has the whole file once it has checked it (and joined, with ALTO).
+    let ready = tokio::time::timeout(
+        SEEDER_READY,
+        seeder_progress.wait_for(|p| p.finished_after.is_some()),
+    )
+    .await
+    // Not holding the value: the follower cannot write while it is borrowed.
+    .map(|r| r.map(drop));
+    match ready {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => anyhow::bail!(
+            "the seeder exited before it was ready; see {}",
+            seed_dir.join("stderr.log").display()
+        ),
+        Err(_) => anyhow::bail!(
+            "the seeder was not ready within {SEEDER_READY:?}; see {}",
+            seed_dir.join("stderr.log").display()
+        ),
+    }
     crate::lab::note(
         c,
         format!(
@@ -248,12 +286,20 @@ async fn run_one(
     for i in 0..c.clients_per_pid {
         for k in 1..=c.pids {
             if !clients.is_empty() {
+                // Arrivals are spread on purpose: this is the swarm's shape, not a wait.
                 tokio::time::sleep(c.arrival_gap).await;
             }
             let ip = addr(k, 10 + i);
             let out = dir.join(ip.to_string());
-            let child = spawn(k, ip, out.clone(), false)?;
-            clients.push((ip, out, child, Instant::now(), None));
+            let (child, progress) = spawn(k, ip, &out)?;
+            clients.push(Member {
+                ip,
+                out,
+                child,
+                arrived: Instant::now(),
+                runs: Runs::Ours(progress),
+                done: None,
+            });
         }
     }
     // Third-party clients arrive last, once every PID has a head.
@@ -269,7 +315,7 @@ async fn run_one(
         for j in 0..n {
             for k in 1..=c.pids {
                 tokio::time::sleep(c.arrival_gap).await;
-                let ip = addr(k, kind.host(j));
+                let ip = addr(k, third_party::host(kind, j));
                 let out = dir.join(ip.to_string());
                 let announce = heads
                     .get(&format!("PID{k}"))
@@ -277,83 +323,115 @@ async fn run_one(
                 std::fs::create_dir_all(&out)?;
                 let t = out.join("payload.torrent");
                 std::fs::write(&t, crate::lab::torrent(data, &announce).metainfo)?;
-                let child = kind.command(&ns.names[k - 1], ip, &t, &out)?.spawn()?;
-                clients.push((ip, out, child, Instant::now(), Some(kind)));
+                let child = third_party::command(kind, &ns.names[k - 1], ip, &t, &out)?.spawn()?;
+                clients.push(Member {
+                    ip,
+                    out,
+                    child,
+                    arrived: Instant::now(),
+                    runs: Runs::Theirs(kind),
+                    done: None,
+                });
             }
         }
     }
     let third: Vec<IpAddr> = clients
         .iter()
-        .filter(|c| c.4.is_some())
-        .map(|c| c.0)
+        .filter(|m| matches!(m.runs, Runs::Theirs(_)))
+        .map(|m| m.ip)
         .collect();
-    // Clients keep seeding after they complete, as in the in-process lab: a client's
-    // completion is the first progress line that says so; its bytes, the last line.
     let mut f = RunFigures {
         clients: clients.len(),
         ..RunFigures::default()
     };
-    let deadline = Instant::now() + c.timeout;
-    let lines = |out: &Path| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(out.join("stdout.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    };
-    let mut done: Vec<Option<f64>> = vec![None; clients.len()];
-    while done.iter().any(Option::is_none) && Instant::now() < deadline {
-        for (k, (_, out, child, started, kind)) in clients.iter_mut().enumerate() {
-            if done[k].is_none() && kind.is_some() {
-                // A third-party client is done when its file is.
-                if std::fs::read(out.join("payload.bin")).is_ok_and(|b| b == data) {
-                    done[k] = Some(started.elapsed().as_secs_f64());
-                } else if let Ok(Some(_)) = child.try_wait() {
-                    done[k] = Some(f64::NAN);
-                }
-            } else if done[k].is_none() {
-                if let Some(l) = lines(out).iter().find(|l| l["finished"] == true) {
-                    done[k] = Some(l["elapsed_s"].as_f64().unwrap_or(f64::NAN));
-                } else if let Ok(Some(_)) = child.try_wait() {
-                    done[k] = Some(f64::NAN); // exited before completing
+
+    // Clients keep seeding after they complete, as in the in-process lab: an rqbit-alto
+    // client's completion is the first progress line that says so (sent here as it comes);
+    // its bytes, the last line.
+    let (completed_tx, mut completed) = tokio::sync::mpsc::unbounded_channel();
+    for (index, m) in clients.iter().enumerate() {
+        if let Runs::Ours(progress) = &m.runs {
+            let (mut progress, tx) = (progress.clone(), completed_tx.clone());
+            tokio::spawn(async move {
+                let done = match progress.wait_for(|p| p.finished_after.is_some()).await {
+                    Ok(p) => p.finished_after,
+                    Err(_) => Some(f64::NAN), // exited before completing
+                };
+                let _ = tx.send((index, done));
+            });
+        }
+    }
+    drop(completed_tx);
+    let deadline = tokio::time::Instant::now() + c.timeout;
+    let mut look = tokio::time::interval(LOOK_EVERY);
+    while clients.iter().any(|m| m.done.is_none()) {
+        tokio::select! {
+            Some((i, done)) = completed.recv() => clients[i].done = done,
+            _ = tokio::time::sleep_until(deadline) => break,
+            // aria2 and transmission cannot tell: their file is done when it is the data.
+            _ = look.tick(), if !third.is_empty() => {
+                for m in clients.iter_mut().filter(|m| m.done.is_none()) {
+                    if !matches!(m.runs, Runs::Theirs(_)) {
+                        continue;
+                    }
+                    if std::fs::read(m.out.join("payload.bin")).is_ok_and(|b| b == data) {
+                        m.done = Some(m.arrived.elapsed().as_secs_f64());
+                    } else if let Ok(Some(_)) = m.child.try_wait() {
+                        m.done = Some(f64::NAN);
+                    }
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await; // one more progress line each
-    f.run_s = clients.first().map_or(0.0, |c| c.3.elapsed().as_secs_f64());
+    // One more progress line from each, so that the bytes counted are the final ones.
+    let last_line = tokio::time::Instant::now() + LAST_LINE;
+    let ours = clients
+        .iter()
+        .filter_map(|m| match &m.runs {
+            Runs::Ours(p) => Some(p),
+            Runs::Theirs(_) => None,
+        })
+        .chain([&seeder_progress]);
+    for progress in ours {
+        let mut progress = progress.clone();
+        let seen = progress.borrow().lines;
+        let _ = tokio::time::timeout_at(last_line, progress.wait_for(|p| p.lines > seen)).await;
+    }
+    f.run_s = clients
+        .first()
+        .map_or(0.0, |m| m.arrived.elapsed().as_secs_f64());
     f.third_party = third.len();
     let heads = if with_alto {
         crate::lab::head_requests(&alto.directory_url()).await
     } else {
         0
     };
-    for (k, (ip, out, child, _, kind)) in clients.iter_mut().enumerate() {
-        let ok = done[k].is_some_and(|t| !t.is_nan())
-            && std::fs::read(out.join("payload.bin")).is_ok_and(|b| b == data);
-        let last = lines(out).into_iter().last();
-        let _ = child.start_kill();
+    for m in clients.iter_mut() {
+        let ok = m.done.is_some_and(|t| !t.is_nan())
+            && std::fs::read(m.out.join("payload.bin")).is_ok_and(|b| b == data);
+        let last = match &m.runs {
+            Runs::Ours(p) => p.borrow().last.clone(),
+            Runs::Theirs(_) => None,
+        };
+        let _ = m.child.start_kill();
         if !ok {
-            let (what, file) = match kind {
-                Some(k) => (k.program(), out.join("client.log")),
-                None => ("rqbit-alto", out.join("stderr.log")),
+            let (what, file) = match m.runs {
+                Runs::Theirs(k) => (k.program(), m.out.join("client.log")),
+                Runs::Ours(_) => ("rqbit-alto", m.out.join("stderr.log")),
             };
             let log = std::fs::read_to_string(&file).unwrap_or_default();
             f.failed
-                .push(format!("{ip} ({what}); log {}:\n{log}", file.display()));
+                .push(format!("{} ({what}); log {}:\n{log}", m.ip, file.display()));
             continue;
         }
-        f.completed += 1;
-        f.completion_s.push(done[k].expect("checked"));
-        f.completion_by_client
-            .push((ip.to_string(), done[k].expect("checked")));
-        if let Some(s) = last {
-            count_connections(&mut f, &net, *ip, &s, &third);
+        f.add_completion(m.ip.to_string(), m.done.expect("checked"));
+        if let Some(line) = last {
+            count_connections(&mut f, &net, m.ip, &line, &third);
         }
     }
-    if let Some(s) = lines(&seed_dir).into_iter().last() {
-        count_connections(&mut f, &net, addr(1, 250), &s, &third);
+    let seeder_last = seeder_progress.borrow().last.clone();
+    if let Some(line) = seeder_last {
+        count_connections(&mut f, &net, addr(1, SEEDER), &line, &third);
     }
     let _ = seeder.start_kill();
     f.finish();
@@ -382,26 +460,65 @@ fn count_connections(
     f: &mut RunFigures,
     net: &NetworkMap,
     me: IpAddr,
-    line: &serde_json::Value,
+    line: &ProgressLine,
     third: &[IpAddr],
 ) {
-    let peers = |key: &str| -> Vec<(std::net::SocketAddr, u64, u64)> {
-        line[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| {
-                let addr = p[0].as_str()?.parse().ok()?;
-                Some((addr, p[1].as_u64()?, p[2].as_u64()?))
-            })
-            .collect()
-    };
-    for (peer, got, sent) in peers("peers_out") {
-        f.add_connection(net, me, peer, got, sent);
+    for conn in line.peers_out.iter().filter_map(PeerLine::bytes) {
+        f.add_connection(net, me, &conn);
     }
-    for (peer, got, sent) in peers("peers_in") {
-        if third.contains(&peer.ip()) {
-            f.add_connection(net, peer.ip(), std::net::SocketAddr::new(me, 0), sent, got);
+    for conn in line.peers_in.iter().filter_map(PeerLine::bytes) {
+        if third.contains(&conn.addr.ip()) {
+            // Seen from the third-party client that opened it: what it got is what we sent.
+            let theirs = PeerBytes {
+                addr: SocketAddr::new(me, 0),
+                got: conn.sent,
+                sent: conn.got,
+            };
+            f.add_connection(net, conn.addr.ip(), &theirs);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_progress_line_of_rqbit_alto_reads_as_typed() {
+        let line = r#"{"type":"progress","finished":true,"elapsed_s":2.5,"have_bytes":9,
+            "peers_out":[["10.77.2.10:4000",100,20],["not an address",1,1]],
+            "peers_in":[["10.77.1.100:6881",5,300]]}"#;
+        let p: ProgressLine = serde_json::from_str(line).unwrap();
+        assert!(p.finished);
+        assert_eq!(p.elapsed_s, Some(2.5));
+        let out: Vec<PeerBytes> = p.peers_out.iter().filter_map(PeerLine::bytes).collect();
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].got, out[0].sent), (100, 20));
+        let mut progress = Progress::default();
+        progress.add(p.clone());
+        progress.add(ProgressLine {
+            elapsed_s: Some(9.0),
+            ..p
+        });
+        assert_eq!((progress.lines, progress.finished_after), (2, Some(2.5)));
+    }
+
+    #[test]
+    fn bytes_to_a_third_party_client_count_from_its_side() {
+        let net =
+            NetworkMap::from_json(testdata::loopback::NETWORK_MAP_ID, &network_map(2)).unwrap();
+        let line = ProgressLine {
+            peers_in: vec![
+                PeerLine("10.77.2.100:6881".into(), 5, 300),
+                PeerLine("10.77.2.11:5000".into(), 7, 7),
+            ],
+            ..ProgressLine::default()
+        };
+        let mut f = RunFigures::default();
+        count_connections(&mut f, &net, addr(1, 10), &line, &[addr(2, 100)]);
+        f.finish();
+        assert_eq!(f.matrix.bytes("PID1", "PID2"), 300);
+        assert_eq!(f.matrix.bytes("PID2", "PID1"), 5);
+        assert_eq!(f.cross_pid_bytes, 305);
     }
 }

@@ -6,131 +6,28 @@
 //!
 //! transmission ignores tracker peers in 127.0.0.0/8 and cannot turn every discovery
 //! mechanism off, so its test runs the clients in network namespaces the test creates,
-//! joined by a bridge and with no route out; they are deleted at the end.
+//! joined by a bridge and with no route out; they are deleted at the end. The namespaces and
+//! the client launchers are `test_support`'s, the same the `--netns` lab uses.
 
 use alto_model::rank::Policy;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use test_support::clients::{free_port, Kind, Launch, Reaped};
+use test_support::netns::Namespaces;
+use test_support::wait;
 use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
-/// Kills the child when dropped, so a failing test leaves no client behind.
-struct Reaped(Child, &'static str);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+/// Fails the test when `kind` is not installed (scripts/test installs every client).
+fn need(kind: Kind) {
+    if let Err(why) = kind.require() {
+        panic!("{why}");
     }
 }
 
-fn need(tool: &str, package: &str) {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "`{tool}` is missing: apt-get install {package} (.ci/run installs it)"
-    );
-}
-
-fn free_port(ip: IpAddr) -> u16 {
-    std::net::TcpListener::bind(SocketAddr::new(ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A python-libtorrent client, inside namespace `netns` when given.
-fn lt_client(
-    netns: Option<&str>,
-    torrent: &Path,
-    save: &Path,
-    listen: SocketAddr,
-    seed: bool,
-    log: &Path,
-) -> Reaped {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/clients/lt_client.py");
-    let mut cmd = match netns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, "/usr/bin/python3"]);
-            c
-        }
-        None => Command::new("/usr/bin/python3"),
-    };
-    cmd.arg(script)
-        .arg("--torrent")
-        .arg(torrent)
-        .arg("--save")
-        .arg(save)
-        .arg("--listen")
-        .arg(listen.to_string());
-    if seed {
-        cmd.arg("--seed");
-    }
-    let out = std::fs::File::create(log).unwrap();
-    Reaped(
-        cmd.stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap(),
-        if seed {
-            "libtorrent seeder"
-        } else {
-            "libtorrent"
-        },
-    )
-}
-
-fn aria2(torrent: &Path, dir: &Path, ip: IpAddr, port: u16, log: &Path) -> Reaped {
-    let out = std::fs::File::create(log).unwrap();
-    let child = Command::new("aria2c")
-        .args([
-            "--enable-dht=false",
-            "--enable-dht6=false",
-            "--bt-enable-lpd=false",
-            "--enable-peer-exchange=false",
-            "--seed-time=0",
-            "--summary-interval=0",
-            "--console-log-level=warn",
-            "--bt-tracker-interval=2",
-        ])
-        .arg(format!("--interface={ip}"))
-        .arg(format!("--listen-port={port}"))
-        .arg(format!("--dir={}", dir.display()))
-        .arg(torrent)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    Reaped(child, "aria2")
-}
-
-/// Waits for `done` to hold, failing with the logs of the clients if it does not in time.
-async fn wait_for(what: &str, timeout: Duration, logs: &[PathBuf], mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        if start.elapsed() > timeout {
-            let text: Vec<String> = logs
-                .iter()
-                .map(|l| {
-                    format!(
-                        "--- {}\n{}",
-                        l.display(),
-                        std::fs::read_to_string(l).unwrap_or_default()
-                    )
-                })
-                .collect();
-            panic!("timed out waiting for {what}\n{}", text.join("\n"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Starts a client as `launch` says; it is killed when the test ends, passing or not.
+fn start(kind: Kind, launch: Launch<'_>) -> Reaped {
+    kind.spawn(&launch)
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", kind.program()))
 }
 
 /// The shim as head of `pid` on `listen`, ranking without a random share and keeping a
@@ -151,7 +48,7 @@ async fn journaling_head(alto: &alto_server::Running, pid: &str, listen: &str) -
     let t = RunningTracker::start(Tracker::new(config), listen.parse().unwrap(), None, follow)
         .await
         .unwrap();
-    wait_for("the head's maps", Duration::from_secs(10), &[], || {
+    wait::until("the head's maps", Duration::from_secs(10), &[], || {
         t.tracker.maps().is_some()
     })
     .await;
@@ -162,18 +59,15 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+/// `ip` with a port free on it.
+fn listen_on(s: &str) -> SocketAddr {
+    SocketAddr::new(ip(s), free_port(ip(s)).unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aria2_and_libtorrent_share_a_file_through_the_head() {
-    need("aria2c", "aria2");
-    need("/usr/bin/python3", "python3");
-    assert!(
-        Command::new("/usr/bin/python3")
-            .args(["-c", "import libtorrent"])
-            .status()
-            .unwrap()
-            .success(),
-        "apt-get install python3-libtorrent"
-    );
+    need(Kind::Aria2);
+    need(Kind::Libtorrent);
 
     let alto = alto_server::Running::start(
         alto_server::Source::Embedded,
@@ -200,13 +94,27 @@ async fn aria2_and_libtorrent_share_a_file_through_the_head() {
     }
 
     // Seeders in PID1 and PID3; they announce first.
-    let s1 = SocketAddr::new(ip("127.1.0.10"), free_port(ip("127.1.0.10")));
-    let s3 = SocketAddr::new(ip("127.3.0.10"), free_port(ip("127.3.0.10")));
-    let _seed1 = lt_client(None, &tpath, &folder("seed1"), s1, true, &log("seed1"));
-    let _seed3 = lt_client(None, &tpath, &folder("seed3"), s3, true, &log("seed3"));
+    let s1 = listen_on("127.1.0.10");
+    let s3 = listen_on("127.3.0.10");
+    let (seed1_dir, seed1_log) = (folder("seed1"), log("seed1"));
+    let _seed1 = start(
+        Kind::Libtorrent,
+        Launch {
+            seed_on: true,
+            ..Launch::new(s1, &tpath, &seed1_dir, &seed1_log)
+        },
+    );
+    let (seed3_dir, seed3_log) = (folder("seed3"), log("seed3"));
+    let _seed3 = start(
+        Kind::Libtorrent,
+        Launch {
+            seed_on: true,
+            ..Launch::new(s3, &tpath, &seed3_dir, &seed3_log)
+        },
+    );
     let logs = [log("seed1"), log("seed3"), log("aria2"), log("lt3")];
     let h = tracker_shim::protocol::InfoHash(torrent.info_hash);
-    wait_for(
+    wait::until(
         "both seeders to announce",
         Duration::from_secs(30),
         &logs,
@@ -215,15 +123,26 @@ async fn aria2_and_libtorrent_share_a_file_through_the_head() {
     .await;
 
     // Downloaders: aria2 in PID1, libtorrent in PID3.
-    let a1 = ip("127.1.0.20");
-    let mut aria = aria2(&tpath, &folder("aria2"), a1, free_port(a1), &log("aria2"));
-    let d3 = SocketAddr::new(ip("127.3.0.20"), free_port(ip("127.3.0.20")));
-    let mut lt3 = lt_client(None, &tpath, &folder("lt3"), d3, false, &log("lt3"));
+    let a1 = listen_on("127.1.0.20");
+    let (aria_dir, aria_log) = (folder("aria2"), log("aria2"));
+    let mut aria = start(
+        Kind::Aria2,
+        Launch {
+            tracker_interval_s: 2,
+            ..Launch::new(a1, &tpath, &aria_dir, &aria_log)
+        },
+    );
+    let d3 = listen_on("127.3.0.20");
+    let (lt3_dir, lt3_log) = (folder("lt3"), log("lt3"));
+    let mut lt3 = start(
+        Kind::Libtorrent,
+        Launch::new(d3, &tpath, &lt3_dir, &lt3_log),
+    );
     let mut finished = [false, false];
-    wait_for("both downloads", Duration::from_secs(120), &logs, || {
-        for (k, child) in [&mut aria, &mut lt3].into_iter().enumerate() {
-            if let Some(status) = child.0.try_wait().unwrap() {
-                assert!(status.success(), "{} failed: {status}", child.1);
+    wait::until("both downloads", Duration::from_secs(120), &logs, || {
+        for (k, client) in [&mut aria, &mut lt3].into_iter().enumerate() {
+            if let Some(status) = client.child.try_wait().unwrap() {
+                assert!(status.success(), "{:?} failed: {status}", client.kind);
                 finished[k] = true;
             }
         }
@@ -245,7 +164,7 @@ async fn aria2_and_libtorrent_share_a_file_through_the_head() {
             .peers
             .clone()
     };
-    let to_aria = first_list(a1);
+    let to_aria = first_list(a1.ip());
     assert_eq!(to_aria[0], s1, "aria2 in PID1 got {to_aria:?}");
     let to_lt3 = first_list(d3.ip());
     assert_eq!(to_lt3[0], s3, "libtorrent in PID3 got {to_lt3:?}");
@@ -269,90 +188,6 @@ async fn aria2_and_libtorrent_share_a_file_through_the_head() {
     alto.stop().await.unwrap();
 }
 
-/// Network namespaces and a bridge made by a test, deleted when dropped (also on panic).
-struct Lab {
-    namespaces: Vec<String>,
-    veths: Vec<String>,
-    bridge: String,
-}
-
-fn sh(cmd: &str) {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    assert!(
-        out.status.success(),
-        "`{cmd}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Lab {
-    /// A bridge with `10.77.0.1/16` on the host side and one namespace per address, each
-    /// with only `lo` and a veth on the bridge: no default route, nothing can leave.
-    fn new(addrs: &[&str]) -> Lab {
-        let tag = std::process::id() % 100_000;
-        let mut lab = Lab {
-            namespaces: Vec::new(),
-            veths: Vec::new(),
-            bridge: format!("altobr{tag}"),
-        };
-        sh(&format!(
-            "ip link add {0} type bridge && ip addr add 10.77.0.1/16 dev {0} && ip link set {0} up",
-            lab.bridge
-        ));
-        for (i, a) in addrs.iter().enumerate() {
-            let ns = format!("altotr{tag}-{i}");
-            sh(&format!("ip netns add {ns}"));
-            lab.namespaces.push(ns.clone());
-            let (host, inner) = (format!("alv{tag}h{i}"), format!("alv{tag}n{i}"));
-            lab.veths.push(host.clone());
-            sh(&format!(
-                "ip link add {host} type veth peer name {inner} && ip link set {inner} netns {ns} && \
-                 ip link set {host} master {br} && ip link set {host} up && \
-                 ip -n {ns} link set lo up && ip -n {ns} addr add {a}/16 dev {inner} && ip -n {ns} link set {inner} up",
-                br = lab.bridge
-            ));
-        }
-        lab
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        // Deleting the host end of a veth deletes both ends, even if the namespace lingers.
-        for v in &self.veths {
-            let _ = Command::new("ip").args(["link", "del", v]).status();
-        }
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .status();
-    }
-}
-
-fn can_make_namespaces() -> Result<(), String> {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !root {
-        return Err("not root".into());
-    }
-    let probe = format!("altoprobe{}", std::process::id());
-    let ok = Command::new("ip")
-        .args(["netns", "add", &probe])
-        .status()
-        .is_ok_and(|s| s.success());
-    let _ = Command::new("ip").args(["netns", "del", &probe]).status();
-    if ok {
-        Ok(())
-    } else {
-        Err("`ip netns add` failed".into())
-    }
-}
-
 const LAN_MAP: &str = r#"{"network-map": {
   "lanA": {"ipv4": ["10.77.1.0/24"]},
   "lanB": {"ipv4": ["10.77.2.0/24"]},
@@ -367,14 +202,14 @@ const LAN_COSTS: &str = r#"{"cost-map": {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transmission_downloads_through_the_head_inside_namespaces() {
-    if let Err(why) = can_make_namespaces() {
+    if let Err(why) = test_support::netns::available() {
         test_support::skip(&format!(
             "transmission needs network namespaces and this machine does not allow them ({why})"
         ));
         return;
     }
-    need("transmission-cli", "transmission-cli");
-    need("/usr/bin/python3", "python3");
+    need(Kind::Transmission);
+    need(Kind::Libtorrent);
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("network-map.json"), LAN_MAP).unwrap();
@@ -392,7 +227,8 @@ async fn transmission_downloads_through_the_head_inside_namespaces() {
     .unwrap();
 
     // Seeders in lanA and lanC, transmission downloading in lanA.
-    let lab = Lab::new(&["10.77.1.2", "10.77.3.2", "10.77.1.3"]);
+    let groups = ["10.77.1.2", "10.77.3.2", "10.77.1.3"].map(|a| vec![ip(a)]);
+    let lab = Namespaces::create("altr", &groups, None).unwrap();
     let t = journaling_head(&alto, "lanA", "10.77.0.1:0").await;
 
     let data = testdata::torrent::payload(2 << 20, 7);
@@ -410,19 +246,19 @@ async fn transmission_downloads_through_the_head_inside_namespaces() {
     for (k, addr) in [(0, "10.77.1.2:51001"), (1, "10.77.3.2:51003")] {
         let save = folder(&format!("seed{k}"));
         std::fs::write(save.join("payload.bin"), &data).unwrap();
-        let listen = addr.parse().unwrap();
-        seeders.push(lt_client(
-            Some(&lab.namespaces[k]),
-            &tpath,
-            &save,
-            listen,
-            true,
-            &log(&format!("seed{k}")),
+        let seed_log = log(&format!("seed{k}"));
+        seeders.push(start(
+            Kind::Libtorrent,
+            Launch {
+                netns: Some(&lab.names[k]),
+                seed_on: true,
+                ..Launch::new(addr.parse().unwrap(), &tpath, &save, &seed_log)
+            },
         ));
     }
     let h = tracker_shim::protocol::InfoHash(torrent.info_hash);
     let logs = [log("seed0"), log("seed1"), log("transmission")];
-    wait_for(
+    wait::until(
         "both seeders to announce",
         Duration::from_secs(30),
         &logs,
@@ -430,39 +266,22 @@ async fn transmission_downloads_through_the_head_inside_namespaces() {
     )
     .await;
 
-    let cfg = folder("transmission-config");
-    std::fs::write(
-        cfg.join("settings.json"),
-        r#"{"dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "port-forwarding-enabled": false, "utp-enabled": false}"#,
-    )
-    .unwrap();
-    let out_dir = folder("transmission");
-    let out = std::fs::File::create(log("transmission")).unwrap();
-    let transmission = Reaped(
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &lab.namespaces[2],
-                "transmission-cli",
-                "-M",
-                "-p",
-                "51005",
-                "-g",
-            ])
-            .arg(&cfg)
-            .arg("-w")
-            .arg(&out_dir)
-            .arg(&tpath)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap(),
-        "transmission",
+    let (out_dir, tr_log) = (folder("transmission"), log("transmission"));
+    let transmission = start(
+        Kind::Transmission,
+        Launch {
+            netns: Some(&lab.names[2]),
+            seed_on: true,
+            ..Launch::new(
+                "10.77.1.3:51005".parse().unwrap(),
+                &tpath,
+                &out_dir,
+                &tr_log,
+            )
+        },
     );
     let target = out_dir.join("payload.bin");
-    wait_for(
+    wait::until(
         "transmission's download",
         Duration::from_secs(120),
         &logs,

@@ -6,19 +6,19 @@
 //! so that order decides who gets librqbit's first peer slots. `completed` and `stopped`,
 //! which librqbit never sends, go upstream from here.
 
+use crate::mapfollow::NetworkMapWatch;
 use crate::rqbit::DhtNode;
 use crate::upstream::{Announce, Upstream};
+use alto_client::AltoClient;
+use alto_model::messages::{EndpointFilter, InfoResourceEndpointCostMap, ReqEndpointCostMap};
 use alto_model::pidhead::{HeadInfo, Role};
-use alto_model::NetworkMap;
-use alto_web::client::{http_client, ClientOptions, HttpClient};
+use alto_model::{media, CostMode, CostType, NetworkMap};
 use alto_web::{self as web, HttpResponse};
-use bytes::Bytes;
 use http::StatusCode;
-use http_body_util::{BodyExt, Full};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tracker_shim::membership::{HeadFailures, Membership};
@@ -83,10 +83,12 @@ pub struct Proxy {
     membership: watch::Receiver<Membership>,
     head_failures: HeadFailures,
     shim: Option<Arc<Tracker>>,
+    /// Announces to the head and the original trackers.
     upstream: Upstream,
-    http: HttpClient,
+    /// A client for the head's endpoint cost service, kept while the head's URL stays.
+    ecs: Mutex<Option<(String, Arc<AltoClient>)>>,
     dht: Option<DhtNode>,
-    netmap: Arc<RwLock<Option<Arc<NetworkMap>>>>,
+    netmap: NetworkMapWatch,
     /// The counters.
     pub stats: ProxyStats,
 }
@@ -100,15 +102,11 @@ impl Proxy {
         settings: ProxySettings,
         shim: Option<&RunningTracker>,
         dht: Option<DhtNode>,
-        netmap: Arc<RwLock<Option<Arc<NetworkMap>>>>,
+        netmap: NetworkMapWatch,
     ) -> Self {
-        let http = http_client(ClientOptions {
-            local: Some(settings.client_ip),
-            connect_timeout: Some(settings.timeout),
-        });
         Proxy {
             upstream: Upstream::new(settings.client_ip, settings.timeout),
-            http,
+            ecs: Mutex::new(None),
             settings,
             torrents: Mutex::new(HashMap::new()),
             membership: shim.map_or_else(
@@ -270,7 +268,7 @@ impl Proxy {
     /// has `local_enough` peers. Clients with the whole torrent get no peers of other PIDs
     /// (they still serve those that connect).
     fn keep_local(&self, me: IpAddr, req: &AnnounceRequest, list: &mut Vec<SocketAddr>) {
-        let net = self.netmap.read().expect("netmap lock").clone();
+        let net = self.netmap.borrow().clone();
         let Some(net) = net else { return };
         let Some(own) = net.pid_of(me) else { return };
         let (same, foreign): (Vec<SocketAddr>, Vec<SocketAddr>) =
@@ -291,7 +289,7 @@ impl Proxy {
         } else if m.role == Some(Role::Head) {
             // The parent, and more peers of its PID: more upload over the same link (the
             // head alone fetches from outside, each piece once).
-            match self.upstream(&foreign) {
+            match self.tree_parent(&foreign) {
                 Some(parent) => {
                     let pid = net.pid_of(parent.ip());
                     let more = foreign
@@ -313,42 +311,64 @@ impl Proxy {
     }
 
     /// The head's parent in the heads' distribution tree ([`tracker_shim::tree`]).
-    fn upstream(&self, foreign: &[SocketAddr]) -> Option<SocketAddr> {
+    fn tree_parent(&self, foreign: &[SocketAddr]) -> Option<SocketAddr> {
         let t = self.shim.as_ref()?;
         tracker_shim::tree::parent(&*t.maps()?, &t.heads(), foreign)
     }
 
-    /// Orders `peers` by the head's ordinal endpoint costs from `me`; on any failure they
-    /// keep their order.
-    async fn rank(&self, alto: &str, me: IpAddr, peers: Vec<SocketAddr>) -> Vec<SocketAddr> {
-        let dsts: Vec<String> = peers
-            .iter()
-            .map(|p| alto_model::addr::typed_addr(p.ip()))
-            .collect();
-        let src = alto_model::addr::typed_addr(me);
-        let body = serde_json::json!({
-            "cost-type": {"cost-mode": "ordinal", "cost-metric": "routingcost"},
-            "endpoints": {"srcs": [src], "dsts": dsts}
-        });
-        let req = http::Request::post(alto)
-            .header("content-type", alto_model::media::ENDPOINT_COST_PARAMS)
-            .header("accept", alto_model::media::ENDPOINT_COST)
-            .body(Full::new(Bytes::from(body.to_string())));
-        let Ok(req) = req else { return peers };
-        let exchange = async {
-            let resp = self.http.request(req).await.ok()?;
-            if !resp.status().is_success() {
-                return None;
+    /// A client for the endpoint cost service at `url`, sending from the client's own
+    /// address (the head ranks from the address it sees); `None` for a URL it cannot use.
+    fn ecs_client(&self, url: &str) -> Option<Arc<AltoClient>> {
+        let mut kept = self.ecs.lock().expect("ecs lock");
+        if let Some((u, c)) = kept.as_ref() {
+            if u == url {
+                return Some(c.clone());
             }
-            let body = resp.into_body().collect().await.ok()?.to_bytes();
-            serde_json::from_slice::<alto_model::messages::InfoResourceEndpointCostMap>(&body).ok()
-        };
-        let Some(answer) = tokio::time::timeout(self.settings.timeout, exchange)
-            .await
-            .ok()
-            .flatten()
-        else {
+        }
+        let c = AltoClient::new(url).ok()?;
+        let c = Arc::new(
+            c.with_local_address(self.settings.client_ip)
+                .with_timeout(self.settings.timeout),
+        );
+        *kept = Some((url.to_owned(), c.clone()));
+        Some(c)
+    }
+
+    /// Orders `peers` by the head's ordinal endpoint costs from `me` (RFC 7285 §11.5.1, the
+    /// ranking of §12.3), asked at `alto`, the head's endpoint cost service; on any failure
+    /// they keep their order.
+    async fn rank(&self, alto: &str, me: IpAddr, peers: Vec<SocketAddr>) -> Vec<SocketAddr> {
+        let Some(client) = self.ecs_client(alto) else {
             return peers;
+        };
+        let src = alto_model::addr::typed_addr(me);
+        let req = ReqEndpointCostMap {
+            cost_type: CostType::new(alto_model::cost::ROUTINGCOST, CostMode::Ordinal),
+            constraints: None,
+            endpoints: EndpointFilter {
+                srcs: Some(vec![src.clone()]),
+                dsts: Some(
+                    peers
+                        .iter()
+                        .map(|p| alto_model::addr::typed_addr(p.ip()))
+                        .collect(),
+                ),
+            },
+        };
+        let answer: InfoResourceEndpointCostMap = match client
+            .post(
+                alto,
+                media::ENDPOINT_COST_PARAMS,
+                media::ENDPOINT_COST,
+                &req,
+            )
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!("ranking by the head: {e}");
+                return peers;
+            }
         };
         self.stats.ranked.fetch_add(1, Relaxed);
         let row = answer

@@ -6,7 +6,6 @@
 //! service discovery off, no UPnP port forwarding, the proxy as the only tracker, and the
 //! announced port set explicitly (librqbit would announce 4240 on loopback otherwise).
 
-use anyhow::Context;
 use futures::StreamExt;
 use librqbit::dht::{Dht, DhtConfig, DhtState, Id20};
 use librqbit::{
@@ -18,6 +17,41 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// librqbit's own error (it speaks `anyhow`), kept as the cause without naming `anyhow` in
+/// this library's API.
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// What librqbit refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RqbitError {
+    /// The announce proxy's URL does not parse.
+    #[error("the announce proxy URL: {0}")]
+    ProxyUrl(#[from] url::ParseError),
+    /// The session did not start.
+    #[error("starting the BitTorrent session: {0}")]
+    Start(Cause),
+    /// The torrent could not be added.
+    #[error("{0}")]
+    Add(Cause),
+    /// The session only listed the torrent instead of adding it.
+    #[error("the session only listed the torrent")]
+    ListOnly,
+    /// The torrent stopped with an error before completing.
+    #[error("{0}")]
+    Download(Cause),
+    /// A torrent could not be made of a path.
+    #[error("making a torrent of {path}: {cause}")]
+    Create {
+        /// The file or folder.
+        path: PathBuf,
+        /// librqbit's error.
+        cause: Cause,
+    },
+    /// The DHT node did not start.
+    #[error("starting the DHT node: {0}")]
+    Dht(Cause),
+}
 
 /// A librqbit session set up for the plugin.
 pub struct Rqbit {
@@ -84,8 +118,8 @@ pub struct PeerBytes {
 
 impl Rqbit {
     /// Starts a session.
-    pub async fn start(s: SessionSettings<'_>) -> anyhow::Result<Rqbit> {
-        let proxy: url::Url = s.proxy.parse().context("the announce proxy URL")?;
+    pub async fn start(s: SessionSettings<'_>) -> Result<Rqbit, RqbitError> {
+        let proxy: url::Url = s.proxy.parse()?;
         let opts = SessionOptions {
             dht: None,
             disable_local_service_discovery: true,
@@ -111,7 +145,7 @@ impl Rqbit {
         };
         let session = Session::new_with_opts(s.output.to_owned(), opts)
             .await
-            .context("starting the BitTorrent session")?;
+            .map_err(|e| RqbitError::Start(e.into()))?;
         Ok(Rqbit {
             session,
             proxy: s.proxy.to_owned(),
@@ -120,7 +154,7 @@ impl Rqbit {
 
     /// Adds a torrent (`.torrent` bytes without trackers, or a magnet link without `tr=`),
     /// saving into `output` (existing data is checked and kept: a seeder adds its file so).
-    pub async fn add(&self, torrent: TorrentInput, output: &Path) -> anyhow::Result<Torrent> {
+    pub async fn add(&self, torrent: TorrentInput, output: &Path) -> Result<Torrent, RqbitError> {
         let add = match torrent {
             TorrentInput::File(bytes) => AddTorrent::from_bytes(bytes),
             TorrentInput::Magnet(link) => AddTorrent::from_url(link),
@@ -133,11 +167,16 @@ impl Rqbit {
             trackers: Some(vec![self.proxy.clone()]),
             ..AddTorrentOptions::default()
         };
-        match self.session.add_torrent(add, Some(opts)).await? {
+        let added = self
+            .session
+            .add_torrent(add, Some(opts))
+            .await
+            .map_err(|e| RqbitError::Add(e.into()))?;
+        match added {
             AddTorrentResponse::Added(_, h) | AddTorrentResponse::AlreadyManaged(_, h) => {
                 Ok(Torrent(h))
             }
-            AddTorrentResponse::ListOnly(_) => anyhow::bail!("the session only listed the torrent"),
+            AddTorrentResponse::ListOnly(_) => Err(RqbitError::ListOnly),
         }
     }
 
@@ -208,8 +247,11 @@ impl Torrent {
     }
 
     /// Waits until every piece is there.
-    pub async fn wait_completed(&self) -> anyhow::Result<()> {
-        self.0.wait_until_completed().await
+    pub async fn wait_completed(&self) -> Result<(), RqbitError> {
+        self.0
+            .wait_until_completed()
+            .await
+            .map_err(|e| RqbitError::Download(e.into()))
     }
 }
 
@@ -217,17 +259,22 @@ impl Torrent {
 pub async fn create_torrent(
     path: &Path,
     trackers: Vec<String>,
-) -> anyhow::Result<(Vec<u8>, [u8; 20])> {
+) -> Result<(Vec<u8>, [u8; 20]), RqbitError> {
     let spawner = librqbit::spawn_utils::BlockingSpawner::new(2);
     let opts = CreateTorrentOptions {
         name: None,
         trackers,
         piece_length: None,
     };
+    let create = |cause: Cause| RqbitError::Create {
+        path: path.to_owned(),
+        cause,
+    };
     let t = librqbit::create_torrent(path, opts, &spawner)
         .await
-        .with_context(|| format!("making a torrent of {}", path.display()))?;
-    Ok((t.as_bytes()?.to_vec(), t.info_hash().0))
+        .map_err(|e| create(e.into()))?;
+    let bytes = t.as_bytes().map_err(|e| create(e.into()))?;
+    Ok((bytes.to_vec(), t.info_hash().0))
 }
 
 /// A DHT node of the plugin's own (opt-in), bootstrapping only from the given nodes.
@@ -237,13 +284,19 @@ pub struct DhtNode(Dht);
 impl DhtNode {
     /// Starts a node on `listen` that bootstraps from `bootstrap` (an empty list: it waits to
     /// be found, as a bootstrap node does).
-    pub async fn start(listen: SocketAddr, bootstrap: &[SocketAddr]) -> anyhow::Result<DhtNode> {
+    pub async fn start(
+        listen: SocketAddr,
+        bootstrap: &[SocketAddr],
+    ) -> Result<DhtNode, RqbitError> {
         let config = DhtConfig {
             bootstrap_addrs: Some(bootstrap.iter().map(|a| a.to_string()).collect()),
             listen_addr: Some(listen),
             ..DhtConfig::default()
         };
-        Ok(DhtNode(DhtState::with_config(config).await?))
+        let dht = DhtState::with_config(config)
+            .await
+            .map_err(|e| RqbitError::Dht(e.into()))?;
+        Ok(DhtNode(dht))
     }
 
     /// Where the node listens.

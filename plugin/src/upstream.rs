@@ -10,6 +10,67 @@ use tracker_shim::protocol::query::percent_encode;
 use tracker_shim::protocol::udp::client as udp;
 use tracker_shim::protocol::{decode, Event, InfoHash, PeerId};
 
+/// A cause from a lower layer (hyper, the tracker protocol's decoders), kept as text in the
+/// message because the tracker URL is what the log reader needs first.
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why an announce upstream gave no peers.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Neither `http://` nor `udp://`.
+    #[error("unsupported tracker URL `{0}` (http:// and udp:// are)")]
+    UnsupportedUrl(String),
+    /// The tracker did not answer in time.
+    #[error("{url}: no answer within {after:?}")]
+    Timeout {
+        /// The tracker.
+        url: String,
+        /// The time allowed.
+        after: Duration,
+    },
+    /// The HTTP request could not be made, sent or its answer read or decoded.
+    #[error("{url}: {cause}")]
+    Http {
+        /// The tracker.
+        url: String,
+        /// What failed.
+        cause: Cause,
+    },
+    /// The HTTP tracker answered with an error status.
+    #[error("{url}: HTTP {status}")]
+    Status {
+        /// The tracker.
+        url: String,
+        /// The status.
+        status: http::StatusCode,
+    },
+    /// The tracker refused the announce (its `failure reason`, BEP 3).
+    #[error("{url}: {reason}")]
+    Refused {
+        /// The tracker.
+        url: String,
+        /// The tracker's reason.
+        reason: String,
+    },
+    /// The UDP tracker's host name did not resolve.
+    #[error("udp://{authority}: {source}")]
+    Resolve {
+        /// `host:port`.
+        authority: String,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
+    /// The UDP tracker has no address of the client's family.
+    #[error("udp://{0}: no address of our family")]
+    NoAddress(String),
+    /// The UDP socket failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The UDP tracker's answer was not a valid BEP 15 packet for this request.
+    #[error("{0}")]
+    Udp(Cause),
+}
+
 /// What is announced.
 #[derive(Clone, Copy, Debug)]
 pub struct Announce {
@@ -63,24 +124,37 @@ impl Upstream {
     }
 
     /// Announces to `url` and returns the peers it gave.
-    pub async fn announce(&self, url: &str, a: &Announce) -> Result<Vec<SocketAddr>, String> {
+    pub async fn announce(
+        &self,
+        url: &str,
+        a: &Announce,
+    ) -> Result<Vec<SocketAddr>, UpstreamError> {
         let work = async {
             if url.starts_with("http://") {
                 self.http_announce(url, a).await
             } else if let Some(rest) = url.strip_prefix("udp://") {
                 self.udp_announce(rest, a).await
             } else {
-                Err(format!(
-                    "unsupported tracker URL `{url}` (http:// and udp:// are)"
-                ))
+                Err(UpstreamError::UnsupportedUrl(url.to_owned()))
             }
         };
         tokio::time::timeout(self.timeout, work)
             .await
-            .map_err(|_| format!("{url}: no answer within {:?}", self.timeout))?
+            .map_err(|_| UpstreamError::Timeout {
+                url: url.to_owned(),
+                after: self.timeout,
+            })?
     }
 
-    async fn http_announce(&self, url: &str, a: &Announce) -> Result<Vec<SocketAddr>, String> {
+    async fn http_announce(
+        &self,
+        url: &str,
+        a: &Announce,
+    ) -> Result<Vec<SocketAddr>, UpstreamError> {
+        let http = |cause: Cause| UpstreamError::Http {
+            url: url.to_owned(),
+            cause,
+        };
         let sep = if url.contains('?') { '&' } else { '?' };
         let mut target = format!(
             "{url}{sep}info_hash={}&peer_id={}&port={}&uploaded={}&downloaded={}&left={}&compact=1&numwant={}",
@@ -98,47 +172,52 @@ impl Upstream {
         }
         let req = http::Request::get(&target)
             .body(Full::new(Bytes::new()))
-            .map_err(|e| format!("{url}: {e}"))?;
-        let resp = self
-            .http
-            .request(req)
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|e| http(e.into()))?;
+        let resp = self.http.request(req).await.map_err(|e| http(e.into()))?;
         let status = resp.status();
         let body = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("{url}: {e}"))?
+            .map_err(|e| http(e.into()))?
             .to_bytes();
         if !status.is_success() {
-            return Err(format!("{url}: HTTP {status}"));
+            return Err(UpstreamError::Status {
+                url: url.to_owned(),
+                status,
+            });
         }
-        let d = decode::announce(&body).map_err(|e| format!("{url}: {e}"))?;
+        let d = decode::announce(&body).map_err(|e| http(e.into()))?;
         if let Some(f) = d.failure {
-            return Err(format!("{url}: {f}"));
+            return Err(UpstreamError::Refused {
+                url: url.to_owned(),
+                reason: f,
+            });
         }
         Ok(d.peers.into_iter().map(|p| p.0).collect())
     }
 
-    async fn udp_announce(&self, host_port: &str, a: &Announce) -> Result<Vec<SocketAddr>, String> {
+    async fn udp_announce(
+        &self,
+        host_port: &str,
+        a: &Announce,
+    ) -> Result<Vec<SocketAddr>, UpstreamError> {
         let authority = host_port.split('/').next().unwrap_or(host_port);
         let target = tokio::net::lookup_host(authority)
             .await
-            .map_err(|e| format!("udp://{authority}: {e}"))?
+            .map_err(|source| UpstreamError::Resolve {
+                authority: authority.to_owned(),
+                source,
+            })?
             .find(|t| t.is_ipv4() == self.local.is_ipv4())
-            .ok_or_else(|| format!("udp://{authority}: no address of our family"))?;
-        let sock = tokio::net::UdpSocket::bind(SocketAddr::new(self.local, 0))
-            .await
-            .map_err(|e| e.to_string())?;
-        sock.connect(target).await.map_err(|e| e.to_string())?;
+            .ok_or_else(|| UpstreamError::NoAddress(authority.to_owned()))?;
+        let sock = tokio::net::UdpSocket::bind(SocketAddr::new(self.local, 0)).await?;
+        sock.connect(target).await?;
         let tid = (a.port as u32) << 16 | (a.info_hash.0[0] as u32) << 8 | a.info_hash.0[1] as u32;
         let mut buf = vec![0u8; 4096];
-        sock.send(&udp::connect(tid))
-            .await
-            .map_err(|e| e.to_string())?;
-        let n = sock.recv(&mut buf).await.map_err(|e| e.to_string())?;
-        let cid = udp::connected(&buf[..n], tid)?;
+        sock.send(&udp::connect(tid)).await?;
+        let n = sock.recv(&mut buf).await?;
+        let cid = udp::connected(&buf[..n], tid).map_err(|e| UpstreamError::Udp(e.into()))?;
         let req = udp::Announce {
             info_hash: a.info_hash,
             peer_id: a.peer_id,
@@ -150,10 +229,8 @@ impl Upstream {
             num_want: a.numwant as i32,
             port: a.port,
         };
-        sock.send(&udp::announce(cid, tid, &req))
-            .await
-            .map_err(|e| e.to_string())?;
-        let n = sock.recv(&mut buf).await.map_err(|e| e.to_string())?;
-        udp::announced(&buf[..n], tid, target.is_ipv6())
+        sock.send(&udp::announce(cid, tid, &req)).await?;
+        let n = sock.recv(&mut buf).await?;
+        udp::announced(&buf[..n], tid, target.is_ipv6()).map_err(|e| UpstreamError::Udp(e.into()))
     }
 }

@@ -2,6 +2,7 @@
 //! can point a torrent at a tracker whose port is only known at run time.
 
 use sha1::{Digest, Sha1};
+use tracker_protocol::bencode::Writer;
 
 /// `len` deterministic pseudo-random bytes: the same `seed` gives the same file.
 pub fn payload(len: usize, seed: u64) -> Vec<u8> {
@@ -17,18 +18,6 @@ pub fn payload(len: usize, seed: u64) -> Vec<u8> {
 /// SHA-1 of `data` (info hashes, piece hashes).
 pub fn sha1(data: &[u8]) -> [u8; 20] {
     Sha1::digest(data).into()
-}
-
-fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(b.len().to_string().as_bytes());
-    out.push(b':');
-    out.extend_from_slice(b);
-}
-
-fn int(out: &mut Vec<u8>, n: u64) {
-    out.push(b'i');
-    out.extend_from_slice(n.to_string().as_bytes());
-    out.push(b'e');
 }
 
 /// A metainfo file and the torrent's info hash.
@@ -69,40 +58,30 @@ fn build(
     for chunk in data.chunks(piece_len) {
         pieces.extend_from_slice(&Sha1::digest(chunk));
     }
+    // Keys in sorted order, as bencode requires (BEP 3).
     let mut info = Vec::new();
-    info.push(b'd');
-    bytes(&mut info, b"length");
-    int(&mut info, data.len() as u64);
-    bytes(&mut info, b"name");
-    bytes(&mut info, name.as_bytes());
-    bytes(&mut info, b"piece length");
-    int(&mut info, piece_len as u64);
-    bytes(&mut info, b"pieces");
-    bytes(&mut info, &pieces);
+    let mut w = Writer(&mut info);
+    w.dict().bytes(b"length").int(data.len() as i64);
+    w.bytes(b"name").bytes(name.as_bytes());
+    w.bytes(b"piece length").int(piece_len as i64);
+    w.bytes(b"pieces").bytes(&pieces);
     if private {
-        bytes(&mut info, b"private");
-        int(&mut info, 1);
+        w.bytes(b"private").int(1);
     }
-    info.push(b'e');
+    w.end();
     let info_hash: [u8; 20] = Sha1::digest(&info).into();
     let mut t = Vec::new();
-    t.push(b'd');
-    bytes(&mut t, b"announce");
-    bytes(&mut t, announce.as_bytes());
+    let mut w = Writer(&mut t);
+    w.dict().bytes(b"announce").bytes(announce.as_bytes());
     if !backups.is_empty() {
-        bytes(&mut t, b"announce-list");
-        t.push(b'l');
-        t.push(b'l');
-        bytes(&mut t, announce.as_bytes());
+        w.bytes(b"announce-list").list().list();
+        w.bytes(announce.as_bytes());
         for b in backups {
-            bytes(&mut t, b.as_bytes());
+            w.bytes(b.as_bytes());
         }
-        t.push(b'e');
-        t.push(b'e');
+        w.end().end();
     }
-    bytes(&mut t, b"info");
-    t.extend_from_slice(&info);
-    t.push(b'e');
+    w.bytes(b"info").raw(&info).end();
     Torrent {
         metainfo: t,
         info_hash,

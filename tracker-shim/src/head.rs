@@ -2,19 +2,37 @@
 //! and its own PID's cost row, revalidating the map by ETag (RFC 7285 §8.3.3) and fetching
 //! the row with a filtered cost map (§11.3.2); while the server is unreachable it keeps
 //! serving the last good maps. It also reads the server's head directory, and asks the heads
-//! of the cheapest other PIDs for members of swarms that are too small here.
+//! of the cheapest other PIDs for members of swarms that are too small here (their
+//! `GET /members`, typed in `alto_model::members`).
 
 use crate::protocol::query::percent_encode;
+use crate::protocol::InfoHash;
 use crate::tracker::{ForeignPeer, HeadMaps, KnownHead, Tracker};
-use alto_client::AltoClient;
+use alto_client::{AltoClient, ClientError};
+use alto_model::members::MembersResponse;
 use alto_model::messages::{PidFilter, ReqFilteredCostMap};
 use alto_model::pidhead::sibling;
-use alto_model::{CostMode, CostType, NetworkMap, PidIdx, VersionTag};
+use alto_model::{CostMode, CostType, MapError, NetworkMap, PidIdx, VersionTag};
 use alto_web::client::{http_client, ClientOptions, HttpClient};
+use alto_web::clock::now;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Why following the ALTO server failed this time (the last good maps stay installed).
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// A request to the ALTO server failed or was refused.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The server's network map cannot be compiled.
+    #[error(transparent)]
+    Map(#[from] MapError),
+    /// The server's network map does not have the PID this head serves.
+    #[error("PID `{0}` is not in the ALTO server's network map")]
+    UnknownPid(String),
+}
 
 /// What the follower last installed.
 #[derive(Default)]
@@ -31,12 +49,12 @@ pub async fn refresh(
     pid: &str,
     tracker: &Tracker,
     last: &mut Followed,
-) -> anyhow::Result<bool> {
+) -> Result<bool, FollowError> {
     let nm = client.network_map().await?;
     let net = NetworkMap::from_data(&nm.meta.vtag.resource_id, &nm.network_map)?;
     let own = net
         .pid_index(pid)
-        .ok_or_else(|| anyhow::anyhow!("PID `{pid}` is not in the ALTO server's network map"))?;
+        .ok_or_else(|| FollowError::UnknownPid(pid.to_owned()))?;
     let req = ReqFilteredCostMap {
         cost_type: CostType::new(alto_model::cost::ROUTINGCOST, CostMode::Numerical),
         constraints: None,
@@ -69,7 +87,7 @@ pub async fn refresh(
 
 /// Reads the head directory and tells `tracker` every PID's head: where it lists its
 /// members and since when it is head, cheapest PIDs first (by the head's own cost row).
-pub async fn refresh_heads(client: &AltoClient, tracker: &Tracker) -> anyhow::Result<()> {
+pub async fn refresh_heads(client: &AltoClient, tracker: &Tracker) -> Result<(), FollowError> {
     let Some(maps) = tracker.maps() else {
         return Ok(());
     };
@@ -103,6 +121,10 @@ pub async fn refresh_heads(client: &AltoClient, tracker: &Tracker) -> anyhow::Re
 pub const FAN_OUT: usize = 3;
 /// Time allowed to each of them.
 pub const MEMBERS_TIMEOUT: Duration = Duration::from_millis(500);
+/// Members asked of each head for one torrent, and most taken from its answer.
+const MEMBERS_ASKED: usize = 50;
+/// Largest member list read: another head is not trusted to keep its answer short.
+const MAX_MEMBERS_BODY: usize = 256 * 1024;
 
 /// Asks the cheapest other heads for the members of torrents whose swarms here are too
 /// small, every `period`, for ever: bounded fan-out, a timeout per head, and results kept
@@ -123,12 +145,15 @@ pub async fn fetch_foreign(tracker: Arc<Tracker>, period: Duration) {
         for h in wanted.into_iter().take(64) {
             let mut asks = Vec::new();
             for (pid, url) in &heads {
-                let url = format!("{url}?info_hash={}&max=50", percent_encode(&h.0));
+                let url = format!(
+                    "{url}?info_hash={}&max={MEMBERS_ASKED}",
+                    percent_encode(&h.0)
+                );
                 let client = client.clone();
                 let pid = *pid;
-                asks.push(tokio::spawn(
-                    async move { (pid, members(&client, &url).await) },
-                ));
+                asks.push(tokio::spawn(async move {
+                    (pid, members(&client, &url, &h).await)
+                }));
             }
             let mut all = Vec::new();
             for a in asks {
@@ -136,38 +161,41 @@ pub async fn fetch_foreign(tracker: Arc<Tracker>, period: Duration) {
                     all.extend(list);
                 }
             }
-            tracker.set_foreign(h, all, crate::server::now());
+            tracker.set_foreign(h, all, now());
         }
     }
 }
 
-/// One head's members of one torrent, in its order.
-async fn members(client: &HttpClient, url: &str) -> Option<Vec<ForeignPeer>> {
+/// One head's members of torrent `h`, in its order; `None` if it does not answer in time or
+/// answers anything but a member list of that torrent.
+async fn members(client: &HttpClient, url: &str, h: &InfoHash) -> Option<Vec<ForeignPeer>> {
     let req = http::Request::get(url).body(Full::new(Bytes::new())).ok()?;
     let exchange = async {
         let resp = client.request(req).await.ok()?;
         if !resp.status().is_success() {
             return None;
         }
-        resp.into_body().collect().await.ok().map(|b| b.to_bytes())
+        Limited::new(resp.into_body(), MAX_MEMBERS_BODY)
+            .collect()
+            .await
+            .ok()
+            .map(|b| b.to_bytes())
     };
     let body = tokio::time::timeout(MEMBERS_TIMEOUT, exchange)
         .await
         .ok()
         .flatten()?;
-    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-    let swarm = v["swarms"].as_object()?.values().next()?;
+    let mut list: MembersResponse = serde_json::from_slice(&body).ok()?;
+    let swarm = list.swarms.remove(&h.to_string())?;
     Some(
-        swarm["peers"]
-            .as_array()?
-            .iter()
-            .filter_map(|p| {
-                let addr = p["addr"].as_str()?.parse().ok()?;
-                Some(ForeignPeer {
-                    addr,
-                    pid: None,
-                    seeder: p["seeder"].as_bool().unwrap_or(false),
-                })
+        swarm
+            .peers
+            .into_iter()
+            .take(MEMBERS_ASKED)
+            .map(|m| ForeignPeer {
+                addr: m.addr,
+                pid: None,
+                seeder: m.seeder,
             })
             .collect(),
     )

@@ -2,26 +2,37 @@
 //! the BitTorrent tracker protocol, answered with peer lists ranked by the ISP's ALTO maps.
 //!
 //! # Layout
-//! - [`protocol`]: the tracker protocol with no I/O: HTTP announce (BEP 3, BEP 23, BEP 7),
-//!   scrape (BEP 48), UDP (BEP 15), bencode output and response decoding.
-//! - [`store`]: swarms, peers grouped by PID, running counts, expiry and caps (no I/O).
-//! - [`tracker`]: requests in, answers out, over the store and the head's ALTO maps (no I/O).
-//! - [`head`]: following the ALTO server for the network map and the PID's cost row.
-//! - [`membership`]: joining the ALTO server, headship, lease renewal, stepping down.
-//! - [`server`]: the HTTP and UDP servers and [`server::RunningTracker`].
-//! - [`tree`]: the heads' distribution tree for a swarm (no I/O).
+//! Modules import only downwards in this list: the cores (no I/O) know no shell, the ALTO
+//! side knows no handler, and only the runner knows them all.
+//! - [`protocol`]: the tracker protocol with no I/O, its own crate (`tracker-protocol`):
+//!   HTTP announce (BEP 3, BEP 23, BEP 7), scrape (BEP 48), UDP (BEP 15), bencode output and
+//!   response decoding.
+//! - Cores, no I/O: [`store`] (swarms, peers grouped by PID, running counts, expiry and
+//!   caps), [`tracker`] (requests in, answers out, over the store and the head's ALTO maps)
+//!   and [`tree`] (the heads' distribution tree for a swarm).
+//! - The ALTO side: [`head`] (following the ALTO server for the network map and the PID's
+//!   cost row, and asking other heads for members) and [`membership`] (joining the ALTO
+//!   server, headship, lease renewal, stepping down).
+//! - Handlers: [`http`] (announce, scrape, metrics, and the head's ALTO resources and member
+//!   list) and [`udp`] (the BEP 15 serving loop).
+//! - [`runner`]: [`Mode`] and [`RunningTracker`], which bind the sockets and start the tasks.
+//! - `rng`: the shells' per-thread random source.
 //!
-//! The ranking policy itself lives in `alto_model::rank`, shared with the plugin.
+//! The ranking policy itself lives in `alto_model::rank`, shared with the plugin; the
+//! member list's wire format in `alto_model::members`.
 
 /// The tracker protocol, its own crate with no runtime.
 pub use tracker_protocol as protocol;
 
 pub mod head;
+pub mod http;
 pub mod membership;
-pub mod server;
+mod rng;
+pub mod runner;
 pub mod store;
 pub mod tracker;
 pub mod tree;
+pub mod udp;
 
-pub use server::{Mode, RunningTracker};
+pub use runner::{Mode, RunningTracker};
 pub use tracker::{Tracker, TrackerConfig};

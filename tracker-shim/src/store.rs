@@ -146,6 +146,34 @@ impl Swarm {
     }
 }
 
+/// What [`Store::select`] picks for: up to `want` live peers of the torrent for the peer
+/// `me` (never `me` itself; no seeders for a seeder) of the same address family as
+/// `me_addr`, ranked by `policy` for the announcer's PID `own` with the cost row `cost`;
+/// `ranked` false draws at random (plain mode).
+#[derive(Clone, Copy)]
+pub struct SelectRequest<'a> {
+    /// The torrent.
+    pub info_hash: &'a InfoHash,
+    /// The announcer's peer id.
+    pub me: &'a PeerId,
+    /// The announcer's address: its family is the family of the peers picked.
+    pub me_addr: SocketAddr,
+    /// Whether the announcer is a seeder.
+    pub me_seeder: bool,
+    /// The announcer's PID.
+    pub own: Option<PidIdx>,
+    /// The cost from the announcer's PID to each PID.
+    pub cost: &'a dyn Fn(PidIdx) -> Option<f64>,
+    /// Whether to rank by PID and cost (head mode) or draw at random (plain mode).
+    pub ranked: bool,
+    /// Most peers picked.
+    pub want: usize,
+    /// The ranking policy.
+    pub policy: &'a Policy,
+    /// The time (seconds): expired peers are not picked.
+    pub now: u64,
+}
+
 /// Swarms by info hash.
 #[derive(Debug)]
 pub struct Store {
@@ -226,26 +254,26 @@ impl Store {
             })
     }
 
-    /// Picks up to `want` live peers for `me` (never `me` itself; no seeders for a seeder)
-    /// of the same address family as `me_addr`, ranked by `policy` for the announcer's PID
-    /// `own` with the cost row `cost`; `ranked` false draws at random (plain mode).
-    #[allow(clippy::too_many_arguments)]
+    /// Picks peers for the announcer of `req` into `out`: see [`SelectRequest`].
     pub fn select(
         &self,
-        h: &InfoHash,
-        me: &PeerId,
-        me_addr: SocketAddr,
-        me_seeder: bool,
-        own: Option<PidIdx>,
-        cost: &dyn Fn(PidIdx) -> Option<f64>,
-        ranked: bool,
-        want: usize,
-        policy: &Policy,
-        now: u64,
+        req: &SelectRequest<'_>,
         rng: &mut impl Random,
         out: &mut Vec<StoredPeer>,
     ) {
-        let Some(swarm) = self.swarms.get(h) else {
+        let SelectRequest {
+            info_hash,
+            me,
+            me_addr,
+            me_seeder,
+            own,
+            cost,
+            ranked,
+            want,
+            policy,
+            now,
+        } = *req;
+        let Some(swarm) = self.swarms.get(info_hash) else {
             return;
         };
         let v6 = me_addr.is_ipv6();
@@ -450,16 +478,18 @@ mod tests {
         let me = PeerId([9; 20]);
         let addr: SocketAddr = "127.1.0.9:1".parse().unwrap();
         s.select(
-            &InfoHash([1; 20]),
-            &me,
-            addr,
-            false,
-            Some(1),
-            &|_| None,
-            true,
-            10,
-            &Policy::default(),
-            120,
+            &SelectRequest {
+                info_hash: &InfoHash([1; 20]),
+                me: &me,
+                me_addr: addr,
+                me_seeder: false,
+                own: Some(1),
+                cost: &|_| None,
+                ranked: true,
+                want: 10,
+                policy: &Policy::default(),
+                now: 120,
+            },
             &mut SplitMix64(1),
             &mut out,
         );
@@ -493,16 +523,18 @@ mod tests {
         let me = PeerId([3; 20]);
         let me_addr: SocketAddr = "127.1.0.1:6881".parse().unwrap();
         s.select(
-            &h,
-            &me,
-            me_addr,
-            false,
-            Some(1),
-            &cost,
-            true,
-            10,
-            &Policy { random_share: 0.0 },
-            1,
+            &SelectRequest {
+                info_hash: &h,
+                me: &me,
+                me_addr,
+                me_seeder: false,
+                own: Some(1),
+                cost: &cost,
+                ranked: true,
+                want: 10,
+                policy: &Policy { random_share: 0.0 },
+                now: 1,
+            },
             &mut SplitMix64(3),
             &mut out,
         );
@@ -514,16 +546,18 @@ mod tests {
         );
         out.clear();
         s.select(
-            &h,
-            &PeerId([4; 20]),
-            "127.1.0.2:1".parse().unwrap(),
-            true,
-            Some(1),
-            &cost,
-            true,
-            10,
-            &Policy { random_share: 0.0 },
-            1,
+            &SelectRequest {
+                info_hash: &h,
+                me: &PeerId([4; 20]),
+                me_addr: "127.1.0.2:1".parse().unwrap(),
+                me_seeder: true,
+                own: Some(1),
+                cost: &cost,
+                ranked: true,
+                want: 10,
+                policy: &Policy { random_share: 0.0 },
+                now: 1,
+            },
             &mut SplitMix64(3),
             &mut out,
         );
@@ -540,16 +574,18 @@ mod tests {
             .unwrap();
         out.clear();
         s.select(
-            &h,
-            &me,
-            me_addr,
-            false,
-            Some(1),
-            &cost,
-            true,
-            10,
-            &Policy { random_share: 0.0 },
-            2,
+            &SelectRequest {
+                info_hash: &h,
+                me: &me,
+                me_addr,
+                me_seeder: false,
+                own: Some(1),
+                cost: &cost,
+                ranked: true,
+                want: 10,
+                policy: &Policy { random_share: 0.0 },
+                now: 2,
+            },
             &mut SplitMix64(3),
             &mut out,
         );

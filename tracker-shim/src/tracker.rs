@@ -1,13 +1,15 @@
 //! The tracker's logic with no I/O: announces and scrapes in, bencoded answers out, over a
-//! sharded swarm store and, in head mode, the ALTO maps of the head's PID. The servers in
-//! [`crate::server`] feed it bytes and addresses; the clock and randomness come in.
+//! sharded swarm store and, in head mode, the ALTO maps of the head's PID. The handlers
+//! (`http`, `udp`) feed it bytes and addresses; the clock and randomness come in.
 
 use crate::protocol::announce::{AnnounceRequest, AnnounceResponse, ResponsePeer};
 use crate::protocol::bencode;
 use crate::protocol::scrape::{self, ScrapeCounts};
 use crate::protocol::udp;
 use crate::protocol::{Event, InfoHash, PeerId};
-use crate::store::{Outcome, PeerUpdate, Store, StoreConfig, StoredPeer};
+use crate::store::{
+    Outcome, PeerUpdate, SelectRequest, Store, StoreConfig, StoreError, StoredPeer,
+};
 use alto_model::addr::{canonical, Prefix};
 use alto_model::rank::{Policy, Random};
 use alto_model::{InformationBase, NetworkMap, PidIdx};
@@ -176,6 +178,13 @@ pub struct KnownHead {
     /// Since when it has been head (RFC 3339 UTC: sorts in time order), if the directory
     /// says.
     pub since: Option<String>,
+}
+
+/// What an announce gets: the peers handed out, the swarm's counts, and a warning.
+struct Selected {
+    peers: Vec<ResponsePeer>,
+    counts: ScrapeCounts,
+    warning: Option<String>,
 }
 
 /// The failure reason of a member's tracker (see [`Tracker::set_member`]).
@@ -350,7 +359,11 @@ impl Tracker {
             now,
             rng,
         ) {
-            Ok((peers, counts, warning)) => {
+            Ok(Selected {
+                peers,
+                counts,
+                warning,
+            }) => {
                 let resp = AnnounceResponse {
                     interval: self.config.interval,
                     min_interval: self.config.min_interval,
@@ -368,14 +381,14 @@ impl Tracker {
                 };
                 resp.encode(req.compact, req.no_peer_id, out);
             }
-            Err(reason) => {
+            Err(e) => {
                 self.stats.failures.fetch_add(1, Relaxed);
-                bencode::failure(&reason, out);
+                bencode::failure(&e.to_string(), out);
             }
         }
     }
 
-    /// Records an announce and picks peers; the error is a failure reason.
+    /// Records an announce and picks peers; the error becomes the failure reason.
     #[allow(clippy::too_many_arguments)]
     fn record_and_select(
         &self,
@@ -387,7 +400,7 @@ impl Tracker {
         want: usize,
         now: u64,
         rng: &mut impl Random,
-    ) -> Result<(Vec<ResponsePeer>, ScrapeCounts, Option<String>), String> {
+    ) -> Result<Selected, StoreError> {
         let maps = self.maps();
         let pid_of = |ip: IpAddr| maps.as_ref().and_then(|m| m.network().pid_of(ip));
         let generation = maps.as_ref().map_or(0, |m| m.generation);
@@ -408,28 +421,25 @@ impl Tracker {
             event,
         };
         let mut shard = self.shard(&info_hash).lock().expect("store lock");
-        let outcome = shard
-            .announce(&update, now, &pid_of, generation)
-            .map_err(|e| e.to_string())?;
+        let outcome = shard.announce(&update, now, &pid_of, generation)?;
         let own_client = *self.own_client.read().expect("own client lock");
         let gateway_here = same_head_pid
             && own_client.is_some_and(|g| g != addr.ip() && shard.has_ip(&info_hash, g, own, now));
         let mut peers = Vec::with_capacity(want.min(64));
         if outcome != Outcome::Removed {
-            shard.select(
-                &info_hash,
-                &peer_id,
-                addr,
-                seeder,
+            let req = SelectRequest {
+                info_hash: &info_hash,
+                me: &peer_id,
+                me_addr: addr,
+                me_seeder: seeder,
                 own,
-                &cost,
-                maps.is_some(),
+                cost: &cost,
+                ranked: maps.is_some(),
                 want,
-                &self.config.policy,
+                policy: &self.config.policy,
                 now,
-                rng,
-                &mut peers,
-            );
+            };
+            shard.select(&req, rng, &mut peers);
         }
         if gateway_here {
             peers.retain(|p| pid_of(p.addr.ip()) == own);
@@ -471,7 +481,11 @@ impl Tracker {
                 self.config.max_peers_per_swarm
             )
         });
-        Ok((peers, counts, warning))
+        Ok(Selected {
+            peers,
+            counts,
+            warning,
+        })
     }
 
     /// Tops `peers` up with members other heads reported (cheapest PIDs first), or asks
@@ -577,7 +591,7 @@ impl Tracker {
                     now,
                     rng,
                 ) {
-                    Ok((peers, counts, _)) => {
+                    Ok(Selected { peers, counts, .. }) => {
                         let addrs: Vec<SocketAddr> = peers.iter().map(|p| p.addr).collect();
                         udp::encode_announce(
                             a.transaction_id,
@@ -588,7 +602,7 @@ impl Tracker {
                             out,
                         );
                     }
-                    Err(reason) => fail(a.transaction_id, &reason, out),
+                    Err(e) => fail(a.transaction_id, &e.to_string(), out),
                 }
             }
             Ok(udp::Request::Scrape {

@@ -246,7 +246,7 @@ async fn bad_requests_get_failure_reasons_and_change_nothing() {
         .contains("longer than 600 bytes"));
     let (_, body) = get_from(ip("127.2.0.1"), &scrape_url(&t, &[1, 2, 3]), &[]).await;
     assert_eq!(
-        decode::scrape(&body).unwrap_err(),
+        decode::scrape(&body).unwrap_err().to_string(),
         "too many `info_hash` in one scrape: 3, at most 2"
     );
     let (_, body) = get_from(
@@ -256,7 +256,7 @@ async fn bad_requests_get_failure_reasons_and_change_nothing() {
     )
     .await;
     assert_eq!(
-        decode::scrape(&body).unwrap_err(),
+        decode::scrape(&body).unwrap_err().to_string(),
         "`info_hash` must be 20 bytes, not 3"
     );
     let (s, _) = get_from(ip("127.2.0.1"), &format!("http://{}/nothing", t.addr), &[]).await;
@@ -318,7 +318,7 @@ async fn addresses_come_from_the_connection_unless_trusted() {
         .tracker
         .members(
             &tracker_shim::protocol::InfoHash([1; 20]),
-            tracker_shim::server::now(),
+            alto_web::clock::now(),
         )
         .iter()
         .map(|p| p.addr.to_string())

@@ -62,6 +62,26 @@ pub struct Resource {
 /// Resource ID of the directory.
 pub const DIRECTORY_ID: &str = "directory";
 
+/// Why a network map and cost maps cannot make an information base (RFC 7285 §6.1).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BaseError {
+    /// A cost map's dependent vtag is not the network map's.
+    #[error("cost map `{metric}` was built for another network map")]
+    ForeignCostMap {
+        /// The cost map's metric.
+        metric: String,
+    },
+    /// Two cost maps share a metric: one cost map per cost type and network map (§6.1).
+    #[error("two cost maps for metric `{metric}`")]
+    DuplicateMetric {
+        /// The metric named twice.
+        metric: String,
+    },
+    /// No `routingcost` map, which every ALTO server must offer (§6.1.1.1).
+    #[error("a `routingcost` cost map is required (RFC 7285 §6.1.1.1)")]
+    NoRoutingCost,
+}
+
 /// One network map and the cost maps over it.
 #[derive(Clone, Debug)]
 pub struct InformationBase {
@@ -84,20 +104,21 @@ impl InformationBase {
     /// A base over `network_map`. Cost maps must be for that network map, one per metric
     /// (RFC 7285 §6.1: one cost map per cost type and network map), and `routingcost` must
     /// be among them (§6.1.1.1).
-    pub fn new(network_map: NetworkMap, cost_maps: Vec<CostMap>) -> Result<Self, String> {
+    pub fn new(network_map: NetworkMap, cost_maps: Vec<CostMap>) -> Result<Self, BaseError> {
         for (i, c) in cost_maps.iter().enumerate() {
             if c.network_map_vtag() != &network_map.vtag() {
-                return Err(format!(
-                    "cost map `{}` was built for another network map",
-                    c.metric()
-                ));
+                return Err(BaseError::ForeignCostMap {
+                    metric: c.metric().to_owned(),
+                });
             }
             if cost_maps[..i].iter().any(|o| o.metric() == c.metric()) {
-                return Err(format!("two cost maps for metric `{}`", c.metric()));
+                return Err(BaseError::DuplicateMetric {
+                    metric: c.metric().to_owned(),
+                });
             }
         }
         if !cost_maps.iter().any(|c| c.metric() == cost::ROUTINGCOST) {
-            return Err("a `routingcost` cost map is required (RFC 7285 §6.1.1.1)".into());
+            return Err(BaseError::NoRoutingCost);
         }
         Ok(InformationBase {
             network_map,

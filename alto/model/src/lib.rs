@@ -14,6 +14,7 @@
 //! - [`ird`]: the Information Resource Directory (§9).
 //! - [`base`]: one network map and its cost maps, the resources they make, and the
 //!   filtered-map, endpoint-property and endpoint-cost services.
+//! - [`members`]: the member list a PID Head gives other heads (`GET /members`).
 
 pub mod addr;
 pub mod base;
@@ -24,6 +25,7 @@ pub mod ident;
 pub mod ird;
 pub mod lpm;
 pub mod media;
+pub mod members;
 pub mod messages;
 pub mod network_map;
 pub mod pidhead;

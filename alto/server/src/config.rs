@@ -2,6 +2,7 @@
 //! (RFC 7285 §11.2.1.6 and §11.2.3.6 formats), the listen address and the HTTP limits; or
 //! the embedded loopback topology when no file is given.
 
+use alto_model::addr::{Prefix, PrefixError};
 use alto_model::{CostMap, InformationBase, NetworkMap};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -25,7 +26,8 @@ pub struct Config {
     /// The cost maps, one per metric; `routingcost` is required.
     #[serde(rename = "cost-map")]
     pub cost_maps: Vec<CostMapSource>,
-    /// This server's name in `ALTO-Via` when it forwards (default: its listen address).
+    /// This server's name in `ALTO-Via` when it forwards (default: `alto-` and 8 random hex
+    /// digits, new at every start).
     #[serde(default)]
     pub server_id: Option<String>,
     /// Forwarding stops after this many hops (`ALTO-Hops`).
@@ -217,34 +219,57 @@ pub struct Limits {
 }
 
 /// Parses a prefix such as `10.0.0.0/8` or `2001:db8::/32` (a bare address is a host).
-pub fn parse_prefix(s: &str) -> Result<alto_model::addr::Prefix, String> {
-    alto_model::addr::Prefix::parse_any(s).map_err(|e| e.to_string())
+pub fn parse_prefix(s: &str) -> Result<Prefix, PrefixError> {
+    Prefix::parse_any(s)
+}
+
+/// A setting serde accepts but the server cannot use.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `pid-heads.policy` names no policy.
+    #[error("pid-heads.policy must be `first` or `scored`, not `{0}`")]
+    Policy(String),
+    /// `pid-heads.lease-ttl-secs` is 0.
+    #[error("pid-heads.lease-ttl-secs must be at least 1")]
+    LeaseTtl,
+    /// A trusted proxy is no prefix.
+    #[error("pid-heads.trusted-proxies: {0}")]
+    TrustedProxy(#[source] PrefixError),
+    /// A peer's directory is no `http://` URL.
+    #[error("peer `{0}`: directory must be an http:// URL")]
+    PeerDirectory(String),
+    /// A peer's prefix is no prefix.
+    #[error("peer `{name}`: {source}")]
+    PeerPrefix {
+        /// The peer.
+        name: String,
+        /// Why.
+        #[source]
+        source: PrefixError,
+    },
 }
 
 impl Config {
     /// Checks what serde cannot: policy names, prefixes, URLs.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !["first", "scored"].contains(&self.pid_heads.policy.as_str()) {
-            return Err(format!(
-                "pid-heads.policy must be `first` or `scored`, not `{}`",
-                self.pid_heads.policy
-            ));
+            return Err(ConfigError::Policy(self.pid_heads.policy.clone()));
         }
         if self.pid_heads.lease_ttl_secs == 0 {
-            return Err("pid-heads.lease-ttl-secs must be at least 1".into());
+            return Err(ConfigError::LeaseTtl);
         }
         for p in &self.pid_heads.trusted_proxies {
-            parse_prefix(p).map_err(|e| format!("pid-heads.trusted-proxies: {e}"))?;
+            parse_prefix(p).map_err(ConfigError::TrustedProxy)?;
         }
         for peer in &self.peers {
             if !peer.directory.starts_with("http://") {
-                return Err(format!(
-                    "peer `{}`: directory must be an http:// URL",
-                    peer.name
-                ));
+                return Err(ConfigError::PeerDirectory(peer.name.clone()));
             }
             for p in &peer.prefixes {
-                parse_prefix(p).map_err(|e| format!("peer `{}`: {e}", peer.name))?;
+                parse_prefix(p).map_err(|source| ConfigError::PeerPrefix {
+                    name: peer.name.clone(),
+                    source,
+                })?;
             }
         }
         Ok(())
@@ -341,7 +366,7 @@ fn load_from(
     }
     let base = InformationBase::new(net, costs).map_err(|message| LoadError {
         file: config_name.to_owned(),
-        message,
+        message: message.to_string(),
     })?;
     Ok(Loaded { config, base })
 }

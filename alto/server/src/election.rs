@@ -15,7 +15,7 @@ use std::net::IpAddr;
 
 /// How heads are chosen.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Policy {
+pub enum ElectionPolicy {
     /// The first client to join a PID without a head becomes its head (the draft's).
     First,
     /// Capabilities weighted; see [`Weights`].
@@ -55,7 +55,7 @@ impl Default for Weights {
 #[derive(Clone, Debug)]
 pub struct ElectionConfig {
     /// The policy.
-    pub policy: Policy,
+    pub policy: ElectionPolicy,
     /// Seconds a lease lasts unless renewed.
     pub lease_ttl_secs: u64,
     /// A candidate seen within this many seconds is a standby; presence is continuous while
@@ -68,7 +68,7 @@ pub struct ElectionConfig {
 impl Default for ElectionConfig {
     fn default() -> Self {
         ElectionConfig {
-            policy: Policy::First,
+            policy: ElectionPolicy::First,
             lease_ttl_secs: 30,
             standby_window_secs: 90,
             max_candidates: 64,
@@ -121,7 +121,7 @@ struct PidState {
 
 /// What happened, for counters and logs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
+pub enum ElectionEvent {
     /// A head was elected for the PID.
     Elected {
         /// The PID.
@@ -146,7 +146,7 @@ pub struct Joined {
     /// The PID's live head, if any (the joiner itself when it is head).
     pub head: Option<HeadInfo>,
     /// Elections and lapses the join caused.
-    pub events: Vec<Event>,
+    pub events: Vec<ElectionEvent>,
 }
 
 /// Why a lease request is refused.
@@ -178,6 +178,67 @@ fn score(w: &Weights, c: &Candidate, now: u64) -> f64 {
         + w.distance * closeness
 }
 
+/// The head of `st` as the wire shows it.
+fn info(st: &PidState) -> Option<HeadInfo> {
+    let h = st.head.as_ref()?;
+    Some(HeadInfo {
+        endpoint: alto_model::addr::typed_addr(h.endpoint),
+        tracker: h.tracker.clone(),
+        alto: h.alto.clone(),
+        lease_expires: rfc3339(h.expires),
+        since: Some(rfc3339(h.since)),
+    })
+}
+
+/// The best recent candidate of `st` under `config`, other than `except`.
+fn best(config: &ElectionConfig, st: &PidState, now: u64, except: Option<IpAddr>) -> Option<usize> {
+    let recent = |c: &&Candidate| {
+        now.saturating_sub(c.last_seen) <= config.standby_window_secs && Some(c.endpoint) != except
+    };
+    let indexed = st.candidates.iter().enumerate().filter(|(_, c)| recent(c));
+    match &config.policy {
+        // The longest present candidate: the first of the draft's joiners still around.
+        ElectionPolicy::First => indexed
+            .min_by_key(|(_, c)| (c.first_seen, c.last_seen))
+            .map(|(i, _)| i),
+        ElectionPolicy::Scored(w) => indexed
+            .max_by(|a, b| score(w, a.1, now).total_cmp(&score(w, b.1, now)))
+            .map(|(i, _)| i),
+    }
+}
+
+/// Ends the headship of `st` if its lease lapsed and promotes the best standby. With no
+/// token to give (`new_token` failed) the PID stays without a head until the next join.
+fn expire(
+    config: &ElectionConfig,
+    pid: &str,
+    st: &mut PidState,
+    now: u64,
+    new_token: &mut impl FnMut() -> Option<String>,
+    events: &mut Vec<ElectionEvent>,
+) {
+    let Some(h) = &st.head else { return };
+    if h.expires > now {
+        return;
+    }
+    let lapsed = h.endpoint;
+    events.push(ElectionEvent::Lapsed {
+        pid: pid.to_owned(),
+        endpoint: lapsed,
+    });
+    st.head = None;
+    let Some(c) = best(config, st, now, Some(lapsed)).map(|i| &st.candidates[i]) else {
+        return;
+    };
+    let Some(token) = new_token() else { return };
+    let endpoint = c.endpoint;
+    st.head = Some(Headship::of(c, token, now, now + config.lease_ttl_secs));
+    events.push(ElectionEvent::Elected {
+        pid: pid.to_owned(),
+        endpoint,
+    });
+}
+
 impl Registry {
     /// An empty registry.
     pub fn new(config: ElectionConfig) -> Self {
@@ -192,82 +253,24 @@ impl Registry {
         &self.config
     }
 
-    fn info(&self, st: &PidState) -> Option<HeadInfo> {
-        let h = st.head.as_ref()?;
-        Some(HeadInfo {
-            endpoint: alto_model::addr::typed_addr(h.endpoint),
-            tracker: h.tracker.clone(),
-            alto: h.alto.clone(),
-            lease_expires: rfc3339(h.expires),
-            since: Some(rfc3339(h.since)),
-        })
-    }
-
-    /// The best recent candidate of `st` under the policy, other than `except`.
-    fn best(&self, st: &PidState, now: u64, except: Option<IpAddr>) -> Option<usize> {
-        let recent = |c: &&Candidate| {
-            now.saturating_sub(c.last_seen) <= self.config.standby_window_secs
-                && Some(c.endpoint) != except
-        };
-        let indexed = st.candidates.iter().enumerate().filter(|(_, c)| recent(c));
-        match &self.config.policy {
-            // The longest present candidate: the first of the draft's joiners still around.
-            Policy::First => indexed
-                .min_by_key(|(_, c)| (c.first_seen, c.last_seen))
-                .map(|(i, _)| i),
-            Policy::Scored(w) => indexed
-                .max_by(|a, b| score(w, a.1, now).total_cmp(&score(w, b.1, now)))
-                .map(|(i, _)| i),
-        }
-    }
-
-    /// Ends lapsed leases and promotes standbys; call it often (the server does every second).
-    pub fn tick(&mut self, now: u64, mut new_token: impl FnMut() -> String) -> Vec<Event> {
+    /// Ends lapsed leases and promotes standbys; call it often (the server does four times
+    /// a second). `new_token` gives the promoted standby's token; `None` (no randomness at
+    /// hand) leaves that PID without a head.
+    pub fn tick(
+        &mut self,
+        now: u64,
+        mut new_token: impl FnMut() -> Option<String>,
+    ) -> Vec<ElectionEvent> {
         let mut events = Vec::new();
-        let names: Vec<String> = self.pids.keys().cloned().collect();
-        for pid in names {
-            self.expire(&pid, now, &mut new_token, &mut events);
+        for (pid, st) in &mut self.pids {
+            expire(&self.config, pid, st, now, &mut new_token, &mut events);
         }
         events
     }
 
-    fn expire(
-        &mut self,
-        pid: &str,
-        now: u64,
-        new_token: &mut impl FnMut() -> String,
-        events: &mut Vec<Event>,
-    ) {
-        let Some(st) = self.pids.get(pid) else { return };
-        let Some(h) = &st.head else { return };
-        if h.expires > now {
-            return;
-        }
-        let lapsed = h.endpoint;
-        events.push(Event::Lapsed {
-            pid: pid.to_owned(),
-            endpoint: lapsed,
-        });
-        let next = self.best(st, now, Some(lapsed));
-        let st = self.pids.get_mut(pid).expect("present");
-        st.head = None;
-        if let Some(i) = next {
-            let c = &st.candidates[i];
-            st.head = Some(Headship::of(
-                c,
-                new_token(),
-                now,
-                now + self.config.lease_ttl_secs,
-            ));
-            events.push(Event::Elected {
-                pid: pid.to_owned(),
-                endpoint: c.endpoint,
-            });
-        }
-    }
-
     /// A join from `endpoint` (already checked to be the request's source and inside `pid`),
-    /// with the round trip the server measured to it.
+    /// with the round trip the server measured to it. When `new_token` yields `None` nobody
+    /// is elected and the joiner gets no lease; the caller tells it the server failed.
     pub fn join(
         &mut self,
         pid: &str,
@@ -275,14 +278,14 @@ impl Registry {
         endpoint: IpAddr,
         distance_ms: Option<f64>,
         now: u64,
-        mut new_token: impl FnMut() -> String,
+        mut new_token: impl FnMut() -> Option<String>,
     ) -> Joined {
         let mut events = Vec::new();
-        self.expire(pid, now, &mut new_token, &mut events);
-        let window = self.config.standby_window_secs;
-        let max = self.config.max_candidates;
-        let ttl = self.config.lease_ttl_secs;
+        let config = &self.config;
+        let window = config.standby_window_secs;
+        let ttl = config.lease_ttl_secs;
         let st = self.pids.entry(pid.to_owned()).or_default();
+        expire(config, pid, st, now, &mut new_token, &mut events);
         match st.candidates.iter_mut().find(|c| c.endpoint == endpoint) {
             Some(c) => {
                 if now.saturating_sub(c.last_seen) > window {
@@ -297,7 +300,7 @@ impl Registry {
                 }
             }
             None => {
-                if st.candidates.len() >= max {
+                if st.candidates.len() >= config.max_candidates {
                     // Forget the candidate seen longest ago, never the head.
                     let head = st.head.as_ref().map(|h| h.endpoint);
                     let oldest = st
@@ -322,10 +325,9 @@ impl Registry {
                 });
             }
         }
-        let st = &self.pids[pid];
-        let elect = match (&st.head, &self.config.policy) {
+        let elect = match (&st.head, &config.policy) {
             (None, _) => true,
-            (Some(h), Policy::Scored(w)) if h.endpoint != endpoint => {
+            (Some(h), ElectionPolicy::Scored(w)) if h.endpoint != endpoint => {
                 let head_score = st
                     .candidates
                     .iter()
@@ -340,14 +342,15 @@ impl Registry {
             }
             _ => false,
         };
-        let st = self.pids.get_mut(pid).expect("present");
         if elect {
             if let Some(c) = st.candidates.iter().find(|c| c.endpoint == endpoint) {
-                st.head = Some(Headship::of(c, new_token(), now, now + ttl));
-                events.push(Event::Elected {
-                    pid: pid.to_owned(),
-                    endpoint,
-                });
+                if let Some(token) = new_token() {
+                    st.head = Some(Headship::of(c, token, now, now + ttl));
+                    events.push(ElectionEvent::Elected {
+                        pid: pid.to_owned(),
+                        endpoint,
+                    });
+                }
             }
         }
         let lease = match &mut st.head {
@@ -355,10 +358,22 @@ impl Registry {
                 // The head's URLs follow its latest join.
                 h.tracker = req.tracker.clone();
                 h.alto = req.alto_url();
-                if h.told {
-                    // A head that joins again lost its token, or restarted: a fresh one.
-                    h.token = new_token();
-                    h.expires = now + ttl;
+                // A head that joins again lost its token, or restarted: a fresh one. Without
+                // one it keeps the old lease, but is not given it again.
+                let fresh = if h.told { new_token() } else { None };
+                match fresh {
+                    Some(token) => {
+                        h.token = token;
+                        h.expires = now + ttl;
+                    }
+                    None if h.told => {
+                        return Joined {
+                            lease: None,
+                            head: info(st),
+                            events,
+                        }
+                    }
+                    None => {}
                 }
                 h.told = true;
                 Some(Lease {
@@ -368,10 +383,9 @@ impl Registry {
             }
             _ => None,
         };
-        let head = self.info(&self.pids[pid]);
         Joined {
             lease,
-            head,
+            head: info(st),
             events,
         }
     }
@@ -383,50 +397,69 @@ impl Registry {
         source: IpAddr,
         now: u64,
     ) -> Result<(String, Lease, HeadInfo), LeaseError> {
-        let pid = self.find(token, source, now)?;
         let ttl = self.config.lease_ttl_secs;
-        let st = self.pids.get_mut(&pid).expect("found");
-        let h = st.head.as_mut().expect("found");
+        let (pid, st) = self.find(token, source, now)?;
+        let Some(h) = st.head.as_mut() else {
+            return Err(LeaseError::Unknown);
+        };
         h.expires = now + ttl;
-        if let Some(c) = st.candidates.iter_mut().find(|c| c.endpoint == h.endpoint) {
-            c.last_seen = now;
-        }
         let lease = Lease {
             token: h.token.clone(),
             ttl_secs: ttl,
         };
-        let info = self.info(&self.pids[&pid]).ok_or(LeaseError::Unknown)?;
-        Ok((pid, lease, info))
+        let me = h.endpoint;
+        if let Some(c) = st.candidates.iter_mut().find(|c| c.endpoint == me) {
+            c.last_seen = now;
+        }
+        let head = info(st).ok_or(LeaseError::Unknown)?;
+        Ok((pid, lease, head))
     }
 
-    /// Gives up the lease of `token`; the best standby, if any, is made head at once.
+    /// Gives up the lease of `token`; the best standby, if any, is made head at once (unless
+    /// `new_token` yields `None`: then the PID waits for its next join).
     pub fn resign(
         &mut self,
         token: &str,
         source: IpAddr,
         now: u64,
-        new_token: impl FnMut() -> String,
-    ) -> Result<(String, Vec<Event>), LeaseError> {
-        let pid = self.find(token, source, now)?;
-        let st = self.pids.get_mut(&pid).expect("found");
-        let h = st.head.as_mut().expect("found");
+        mut new_token: impl FnMut() -> Option<String>,
+    ) -> Result<(String, Vec<ElectionEvent>), LeaseError> {
+        let config = &self.config;
+        let (pid, st) = Self::find_in(&mut self.pids, token, source, now)?;
+        let Some(h) = st.head.as_mut() else {
+            return Err(LeaseError::Unknown);
+        };
         h.expires = now; // lapse now
         let me = h.endpoint;
         // A resigning head is no standby for its own PID.
         st.candidates.retain(|c| c.endpoint != me);
         let mut events = Vec::new();
-        let mut new_token = new_token;
-        self.expire(&pid, now, &mut new_token, &mut events);
-        events.retain(|e| !matches!(e, Event::Lapsed { .. }));
+        expire(config, &pid, st, now, &mut new_token, &mut events);
+        events.retain(|e| !matches!(e, ElectionEvent::Lapsed { .. }));
         Ok((pid, events))
     }
 
-    fn find(&self, token: &str, source: IpAddr, now: u64) -> Result<String, LeaseError> {
-        for (pid, st) in &self.pids {
+    /// The PID and state whose live lease has `token`, if `source` holds it.
+    fn find(
+        &mut self,
+        token: &str,
+        source: IpAddr,
+        now: u64,
+    ) -> Result<(String, &mut PidState), LeaseError> {
+        Self::find_in(&mut self.pids, token, source, now)
+    }
+
+    fn find_in<'a>(
+        pids: &'a mut HashMap<String, PidState>,
+        token: &str,
+        source: IpAddr,
+        now: u64,
+    ) -> Result<(String, &'a mut PidState), LeaseError> {
+        for (pid, st) in pids.iter_mut() {
             if let Some(h) = &st.head {
                 if h.token == token && h.expires > now {
                     return if h.endpoint == source {
-                        Ok(pid.clone())
+                        Ok((pid.clone(), st))
                     } else {
                         Err(LeaseError::WrongEndpoint)
                     };
@@ -440,7 +473,7 @@ impl Registry {
     pub fn head(&self, pid: &str, now: u64) -> Option<HeadInfo> {
         let st = self.pids.get(pid)?;
         st.head.as_ref().filter(|h| h.expires > now)?;
-        self.info(st)
+        info(st)
     }
 
     /// Every PID with a live head, sorted by PID.
@@ -457,44 +490,6 @@ impl Registry {
     /// Forgets PIDs that the network map no longer has.
     pub fn retain_pids(&mut self, keep: impl Fn(&str) -> bool) {
         self.pids.retain(|p, _| keep(p));
-    }
-}
-
-/// Joins allowed per source: a token bucket of `burst` joins refilled at `per_sec`.
-#[derive(Debug)]
-pub struct RateLimit {
-    burst: f64,
-    per_sec: f64,
-    buckets: HashMap<IpAddr, (f64, f64)>,
-}
-
-impl RateLimit {
-    /// A limiter.
-    pub fn new(burst: f64, per_sec: f64) -> Self {
-        RateLimit {
-            burst,
-            per_sec,
-            buckets: HashMap::new(),
-        }
-    }
-
-    /// Takes one join for `source` at `now` (seconds, fractional); `false` when over the
-    /// limit, with nothing taken.
-    pub fn allow(&mut self, source: IpAddr, now: f64) -> bool {
-        if self.buckets.len() > 100_000 {
-            let (burst, rate) = (self.burst, self.per_sec);
-            self.buckets
-                .retain(|_, (tokens, at)| *tokens + (now - *at) * rate < burst);
-        }
-        let (tokens, at) = self.buckets.entry(source).or_insert((self.burst, now));
-        *tokens = (*tokens + (now - *at) * self.per_sec).min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
     }
 }
 
@@ -516,11 +511,11 @@ mod tests {
         (r, ip.parse().unwrap())
     }
 
-    fn tokens() -> impl FnMut() -> String {
+    fn tokens() -> impl FnMut() -> Option<String> {
         let mut n = 0;
         move || {
             n += 1;
-            format!("t{n}")
+            Some(format!("t{n}"))
         }
     }
 
@@ -540,7 +535,7 @@ mod tests {
         );
         assert_eq!(
             j.events,
-            [Event::Elected {
+            [ElectionEvent::Elected {
                 pid: "PID1".into(),
                 endpoint: ia
             }]
@@ -573,11 +568,11 @@ mod tests {
         assert_eq!(
             ev,
             [
-                Event::Lapsed {
+                ElectionEvent::Lapsed {
                     pid: "PID1".into(),
                     endpoint: ia
                 },
-                Event::Elected {
+                ElectionEvent::Elected {
                     pid: "PID1".into(),
                     endpoint: ib
                 }
@@ -606,7 +601,7 @@ mod tests {
         let ev = r.tick(200, &mut t);
         assert_eq!(
             ev,
-            [Event::Lapsed {
+            [ElectionEvent::Lapsed {
                 pid: "PID1".into(),
                 endpoint: ib
             }]
@@ -632,7 +627,7 @@ mod tests {
             (pid.as_str(), ev),
             (
                 "PID1",
-                vec![Event::Elected {
+                vec![ElectionEvent::Elected {
                     pid: "PID1".into(),
                     endpoint: ib
                 }]
@@ -644,7 +639,7 @@ mod tests {
     #[test]
     fn scored_policy_weighs_capabilities_with_hysteresis() {
         let cfg = ElectionConfig {
-            policy: Policy::Scored(Weights::default()),
+            policy: ElectionPolicy::Scored(Weights::default()),
             ..ElectionConfig::default()
         };
         let mut r = Registry::new(cfg);
@@ -666,7 +661,7 @@ mod tests {
         );
         // Measured presence counts: after hours, the long-present head is hard to unseat.
         let mut r = Registry::new(ElectionConfig {
-            policy: Policy::Scored(Weights::default()),
+            policy: ElectionPolicy::Scored(Weights::default()),
             standby_window_secs: 1_000_000,
             ..ElectionConfig::default()
         });
@@ -685,7 +680,7 @@ mod tests {
             .is_none());
         // Distance is the server's measure: a far candidate loses against a near one.
         let mut r = Registry::new(ElectionConfig {
-            policy: Policy::Scored(Weights {
+            policy: ElectionPolicy::Scored(Weights {
                 hysteresis: 0.0,
                 ..Weights::default()
             }),
@@ -729,12 +724,28 @@ mod tests {
     }
 
     #[test]
-    fn rate_limit_refills() {
-        let mut l = RateLimit::new(2.0, 1.0);
-        let ip: IpAddr = "127.1.0.1".parse().unwrap();
-        assert!(l.allow(ip, 0.0) && l.allow(ip, 0.0));
-        assert!(!l.allow(ip, 0.1));
-        assert!(l.allow("127.1.0.2".parse().unwrap(), 0.1));
-        assert!(l.allow(ip, 1.2));
+    fn without_tokens_nobody_is_elected_and_no_lease_is_handed_out() {
+        let mut r = Registry::new(ElectionConfig::default());
+        let none = || None::<String>;
+        let (a, ia) = req("127.1.0.1", 1e9);
+        let j = r.join("PID1", &a, ia, None, 0, none);
+        assert_eq!((j.lease, j.head, j.events), (None, None, vec![]));
+        // With tokens again, the next join elects; a later failure keeps the lease unrevealed.
+        let j = r.join("PID1", &a, ia, None, 1, tokens());
+        assert!(j.lease.is_some());
+        assert_eq!(r.join("PID1", &a, ia, None, 2, none).lease, None);
+        assert_eq!(r.head("PID1", 2).unwrap().endpoint, "ipv4:127.1.0.1");
+        // A lapse with no token for the standby leaves the PID headless.
+        let (b, ib) = req("127.1.0.2", 1e9);
+        r.join("PID1", &b, ib, None, 3, none);
+        let ev = r.tick(31, none);
+        assert_eq!(
+            ev,
+            [ElectionEvent::Lapsed {
+                pid: "PID1".into(),
+                endpoint: ia
+            }]
+        );
+        assert!(r.head("PID1", 31).is_none());
     }
 }

@@ -45,14 +45,14 @@ async fn main() -> anyhow::Result<()> {
     let app = match App::new(source.clone()) {
         Ok(app) => app,
         Err(e) => {
-            eprintln!("alto-server: cannot load the maps: {e}");
+            eprintln!("alto-server: {e}");
             std::process::exit(1);
         }
     };
     let configured = source
         .load()
         .map(|l| l.config.listen)
-        .unwrap_or_else(|_| "127.0.0.1:7285".parse().expect("addr"));
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7285)));
     let listen = args.listen.unwrap_or(configured);
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,

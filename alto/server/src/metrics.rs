@@ -1,10 +1,12 @@
-//! Counters for `GET /metrics` in the Prometheus text format, covering what RFC 7971 §3.4.3
-//! asks an ALTO operator to monitor: requests, responses and bytes per resource, errors by
-//! code, map versions and reloads, and the size of the maps (PIDs, prefixes, cost pairs).
+//! Every counter behind `GET /metrics` and every renderer of it, in the Prometheus text
+//! format (written with [`alto_web::prometheus::Text`]), covering what RFC 7971 §3.4.3 asks
+//! an ALTO operator to monitor: requests, responses and bytes per resource, errors by code,
+//! map versions and reloads, the size of the maps (PIDs, prefixes, cost pairs), and the PID
+//! Head extension's joins, elections, lapses and forwarding.
 
 use alto_model::{ErrorCode, InformationBase};
+use alto_web::prometheus::{Kind, Text};
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
@@ -64,11 +66,14 @@ impl Metrics {
 
     /// Counts an ALTO error response by its code.
     pub fn error(&self, code: ErrorCode) {
-        let i = ErrorCode::ALL
+        // `ALL` lists every code; a code added later without a slot is not counted.
+        if let Some(slot) = ErrorCode::ALL
             .iter()
             .position(|&c| c == code)
-            .expect("listed");
-        self.errors[i].fetch_add(1, Relaxed);
+            .and_then(|i| self.errors.get(i))
+        {
+            slot.fetch_add(1, Relaxed);
+        }
     }
 
     /// Counts a reload attempt; a successful one starts a new map generation.
@@ -94,7 +99,13 @@ impl Metrics {
 
     /// Renders every counter and the gauges of `base` in the Prometheus text format.
     pub fn render(&self, base: &InformationBase) -> String {
-        let mut out = String::with_capacity(4096);
+        let mut text = Text::new();
+        self.write(&mut text, base);
+        text.finish()
+    }
+
+    /// Writes every counter and the gauges of `base` to `text`.
+    pub fn write(&self, text: &mut Text, base: &InformationBase) {
         let mut owned: Vec<(String, Arc<ResourceCounters>)> = self
             .resources
             .lock()
@@ -126,88 +137,184 @@ impl Metrics {
             ),
         ];
         for (name, help, field) in per_resource {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            text.family(name, Kind::Counter, help);
             for (id, r) in &resources {
-                let _ = writeln!(
-                    out,
-                    "{name}{{resource=\"{id}\"}} {}",
-                    field(r).load(Relaxed)
-                );
+                text.sample(name, &[("resource", id)], field(r).load(Relaxed));
             }
         }
-        out.push_str("# HELP alto_responses_total Responses sent, by resource ID and HTTP status.\n# TYPE alto_responses_total counter\n");
+        let name = "alto_responses_total";
+        text.family(
+            name,
+            Kind::Counter,
+            "Responses sent, by resource ID and HTTP status.",
+        );
         for (id, r) in &resources {
             for (k, s) in STATUSES.iter().enumerate() {
                 let n = r.by_status[k].load(Relaxed);
                 if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "alto_responses_total{{resource=\"{id}\",status=\"{s}\"}} {n}"
-                    );
+                    let status = s.to_string();
+                    text.sample(name, &[("resource", id), ("status", &status)], n);
                 }
             }
         }
-        out.push_str("# HELP alto_errors_total ALTO error responses, by RFC 7285 error code.\n# TYPE alto_errors_total counter\n");
-        for (i, code) in ErrorCode::ALL.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "alto_errors_total{{code=\"{}\"}} {}",
-                code.as_str(),
-                self.errors[i].load(Relaxed)
-            );
+        let name = "alto_errors_total";
+        text.family(
+            name,
+            Kind::Counter,
+            "ALTO error responses, by RFC 7285 error code.",
+        );
+        for (code, n) in ErrorCode::ALL.iter().zip(&self.errors) {
+            text.sample(name, &[("code", code.as_str())], n.load(Relaxed));
         }
-        out.push_str("# HELP alto_reloads_total Map reloads, by result.\n# TYPE alto_reloads_total counter\n");
-        let _ = writeln!(
-            out,
-            "alto_reloads_total{{result=\"ok\"}} {}",
-            self.reloads_ok.load(Relaxed)
+        let name = "alto_reloads_total";
+        text.family(name, Kind::Counter, "Map reloads, by result.")
+            .sample(name, &[("result", "ok")], self.reloads_ok.load(Relaxed))
+            .sample(
+                name,
+                &[("result", "failed")],
+                self.reloads_failed.load(Relaxed),
+            );
+        text.single(
+            "alto_map_generation",
+            Kind::Gauge,
+            "Maps served: 0 at start, +1 per successful reload.",
+            self.generation(),
         );
-        let _ = writeln!(
-            out,
-            "alto_reloads_total{{result=\"failed\"}} {}",
-            self.reloads_failed.load(Relaxed)
-        );
-        out.push_str("# HELP alto_map_generation Maps served: 0 at start, +1 per successful reload.\n# TYPE alto_map_generation gauge\n");
-        let _ = writeln!(out, "alto_map_generation {}", self.generation());
-        out.push_str("# HELP alto_map_info Version tag of each map served (value is always 1).\n# TYPE alto_map_info gauge\n");
+        let name = "alto_map_info";
         let net = base.network_map();
-        let _ = writeln!(
-            out,
-            "alto_map_info{{resource=\"{}\",vtag=\"{}\"}} 1",
-            net.resource_id(),
-            net.tag()
+        text.family(
+            name,
+            Kind::Gauge,
+            "Version tag of each map served (value is always 1).",
+        )
+        .sample(
+            name,
+            &[("resource", net.resource_id()), ("vtag", net.tag())],
+            1,
         );
         for c in base.cost_maps() {
-            let _ = writeln!(
-                out,
-                "alto_map_info{{resource=\"cost-map-{}\",vtag=\"{}\"}} 1",
-                c.metric(),
-                c.tag()
-            );
+            let id = format!("cost-map-{}", c.metric());
+            text.sample(name, &[("resource", &id), ("vtag", c.tag())], 1);
         }
-        out.push_str("# HELP alto_pids PIDs in the network map.\n# TYPE alto_pids gauge\n");
-        let _ = writeln!(out, "alto_pids {}", net.pids().len());
-        out.push_str(
-            "# HELP alto_prefixes Prefixes in the network map.\n# TYPE alto_prefixes gauge\n",
+        text.single(
+            "alto_pids",
+            Kind::Gauge,
+            "PIDs in the network map.",
+            net.pids().len(),
         );
-        let _ = writeln!(out, "alto_prefixes {}", net.prefix_count());
-        out.push_str("# HELP alto_cost_pairs PID pairs with a cost, by metric.\n# TYPE alto_cost_pairs gauge\n");
+        text.single(
+            "alto_prefixes",
+            Kind::Gauge,
+            "Prefixes in the network map.",
+            net.prefix_count(),
+        );
+        let name = "alto_cost_pairs";
+        text.family(name, Kind::Gauge, "PID pairs with a cost, by metric.");
         for c in base.cost_maps() {
-            let _ = writeln!(
-                out,
-                "alto_cost_pairs{{metric=\"{}\"}} {}",
-                c.metric(),
-                c.pair_count()
-            );
+            text.sample(name, &[("metric", c.metric())], c.pair_count());
         }
-        out.push_str("# HELP alto_requests_in_flight Requests being answered.\n# TYPE alto_requests_in_flight gauge\n");
-        let _ = writeln!(
-            out,
-            "alto_requests_in_flight {}",
-            self.in_flight.load(Relaxed)
+        text.single(
+            "alto_requests_in_flight",
+            Kind::Gauge,
+            "Requests being answered.",
+            self.in_flight.load(Relaxed),
         );
-        out
     }
+}
+
+/// Counters of the PID Head extension: joins and elections (`pidhead`), forwarding and
+/// cascading (`forward`). They live across map reloads.
+#[derive(Debug, Default)]
+pub struct HeadCounters {
+    /// Joins accepted.
+    pub joins: AtomicU64,
+    /// Joins refused by the per-source limit.
+    pub joins_limited: AtomicU64,
+    /// Heads elected.
+    pub elections: AtomicU64,
+    /// Leases that lapsed.
+    pub lapses: AtomicU64,
+    /// Queries forwarded to heads.
+    pub forwarded: AtomicU64,
+    /// Head answers relayed to clients.
+    pub relayed: AtomicU64,
+    /// Forwarded queries the server answered itself because the head failed.
+    pub fallback: AtomicU64,
+    /// Queries cascaded to other ALTO servers.
+    pub cascaded: AtomicU64,
+    /// Forwarding refused: a loop, or no hops left.
+    pub loops: AtomicU64,
+}
+
+impl HeadCounters {
+    /// Writes the counters, and `live_heads` (PIDs with a live head), to `text`.
+    pub fn write(&self, text: &mut Text, live_heads: usize) {
+        for (name, help, v) in [
+            ("alto_pidhead_joins_total", "Joins accepted.", &self.joins),
+            (
+                "alto_pidhead_joins_limited_total",
+                "Joins refused by the per-source limit.",
+                &self.joins_limited,
+            ),
+            (
+                "alto_pidhead_elections_total",
+                "PID Heads elected.",
+                &self.elections,
+            ),
+            (
+                "alto_pidhead_lapses_total",
+                "Head leases that lapsed.",
+                &self.lapses,
+            ),
+            (
+                "alto_forwarded_total",
+                "Queries forwarded to PID Heads.",
+                &self.forwarded,
+            ),
+            (
+                "alto_relayed_total",
+                "Head answers relayed to clients (head-answered queries).",
+                &self.relayed,
+            ),
+            (
+                "alto_fallback_total",
+                "Forwarded or cascaded queries answered locally after a failure.",
+                &self.fallback,
+            ),
+            (
+                "alto_cascaded_total",
+                "Queries cascaded to other ALTO servers.",
+                &self.cascaded,
+            ),
+            (
+                "alto_forward_refused_total",
+                "Forwarding refused: a loop or no hops left.",
+                &self.loops,
+            ),
+        ] {
+            text.single(name, Kind::Counter, help, v.load(Relaxed));
+        }
+        text.single(
+            "alto_pidheads",
+            Kind::Gauge,
+            "PIDs with a live head.",
+            live_heads,
+        );
+    }
+}
+
+/// The whole `GET /metrics` page: the server's counters and the gauges of `base`, then the
+/// PID Head extension's counters and `live_heads`.
+pub fn page(
+    metrics: &Metrics,
+    base: &InformationBase,
+    heads: &HeadCounters,
+    live_heads: usize,
+) -> String {
+    let mut text = Text::new();
+    metrics.write(&mut text, base);
+    heads.write(&mut text, live_heads);
+    text.finish()
 }
 
 /// Marks a request in flight until dropped.

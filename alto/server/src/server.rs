@@ -1,29 +1,51 @@
 //! The HTTP side of the ALTO server (RFC 7285 §8 over HTTP/1.1 with hyper): routing by the
 //! directory's paths, media types and `Accept`/`Content-Type` handling (§8.3), `ETag` and
 //! `If-None-Match` with explicit freshness (§8.3.3), body limits, error responses (§8.5),
-//! atomic map reloads and graceful shutdown.
+//! atomic map reloads and graceful shutdown. A query is decoded once ([`crate::query`]),
+//! offered to [`crate::forward`], and otherwise answered here.
 
+use crate::answer::{server_fault, Fault};
 use crate::config::{Limits, LoadError, Source};
-use crate::heads::{Heads, Query};
-use crate::metrics::{Metrics, ResourceCounters};
+use crate::forward::Forwarder;
+use crate::metrics::{self, HeadCounters, Metrics, ResourceCounters};
+use crate::pidhead::{Heads, TokenError};
+use crate::query::{AltoQuery, AnswerError};
 use alto_model::ird::{Capabilities, IrdResourceEntry};
-use alto_model::messages::{
-    ReqEndpointCostMap, ReqEndpointProp, ReqFilteredCostMap, ReqFilteredNetworkMap,
-};
-use alto_model::{media, pidhead, AltoError, CostMode, InformationBase, Resource, ResourceKind};
+use alto_model::{pidhead, AltoError, CostMode, InformationBase, Resource, ResourceKind};
+use alto_web::prometheus;
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{HeaderMap, HeaderValue};
 use http::{Request, StatusCode};
 use hyper::body::Body;
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use alto_web::HttpResponse;
 use alto_web::{self as web, simple};
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration or a map cannot be served.
+    #[error("cannot load the maps: {0}")]
+    Load(#[from] LoadError),
+    /// No `server-id` is configured and no random one could be made.
+    #[error("cannot name the server for ALTO-Via: {0}")]
+    ServerId(#[from] TokenError),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// One resource as served: its counters, its ETag and, for GET resources, its body, made
 /// on first request and kept for the life of the maps.
@@ -41,6 +63,8 @@ pub struct Snapshot {
     limits: Limits,
     routes: HashMap<String, usize>,
     served: Vec<Served>,
+    /// `Cache-Control` of GET answers, made once per load.
+    cache_control: HeaderValue,
 }
 
 impl Snapshot {
@@ -96,11 +120,14 @@ impl Snapshot {
                 body: OnceLock::new(),
             });
         }
+        let cache_control =
+            HeaderValue::from_str(&format!("max-age={}", limits.max_age_secs)).expect("digits");
         let mut snap = Snapshot {
             base,
             limits,
             routes,
             served,
+            cache_control,
         };
         // The directory is small and its ETag is a hash of its body: make it now.
         if let Some(i) = snap
@@ -155,23 +182,24 @@ impl Snapshot {
         &self.base
     }
 
-    fn get_body(&self, i: usize) -> Bytes {
+    /// The body of GET resource `i`, made on its first request and kept.
+    fn get_body(&self, i: usize) -> Result<Bytes, Fault> {
         let s = &self.served[i];
-        s.body
-            .get_or_init(|| {
-                let mut out = Vec::new();
-                match s.res.kind {
-                    ResourceKind::NetworkMap => {
-                        serde_json::to_writer(&mut out, &self.base.full_network_map())
-                            .expect("serializes")
-                    }
-                    ResourceKind::CostMap { metric, mode } => self.base.cost_maps()[metric]
-                        .write_full_json(self.base.network_map(), mode, &mut out),
-                    _ => unreachable!("only GET resources have a stored body"),
-                }
-                Bytes::from(out)
-            })
-            .clone()
+        if let Some(body) = s.body.get() {
+            return Ok(body.clone());
+        }
+        let mut out = Vec::new();
+        match s.res.kind {
+            ResourceKind::NetworkMap => {
+                serde_json::to_writer(&mut out, &self.base.full_network_map())
+                    .map_err(Fault::new)?
+            }
+            ResourceKind::CostMap { metric, mode } => self.base.cost_maps()[metric]
+                .write_full_json(self.base.network_map(), mode, &mut out),
+            _ => return Err(Fault::new(format!("{} has no stored body", s.res.id))),
+        }
+        // Two first requests may race: both bodies are equal, either is kept.
+        Ok(s.body.get_or_init(|| Bytes::from(out)).clone())
     }
 }
 
@@ -180,6 +208,7 @@ struct Inner {
     current: RwLock<Arc<Snapshot>>,
     metrics: Arc<Metrics>,
     heads: Heads,
+    forwarder: Forwarder,
 }
 
 /// The ALTO server: shared state behind a cheap handle.
@@ -190,11 +219,13 @@ pub struct App {
 
 impl App {
     /// Loads the configuration and maps from `source`.
-    pub fn new(source: Source) -> Result<Self, LoadError> {
+    pub fn new(source: Source) -> Result<Self, StartError> {
         let loaded = source.load()?;
         let metrics = Arc::new(Metrics::default());
         let limits = loaded.limits();
-        let heads = Heads::new(&loaded.config);
+        let counters = Arc::new(HeadCounters::default());
+        let heads = Heads::new(&loaded.config, counters.clone());
+        let forwarder = Forwarder::new(&loaded.config, counters)?;
         let snap = Snapshot::new(loaded.base, limits, &metrics, &heads);
         Ok(App {
             inner: Arc::new(Inner {
@@ -202,6 +233,7 @@ impl App {
                 current: RwLock::new(Arc::new(snap)),
                 metrics,
                 heads,
+                forwarder,
             }),
         })
     }
@@ -214,6 +246,18 @@ impl App {
     /// The server's counters.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// The page of `GET /metrics`: every counter and gauge of the server and the PID Head
+    /// extension in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let snap = self.snapshot();
+        metrics::page(
+            &self.inner.metrics,
+            &snap.base,
+            self.inner.heads.counters(),
+            self.inner.heads.live(),
+        )
     }
 
     /// Reads the configuration and maps again and swaps them in at once. On any defect the
@@ -235,9 +279,14 @@ impl App {
         Ok(())
     }
 
-    /// The PID Head extension's state.
+    /// The PID Head election's state.
     pub fn heads(&self) -> &Heads {
         &self.inner.heads
+    }
+
+    /// Forwarding to heads and peer servers.
+    pub fn forwarder(&self) -> &Forwarder {
+        &self.inner.forwarder
     }
 
     /// Answers one request. `remote` is the client's address, used by the endpoint cost
@@ -251,9 +300,11 @@ impl App {
         let snap = self.snapshot();
         let path = req.uri().path();
         if path == "/metrics" {
-            let mut text = self.inner.metrics.render(&snap.base);
-            self.inner.heads.render(&mut text);
-            return simple(StatusCode::OK, "text/plain; version=0.0.4", text);
+            return simple(
+                StatusCode::OK,
+                prometheus::CONTENT_TYPE,
+                self.metrics_text(),
+            );
         }
         let Some(&i) = snap.routes.get(path) else {
             self.inner.metrics.unknown_path.request(0);
@@ -298,16 +349,15 @@ impl App {
                     return (resp, 0);
                 }
             };
-        if res.kind == ResourceKind::HeadDirectory {
-            return (self.inner.heads.directory(&snap.base, &parts.headers), 0);
-        }
-        if res.accepts.is_none() {
-            return (self.get(snap, i, &parts.headers), 0);
-        }
-        let n = bytes.len();
-        let client = remote.ip();
         let base = &snap.base;
         let heads = &self.inner.heads;
+        let client = remote.ip();
+        match res.kind {
+            ResourceKind::HeadDirectory => return (heads.directory(base, &parts.headers), 0),
+            _ if res.accepts.is_none() => return (self.get(snap, i, &parts.headers), 0),
+            _ => {}
+        }
+        let n = bytes.len();
         match res.kind {
             ResourceKind::HeadJoin => {
                 return (heads.join(base, &bytes, client, &parts.headers).await, n)
@@ -317,137 +367,51 @@ impl App {
             }
             _ => {}
         }
-        if let Some(resp) = self
-            .forward(snap, res, &bytes, client, &parts.headers)
+        // A loop is refused before the body is read as a query.
+        let forwarder = &self.inner.forwarder;
+        let hop = match forwarder.hops(&parts.headers) {
+            Ok(h) => h,
+            Err(loop_error) => return (*loop_error, n),
+        };
+        let query = match AltoQuery::parse(res.kind, &bytes) {
+            Some(Ok(q)) => q,
+            Some(Err(e)) => return (self.alto_error(StatusCode::BAD_REQUEST, e), n),
+            None => {
+                let why = format!("{} is no query resource", res.id);
+                return (server_fault(why), n);
+            }
+        };
+        if let Some(resp) = forwarder
+            .forward(heads, base, &query, &bytes, &hop, client)
             .await
         {
             return (resp, n);
         }
-        let result = match res.kind {
-            ResourceKind::FilteredNetworkMap => ReqFilteredNetworkMap::parse(&bytes)
-                .map(|r| to_json(&base.filtered_network_map(&r))),
-            ResourceKind::FilteredCostMap => ReqFilteredCostMap::parse(&bytes)
-                .and_then(|r| base.filtered_cost_map(&r))
-                .map(|r| to_json(&r)),
-            ResourceKind::EndpointProp => ReqEndpointProp::parse(&bytes)
-                .and_then(|r| base.endpoint_properties(&r))
-                .map(|r| to_json(&r)),
-            ResourceKind::EndpointCost => ReqEndpointCostMap::parse(&bytes)
-                .and_then(|r| base.endpoint_cost(&r, Some(client)))
-                .map(|r| to_json(&r)),
-            _ => unreachable!("POST resources only"),
-        };
-        let resp = match result {
-            Ok(body) => {
-                let mut r = simple(StatusCode::OK, res.media_type, body);
-                r.headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                r
-            }
-            Err(e) => self.alto_error(StatusCode::BAD_REQUEST, e),
+        let resp = match query.answer(base, client) {
+            Ok(body) => web::post_answer(res.media_type, body),
+            Err(AnswerError::Alto(e)) => self.alto_error(StatusCode::BAD_REQUEST, e),
+            Err(e @ AnswerError::Encode(_)) => server_fault(e),
         };
         (resp, n)
     }
 
-    /// Forwards a query to a PID's head or cascades it to the ALTO server authoritative for
-    /// its endpoints (the draft, section 2.2). `None`: answer it here.
-    async fn forward(
-        &self,
-        snap: &Snapshot,
-        res: &Resource,
-        bytes: &[u8],
-        client: IpAddr,
-        headers: &HeaderMap,
-    ) -> Option<HttpResponse> {
-        let heads = &self.inner.heads;
-        let hop = match heads.hops(headers) {
-            Ok(h) => h,
-            Err(loop_error) => return Some(*loop_error),
-        };
-        let net = snap.base.network_map();
-        let same_pid = |ips: &[IpAddr]| {
-            let first = net.pid_of(*ips.first()?)?;
-            ips.iter()
-                .all(|ip| net.pid_of(*ip) == Some(first))
-                .then(|| net.pid_name(first).to_owned())
-        };
-        match res.kind {
-            ResourceKind::EndpointCost => {
-                let mut req = ReqEndpointCostMap::parse(bytes).ok()?;
-                let sources = Heads::ecs_sources(&req, client)?;
-                if req.endpoints.srcs.as_ref().is_none_or(|s| s.is_empty()) {
-                    // The head or peer would see the server's address: name the client.
-                    req.endpoints.srcs = Some(vec![alto_model::addr::typed_addr(client)]);
-                }
-                let q = Query {
-                    media_type: media::ENDPOINT_COST,
-                    accepts: media::ENDPOINT_COST_PARAMS,
-                    body: to_json(&req),
-                };
-                if let Some(r) = heads.cascade(&sources, &q, &hop).await {
-                    return Some(r);
-                }
-                let pid = same_pid(&sources)?;
-                heads
-                    .to_head(&pid, "/endpointcost/lookup", &q, &hop, client)
-                    .await
-            }
-            ResourceKind::FilteredCostMap => {
-                let req = ReqFilteredCostMap::parse(bytes).ok()?;
-                let srcs = req
-                    .pids
-                    .as_ref()
-                    .map(|p| p.srcs.clone())
-                    .unwrap_or_default();
-                let pid = srcs.first()?.clone();
-                if srcs.iter().any(|s| *s != pid) || net.pid_index(&pid).is_none() {
-                    return None;
-                }
-                let q = Query {
-                    media_type: media::COST_MAP,
-                    accepts: media::COST_MAP_FILTER,
-                    body: bytes.to_vec(),
-                };
-                heads
-                    .to_head(&pid, "/costmap/filtered", &q, &hop, client)
-                    .await
-            }
-            ResourceKind::EndpointProp => {
-                let req = ReqEndpointProp::parse(bytes).ok()?;
-                let ips: Option<Vec<IpAddr>> = req
-                    .endpoints
-                    .iter()
-                    .map(|e| alto_model::addr::parse_typed_addr(e))
-                    .collect();
-                let q = Query {
-                    media_type: media::ENDPOINT_PROP,
-                    accepts: media::ENDPOINT_PROP_PARAMS,
-                    body: bytes.to_vec(),
-                };
-                heads.cascade(&ips?, &q, &hop).await
-            }
-            _ => None,
-        }
-    }
-
     fn get(&self, snap: &Snapshot, i: usize, headers: &HeaderMap) -> HttpResponse {
         let served = &snap.served[i];
-        let etag = served.etag.as_ref().expect("GET resources have an ETag");
-        let cache = HeaderValue::from_str(&format!("max-age={}", snap.limits.max_age_secs))
-            .expect("digits");
-        web::conditional(headers, etag.clone(), cache, served.res.media_type, || {
-            snap.get_body(i)
-        })
+        let Some(etag) = served.etag.clone() else {
+            return server_fault(format!("{} has no entity tag", served.res.id));
+        };
+        let body = match snap.get_body(i) {
+            Ok(b) => b,
+            Err(fault) => return fault.into_response(),
+        };
+        let cache = snap.cache_control.clone();
+        web::conditional(headers, etag, cache, served.res.media_type, || body)
     }
 
     fn alto_error(&self, status: StatusCode, e: AltoError) -> HttpResponse {
         self.inner.metrics.error(e.code());
         web::alto_error(status, &e)
     }
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).expect("responses serialize")
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets requests
@@ -498,10 +462,14 @@ pub struct Running {
 
 impl Running {
     /// Loads `source` and serves it on `listen` (port 0 picks a free port).
-    pub async fn start(source: Source, listen: SocketAddr) -> anyhow::Result<Self> {
+    pub async fn start(source: Source, listen: SocketAddr) -> Result<Self, StartError> {
         let app = App::new(source)?;
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
+        let listen_error = |source| StartError::Listen {
+            addr: listen,
+            source,
+        };
+        let listener = TcpListener::bind(listen).await.map_err(listen_error)?;
+        let addr = listener.local_addr().map_err(listen_error)?;
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(run(listener, app.clone(), async move {
             let _ = rx.await;

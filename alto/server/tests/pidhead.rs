@@ -260,7 +260,11 @@ async fn leases_renew_resign_and_refuse_stolen_or_dead_tokens() {
         .as_str()
         .unwrap()
         .to_owned();
-    tokio::time::sleep(Duration::from_millis(3200)).await;
+    // Drive the lease clock (`alto_web::clock` follows tokio's time) past the 2 s lease
+    // instead of sleeping; real time resumes for the requests, which use real sockets.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_millis(3200)).await;
+    tokio::time::resume();
     assert_eq!(lease("127.1.0.6", renew(&t6)).await.status, 400, "expired");
     let metrics =
         String::from_utf8(get(&format!("{base}/metrics"), &[]).await.body.to_vec()).unwrap();

@@ -1,30 +1,35 @@
 //! Writes a production-sized ALTO deployment (network map, `routingcost` cost map and an
 //! `alto-server` config) into a folder: `alto-gen-map DIR [--small] [--seed N]`.
 
+use clap::Parser;
 use testdata::production::{generate, Params};
 
+/// Writes a production-sized ALTO deployment into a folder.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// The folder to write `network-map.json`, `routingcost.json` and `alto.toml` into.
+    dir: std::path::PathBuf,
+    /// A small deployment (for quick tries) instead of the production-sized one.
+    #[arg(long)]
+    small: bool,
+    /// Seed of the generator: the same seed writes the same maps.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(dir) = args.iter().find(|a| !a.starts_with("--")) else {
-        eprintln!("usage: alto-gen-map DIR [--small] [--seed N]");
-        std::process::exit(2);
-    };
-    let mut params = if args.iter().any(|a| a == "--small") {
+    let args = Args::parse();
+    let mut params = if args.small {
         Params::small()
     } else {
         Params::default()
     };
-    if let Some(i) = args.iter().position(|a| a == "--seed") {
-        match args.get(i + 1).and_then(|s| s.parse().ok()) {
-            Some(seed) => params.seed = seed,
-            None => {
-                eprintln!("--seed needs a number");
-                std::process::exit(2);
-            }
-        }
+    if let Some(seed) = args.seed {
+        params.seed = seed;
     }
     let g = generate(&params);
-    let dir = std::path::Path::new(dir);
+    let dir = args.dir.as_path();
     let write = |name: &str, text: &str| {
         let path = dir.join(name);
         if let Err(e) = std::fs::write(&path, text) {

@@ -1,12 +1,19 @@
-//! Helpers shared by the integration tests of several crates: HTTP requests from a chosen
-//! loopback address (the PID a request comes from is its source address), announce queries,
-//! and [`skip`], the one way a test may decline to run.
+//! Helpers shared by the integration tests of several crates and by the `--netns` lab: HTTP
+//! requests from a chosen loopback address (the PID a request comes from is its source
+//! address), announce queries, network namespaces, the third-party BitTorrent clients, waiting
+//! with a deadline, and [`skip`], the one way a test may decline to run.
 //!
 //! # Layout
 //! - [`http`]: GET and POST from a chosen local address, announce queries.
+//! - [`netns`]: namespaces joined by a bridge, links shaped with `tbf`, removed on drop.
+//! - [`clients`]: aria2, transmission and libtorrent launched with discovery off.
+//! - [`wait`]: waiting for state a test cannot be told about, with a deadline.
 //! - [`skip`]: an early return with its reason, which CI turns into a failure.
 
+pub mod clients;
 pub mod http;
+pub mod netns;
+pub mod wait;
 
 /// Set by `scripts/test` when asked to (`.ci/run` does): every test that would return early
 /// because the machine lacks something fails instead, so a green CI means every test ran.

@@ -30,12 +30,56 @@ pub struct DecodedAnnounce {
     pub peers: Vec<(SocketAddr, Option<PeerId>)>,
 }
 
+/// Why a tracker answer could not be read; for a scrape, also the tracker's refusal.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The body is not bencode (bendy's message, as its error is not a `std` error).
+    #[error("not bencode: {0}")]
+    NotBencode(String),
+    /// The body is bencode but not a dictionary.
+    #[error("not a bencoded dictionary")]
+    NotDictionary,
+    /// The compact `peers` string (BEP 23) has a length that is not a multiple of 6.
+    #[error("compact `peers` of {0} bytes is not a multiple of 6")]
+    CompactPeers(usize),
+    /// An entry of the dictionary form of `peers` is not a dictionary.
+    #[error("a peer is not a dictionary")]
+    PeerNotDictionary,
+    /// An entry of `peers` has no `ip` that parses as an address.
+    #[error("a peer without a usable `ip`")]
+    PeerIp,
+    /// An entry of `peers` has no `port` that fits 16 bits.
+    #[error("a peer without a usable `port`")]
+    PeerPort,
+    /// `peers` is neither the compact string nor the list of dictionaries.
+    #[error("`peers` is neither a string nor a list")]
+    PeersType,
+    /// An answer with neither `peers` nor `failure reason`.
+    #[error("no `peers` in the answer")]
+    NoPeers,
+    /// The `peers6` string (BEP 7) has a length that is not a multiple of 18.
+    #[error("`peers6` of {0} bytes is not a multiple of 18")]
+    Peers6(usize),
+    /// The tracker refused the scrape: its `failure reason`.
+    #[error("{0}")]
+    Failure(String),
+    /// A scrape answer without `files` (BEP 48).
+    #[error("no `files` in the answer")]
+    NoFiles,
+    /// A key of `files` is not a 20-byte info hash.
+    #[error("an info hash is not 20 bytes")]
+    InfoHashLength,
+    /// A value of `files` is not a dictionary of counts.
+    #[error("counts are not a dictionary")]
+    CountsNotDictionary,
+}
+
 type Dict<'a> = BTreeMap<Cow<'a, [u8]>, Value<'a>>;
 
-fn dict<'a>(bytes: &'a [u8]) -> Result<Dict<'a>, String> {
-    match Value::from_bencode(bytes).map_err(|e| format!("not bencode: {e}"))? {
+fn dict<'a>(bytes: &'a [u8]) -> Result<Dict<'a>, DecodeError> {
+    match Value::from_bencode(bytes).map_err(|e| DecodeError::NotBencode(e.to_string()))? {
         Value::Dict(d) => Ok(d),
-        _ => Err("not a bencoded dictionary".into()),
+        _ => Err(DecodeError::NotDictionary),
     }
 }
 
@@ -58,7 +102,7 @@ fn text(d: &Dict<'_>, k: &[u8]) -> Option<String> {
 }
 
 /// Reads an announce answer.
-pub fn announce(body: &[u8]) -> Result<DecodedAnnounce, String> {
+pub fn announce(body: &[u8]) -> Result<DecodedAnnounce, DecodeError> {
     let d = dict(body)?;
     let mut out = DecodedAnnounce {
         failure: text(&d, b"failure reason"),
@@ -73,10 +117,7 @@ pub fn announce(body: &[u8]) -> Result<DecodedAnnounce, String> {
     match d.get(&b"peers"[..]) {
         Some(Value::Bytes(b)) => {
             if b.len() % 6 != 0 {
-                return Err(format!(
-                    "compact `peers` of {} bytes is not a multiple of 6",
-                    b.len()
-                ));
+                return Err(DecodeError::CompactPeers(b.len()));
             }
             for c in b.chunks_exact(6) {
                 let ip = Ipv4Addr::new(c[0], c[1], c[2], c[3]);
@@ -89,30 +130,27 @@ pub fn announce(body: &[u8]) -> Result<DecodedAnnounce, String> {
         Some(Value::List(list)) => {
             for item in list {
                 let Value::Dict(p) = item else {
-                    return Err("a peer is not a dictionary".into());
+                    return Err(DecodeError::PeerNotDictionary);
                 };
                 let ip: IpAddr = text(p, b"ip")
                     .and_then(|s| s.parse().ok())
-                    .ok_or("a peer without a usable `ip`")?;
+                    .ok_or(DecodeError::PeerIp)?;
                 let port = int(p, b"port")
                     .and_then(|p| u16::try_from(p).ok())
-                    .ok_or("a peer without a usable `port`")?;
+                    .ok_or(DecodeError::PeerPort)?;
                 let id = bytes(p, b"peer id")
                     .and_then(|b| <[u8; 20]>::try_from(b).ok())
                     .map(PeerId);
                 out.peers.push((SocketAddr::new(ip, port), id));
             }
         }
-        Some(_) => return Err("`peers` is neither a string nor a list".into()),
-        None if out.failure.is_none() => return Err("no `peers` in the answer".into()),
+        Some(_) => return Err(DecodeError::PeersType),
+        None if out.failure.is_none() => return Err(DecodeError::NoPeers),
         None => {}
     }
     if let Some(b) = bytes(&d, b"peers6") {
         if b.len() % 18 != 0 {
-            return Err(format!(
-                "`peers6` of {} bytes is not a multiple of 18",
-                b.len()
-            ));
+            return Err(DecodeError::Peers6(b.len()));
         }
         for c in b.chunks_exact(18) {
             let ip = Ipv6Addr::from(<[u8; 16]>::try_from(&c[..16]).expect("16 bytes"));
@@ -126,22 +164,22 @@ pub fn announce(body: &[u8]) -> Result<DecodedAnnounce, String> {
 }
 
 /// Reads a scrape answer: the counts per info hash, or the failure reason as the error.
-pub fn scrape(body: &[u8]) -> Result<Vec<(InfoHash, ScrapeCounts)>, String> {
+pub fn scrape(body: &[u8]) -> Result<Vec<(InfoHash, ScrapeCounts)>, DecodeError> {
     let d = dict(body)?;
     if let Some(f) = text(&d, b"failure reason") {
-        return Err(f);
+        return Err(DecodeError::Failure(f));
     }
     let Some(Value::Dict(files)) = d.get(&b"files"[..]) else {
-        return Err("no `files` in the answer".into());
+        return Err(DecodeError::NoFiles);
     };
     files
         .iter()
         .map(|(h, v)| {
             let h = InfoHash(
-                <[u8; 20]>::try_from(h.as_ref()).map_err(|_| "an info hash is not 20 bytes")?,
+                <[u8; 20]>::try_from(h.as_ref()).map_err(|_| DecodeError::InfoHashLength)?,
             );
             let Value::Dict(c) = v else {
-                return Err("counts are not a dictionary".to_string());
+                return Err(DecodeError::CountsNotDictionary);
             };
             let get = |k: &[u8]| int(c, k).unwrap_or(0);
             Ok((

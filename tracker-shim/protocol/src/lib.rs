@@ -1,7 +1,18 @@
 //! The BitTorrent tracker protocol with no I/O: HTTP announce (BEP 3) with compact (BEP 23)
 //! and IPv6 (BEP 7) peer lists, scrape (BEP 48), and the UDP tracker protocol (BEP 15).
 //! Parsers take bytes and return a request or the reason to refuse it; encoders write into
-//! a buffer.
+//! a buffer. It depends on `bendy` and `thiserror` only: no runtime, no I/O.
+//!
+//! # Layout
+//! - [`announce`]: the HTTP announce request (BEP 3) and its response, compact (BEP 23) or
+//!   dictionaries, with `peers6` (BEP 7).
+//! - [`scrape`]: the scrape request and the `files` dictionary (BEP 48).
+//! - [`query`]: query strings and the strict percent-decoder (binary info hashes).
+//! - [`bencode`]: the hand-written bencode writer, checked against `bendy` in the tests.
+//! - [`decode`]: reading tracker answers with `bendy` (clients, proxies, load generators).
+//! - [`udp`]: the UDP tracker protocol (BEP 15), connection ids, and [`udp::client`], the
+//!   client side.
+//! - This file: [`InfoHash`], [`PeerId`] and [`Event`], shared by all of them.
 
 pub mod announce;
 pub mod bencode;

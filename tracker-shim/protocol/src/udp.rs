@@ -398,29 +398,50 @@ pub mod client {
         p
     }
 
-    fn check(packet: &[u8], action: u32, transaction_id: u32, min: usize) -> Result<(), String> {
+    /// Why a UDP tracker's answer was not the one expected.
+    #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+    pub enum AnswerError {
+        /// Shorter than the 8-byte header.
+        #[error("UDP tracker answer too short")]
+        TooShort,
+        /// The transaction id is not the request's.
+        #[error("UDP tracker answer for another transaction")]
+        OtherTransaction,
+        /// The tracker answered with an error packet: its message.
+        #[error("UDP tracker error: {0}")]
+        Tracker(String),
+        /// Another action than the request's, or too short for it.
+        #[error("unexpected UDP tracker answer")]
+        Unexpected,
+    }
+
+    fn check(
+        packet: &[u8],
+        action: u32,
+        transaction_id: u32,
+        min: usize,
+    ) -> Result<(), AnswerError> {
         if packet.len() < 8 {
-            return Err("UDP tracker answer too short".into());
+            return Err(AnswerError::TooShort);
         }
         let got_action = u32::from_be_bytes(packet[0..4].try_into().expect("4 bytes"));
         let got_tid = u32::from_be_bytes(packet[4..8].try_into().expect("4 bytes"));
         if got_tid != transaction_id {
-            return Err("UDP tracker answer for another transaction".into());
+            return Err(AnswerError::OtherTransaction);
         }
         if got_action == ERROR {
-            return Err(format!(
-                "UDP tracker error: {}",
-                String::from_utf8_lossy(&packet[8..])
+            return Err(AnswerError::Tracker(
+                String::from_utf8_lossy(&packet[8..]).into_owned(),
             ));
         }
         if got_action != action || packet.len() < min {
-            return Err("unexpected UDP tracker answer".into());
+            return Err(AnswerError::Unexpected);
         }
         Ok(())
     }
 
     /// The connection id of a connect answer.
-    pub fn connected(packet: &[u8], transaction_id: u32) -> Result<u64, String> {
+    pub fn connected(packet: &[u8], transaction_id: u32) -> Result<u64, AnswerError> {
         check(packet, CONNECT, transaction_id, 16)?;
         Ok(u64::from_be_bytes(
             packet[8..16].try_into().expect("8 bytes"),
@@ -432,7 +453,7 @@ pub mod client {
         packet: &[u8],
         transaction_id: u32,
         v6: bool,
-    ) -> Result<Vec<SocketAddr>, String> {
+    ) -> Result<Vec<SocketAddr>, AnswerError> {
         check(packet, ANNOUNCE, transaction_id, 20)?;
         let body = &packet[20..];
         let size = if v6 { 18 } else { 6 };

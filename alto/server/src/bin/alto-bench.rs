@@ -104,7 +104,7 @@ fn main() -> anyhow::Result<()> {
 
     let net = NetworkMap::from_json("production-network-map", &g.network_map)?;
     let costs = CostMap::from_json("routingcost", &g.routingcost, &net)?;
-    let base = InformationBase::new(net, vec![costs]).map_err(anyhow::Error::msg)?;
+    let base = InformationBase::new(net, vec![costs])?;
     let net = base.network_map();
 
     // Longest-prefix match: addresses inside generated prefixes, shuffled, plus uniform ones.

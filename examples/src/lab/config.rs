@@ -1,0 +1,74 @@
+//! What a lab run is asked to do: the swarm's shape, the file, the limits and the knobs of
+//! the peer selection; the same for the in-process lab and `--netns`.
+
+use crate::third_party::Kind;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct LabConfig {
+    /// PIDs with clients (at most 4 on the loopback topology).
+    pub pids: usize,
+    /// Clients per PID.
+    pub clients_per_pid: usize,
+    /// File size, bytes.
+    pub file_bytes: usize,
+    /// Seed of the file's content.
+    pub seed: u64,
+    /// Upload limit per client, bytes per second (0: none).
+    pub upload_bps: u32,
+    /// Election policy: `first` or `scored`.
+    pub policy: String,
+    /// Seconds a client may take before it is reported as failed.
+    pub timeout: Duration,
+    /// Folder for the data and the logs (a temporary one when `None`).
+    pub dir: Option<PathBuf>,
+    /// Time between two clients' arrivals (they join round-robin over the PIDs), as in a
+    /// real swarm where nobody starts at the same instant.
+    pub arrival_gap: Duration,
+    /// Peers of other PIDs a gateway is given per announce: a head, its parent in the
+    /// heads' tree and peers of the parent's PID up to this many; a member, when its head is
+    /// not in the swarm, this many (docs/plugin.md).
+    pub foreign_peers: usize,
+    /// When the head is not in the swarm: with this many peers in its own PID, an ALTO
+    /// client is given none from other PIDs.
+    pub local_enough: usize,
+    /// Print progress to stderr.
+    pub progress: bool,
+    /// `--netns` only: aria2 clients per PID, ordinary members besides the librqbit ones.
+    pub aria2_per_pid: usize,
+    /// `--netns` only: transmission clients per PID, likewise.
+    pub transmission_per_pid: usize,
+}
+
+impl LabConfig {
+    /// The third-party clients per PID, by kind.
+    pub fn third_party(&self) -> [(Kind, usize); 2] {
+        [
+            (Kind::Aria2, self.aria2_per_pid),
+            (Kind::Transmission, self.transmission_per_pid),
+        ]
+    }
+}
+
+impl Default for LabConfig {
+    fn default() -> Self {
+        LabConfig {
+            pids: 4,
+            clients_per_pid: 6,
+            file_bytes: 16 << 20,
+            seed: 7285,
+            upload_bps: 4 << 20,
+            policy: "first".into(),
+            timeout: Duration::from_secs(300),
+            dir: None,
+            arrival_gap: Duration::from_millis(1000),
+            foreign_peers: 4,
+            local_enough: 1,
+            progress: true,
+            aria2_per_pid: 0,
+            transmission_per_pid: 0,
+        }
+    }
+}

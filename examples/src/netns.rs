@@ -14,6 +14,7 @@
 use crate::lab::{LabConfig, LabReport, PeerBytes, RunFigures, Services};
 use crate::third_party::{self, Kind};
 use alto_model::NetworkMap;
+use alto_plugin::PeerTraffic;
 use serde::Deserialize;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -51,25 +52,18 @@ pub struct ProgressLine {
     pub elapsed_s: Option<f64>,
     /// Per peer the client connected to: what it received and sent.
     #[serde(default)]
-    pub peers_out: Vec<PeerLine>,
+    pub peers_out: Vec<PeerTraffic>,
     /// The same per peer that connected to the client (its address as seen there).
     #[serde(default)]
-    pub peers_in: Vec<PeerLine>,
+    pub peers_in: Vec<PeerTraffic>,
 }
 
-/// A peer's bytes in a [`ProgressLine`], as the plugin writes them: `[address, received,
-/// sent]`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct PeerLine(pub String, pub u64, pub u64);
-
-impl PeerLine {
-    /// The bytes, if the address parses.
-    pub fn bytes(&self) -> Option<PeerBytes> {
-        Some(PeerBytes {
-            addr: self.0.parse().ok()?,
-            got: self.1,
-            sent: self.2,
-        })
+/// A peer's bytes in a [`ProgressLine`], as the plugin's report has them.
+fn peer_bytes(p: &PeerTraffic) -> PeerBytes {
+    PeerBytes {
+        addr: p.addr,
+        got: p.received,
+        sent: p.sent,
     }
 }
 
@@ -463,10 +457,10 @@ fn count_connections(
     line: &ProgressLine,
     third: &[IpAddr],
 ) {
-    for conn in line.peers_out.iter().filter_map(PeerLine::bytes) {
+    for conn in line.peers_out.iter().map(peer_bytes) {
         f.add_connection(net, me, &conn);
     }
-    for conn in line.peers_in.iter().filter_map(PeerLine::bytes) {
+    for conn in line.peers_in.iter().map(peer_bytes) {
         if third.contains(&conn.addr.ip()) {
             // Seen from the third-party client that opened it: what it got is what we sent.
             let theirs = PeerBytes {
@@ -486,12 +480,12 @@ mod tests {
     #[test]
     fn a_progress_line_of_rqbit_alto_reads_as_typed() {
         let line = r#"{"type":"progress","finished":true,"elapsed_s":2.5,"have_bytes":9,
-            "peers_out":[["10.77.2.10:4000",100,20],["not an address",1,1]],
-            "peers_in":[["10.77.1.100:6881",5,300]]}"#;
+            "peers_out":[{"addr":"10.77.2.10:4000","received":100,"sent":20}],
+            "peers_in":[{"addr":"10.77.1.100:6881","received":5,"sent":300}]}"#;
         let p: ProgressLine = serde_json::from_str(line).unwrap();
         assert!(p.finished);
         assert_eq!(p.elapsed_s, Some(2.5));
-        let out: Vec<PeerBytes> = p.peers_out.iter().filter_map(PeerLine::bytes).collect();
+        let out: Vec<PeerBytes> = p.peers_out.iter().map(peer_bytes).collect();
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].got, out[0].sent), (100, 20));
         let mut progress = Progress::default();
@@ -509,8 +503,16 @@ mod tests {
             NetworkMap::from_json(testdata::loopback::NETWORK_MAP_ID, &network_map(2)).unwrap();
         let line = ProgressLine {
             peers_in: vec![
-                PeerLine("10.77.2.100:6881".into(), 5, 300),
-                PeerLine("10.77.2.11:5000".into(), 7, 7),
+                PeerTraffic {
+                    addr: "10.77.2.100:6881".parse().unwrap(),
+                    received: 5,
+                    sent: 300,
+                },
+                PeerTraffic {
+                    addr: "10.77.2.11:5000".parse().unwrap(),
+                    received: 7,
+                    sent: 7,
+                },
             ],
             ..ProgressLine::default()
         };

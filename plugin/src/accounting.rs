@@ -18,6 +18,18 @@ pub const INCOMING: &str = "incoming";
 /// The PID name for peers outside the network map (or before it is known).
 pub const UNKNOWN: &str = "unknown";
 
+/// The bytes over one peer connection, as a [`Report`] lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerTraffic {
+    /// The peer's address: where it listens if this client opened the connection, the
+    /// connection's source otherwise.
+    pub addr: std::net::SocketAddr,
+    /// Bytes received from the peer.
+    pub received: u64,
+    /// Bytes sent to the peer.
+    pub sent: u64,
+}
+
 /// Where a torrent stands, with bytes attributed to PIDs.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Report {
@@ -50,10 +62,10 @@ pub struct Report {
     pub sent_by_pid: BTreeMap<String, u64>,
     /// Share of the attributed bytes received that came from the own PID.
     pub own_pid_share: f64,
-    /// Per peer this client connected to: (address, bytes received, bytes sent).
-    pub peers_out: Vec<(String, u64, u64)>,
+    /// Per peer this client connected to: what it received and sent.
+    pub peers_out: Vec<PeerTraffic>,
     /// The same per peer that connected to this client (its address as seen here).
-    pub peers_in: Vec<(String, u64, u64)>,
+    pub peers_in: Vec<PeerTraffic>,
     /// Seconds since the torrent was added.
     pub elapsed_s: f64,
     /// The session's error, if any.
@@ -95,7 +107,11 @@ pub fn report(
         ..Report::default()
     };
     for peer in peers {
-        let bytes = (peer.addr.to_string(), peer.fetched, peer.uploaded);
+        let bytes = PeerTraffic {
+            addr: peer.addr,
+            received: peer.fetched,
+            sent: peer.uploaded,
+        };
         // Only the opening side knows where the other end listens (see the file's doc).
         let pid = if peer.outgoing {
             r.peers_out.push(bytes);

@@ -36,5 +36,5 @@ pub mod rqbit;
 pub mod session;
 pub mod upstream;
 
-pub use accounting::Report;
+pub use accounting::{PeerTraffic, Report};
 pub use session::{AltoSession, Config, SessionError, Torrent};

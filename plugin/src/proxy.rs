@@ -230,7 +230,7 @@ impl Proxy {
         }
         if others.len() > 1 {
             if let Some(h) = &head {
-                others = self.rank(&h.alto, me.ip(), others).await;
+                others = self.rank(&h.ecs_url, me.ip(), others).await;
             }
         }
         list.extend(others);

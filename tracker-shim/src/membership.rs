@@ -9,7 +9,9 @@
 use crate::head;
 use crate::tracker::Tracker;
 use alto_client::{AltoClient, ClientError};
-use alto_model::pidhead::{Capabilities, HeadInfo, JoinRequest, LeaseAction, LeaseRequest, Role};
+use alto_model::pidhead::{
+    CandidateClaims, HeadInfo, JoinRequest, LeaseAction, LeaseRequest, Role,
+};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +25,7 @@ pub struct JoinSettings {
     /// The endpoint to join as (the tracker's own address).
     pub endpoint: IpAddr,
     /// What it says of itself.
-    pub capabilities: Capabilities,
+    pub capabilities: CandidateClaims,
     /// Time between a member's joins when its head does not fail.
     pub rejoin: Duration,
     /// Seconds between map refreshes as head.
@@ -125,7 +127,7 @@ pub async fn run(
     let join = JoinRequest {
         endpoint: alto_model::addr::typed_addr(s.endpoint),
         tracker: tracker_url,
-        alto: None,
+        ecs_url: None,
         capabilities: s.capabilities.clone(),
     };
     tracker.set_own_client(s.endpoint);
@@ -238,7 +240,7 @@ pub async fn run(
 
 /// This machine's CPU clock and memory (from `/proc`), for the join (the draft's election
 /// conditions; the server measures lifetime and distance itself).
-pub fn own_capabilities() -> Capabilities {
+pub fn own_capabilities() -> CandidateClaims {
     let read = |path: &str, key: &str| -> Option<f64> {
         let text = std::fs::read_to_string(path).ok()?;
         let line = text.lines().find(|l| l.starts_with(key))?;
@@ -249,9 +251,9 @@ pub fn own_capabilities() -> Capabilities {
             .parse()
             .ok()
     };
-    Capabilities {
+    CandidateClaims {
         cpu_hz: read("/proc/cpuinfo", "cpu MHz").map(|mhz| mhz * 1e6),
         memory_bytes: read("/proc/meminfo", "MemTotal").map(|kib| kib * 1024.0),
-        ..Capabilities::default()
+        ..CandidateClaims::default()
     }
 }

@@ -14,7 +14,12 @@
 //! - [`ird`]: the Information Resource Directory (§9).
 //! - [`base`]: one network map and its cost maps, the resources they make, and the
 //!   filtered-map, endpoint-property and endpoint-cost services.
+//! - [`pidhead`]: the PID Head extension's wire types (join, lease, head answers, the head
+//!   directory as a property map; `docs/pid-head.md`).
 //! - [`members`]: the member list a PID Head gives other heads (`GET /members`).
+//! - [`rank`]: the peer-ranking policy shared by the virtual tracker and the plugin (same
+//!   PID first, then by cost, a random share; RFC 7285 §12.3, RFC 5632), with the random
+//!   source passed in.
 
 pub mod addr;
 pub mod base;

@@ -34,7 +34,7 @@ pub const PROP_SINCE: &str = "head-since";
 /// measures continuous lifetime and distance itself; the client's figures are kept only as
 /// claims and never outweigh the server's.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Capabilities {
+pub struct CandidateClaims {
     /// CPU clock, Hz.
     #[serde(rename = "cpu-hz", default, skip_serializing_if = "Option::is_none")]
     pub cpu_hz: Option<f64>,
@@ -68,12 +68,13 @@ pub struct JoinRequest {
     pub endpoint: String,
     /// The announce URL it would serve as head.
     pub tracker: String,
-    /// Its endpoint cost service URL as head; derived from `tracker` when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alto: Option<String>,
+    /// Its endpoint cost service URL as head (wire name `alto`); derived from `tracker`
+    /// when absent.
+    #[serde(rename = "alto", default, skip_serializing_if = "Option::is_none")]
+    pub ecs_url: Option<String>,
     /// What it says of itself.
     #[serde(default)]
-    pub capabilities: Capabilities,
+    pub capabilities: CandidateClaims,
 }
 
 fn number(obj: &Map<String, Value>, name: &str) -> Result<Option<f64>, AltoError> {
@@ -129,10 +130,10 @@ impl JoinRequest {
             }
         };
         let capabilities = match obj.get("capabilities") {
-            None | Some(Value::Null) => Capabilities::default(),
+            None | Some(Value::Null) => CandidateClaims::default(),
             Some(v) => {
                 let c = as_object(v, "capabilities")?;
-                Capabilities {
+                CandidateClaims {
                     cpu_hz: number(c, "cpu-hz")?,
                     memory_bytes: number(c, "memory-bytes")?,
                     lifetime_secs: number(c, "lifetime-secs")?,
@@ -143,15 +144,15 @@ impl JoinRequest {
         Ok(JoinRequest {
             endpoint: endpoint.to_owned(),
             tracker: tracker.to_owned(),
-            alto,
+            ecs_url: alto,
             capabilities,
         })
     }
 
     /// The endpoint cost service URL: `alto`, or `tracker` with its path replaced by
     /// `/endpointcost/lookup`.
-    pub fn alto_url(&self) -> String {
-        self.alto
+    pub fn effective_ecs_url(&self) -> String {
+        self.ecs_url
             .clone()
             .unwrap_or_else(|| sibling(&self.tracker, "/endpointcost/lookup"))
     }
@@ -218,8 +219,9 @@ pub struct HeadInfo {
     pub endpoint: String,
     /// Its announce URL.
     pub tracker: String,
-    /// Its endpoint cost service URL.
-    pub alto: String,
+    /// Its endpoint cost service URL (wire name `alto`).
+    #[serde(rename = "alto")]
+    pub ecs_url: String,
     /// When its lease lapses unless renewed (RFC 3339, UTC).
     #[serde(rename = "lease-expires")]
     pub lease_expires: String,
@@ -314,7 +316,10 @@ mod tests {
     fn joins_parse_with_precise_errors() {
         let ok = br#"{"endpoint":"ipv4:127.1.0.5","tracker":"http://127.1.0.5:6969/announce","capabilities":{"cpu-hz":2.4e9,"memory-bytes":8e9},"x":1}"#;
         let j = JoinRequest::parse(ok).unwrap();
-        assert_eq!(j.alto_url(), "http://127.1.0.5:6969/endpointcost/lookup");
+        assert_eq!(
+            j.effective_ecs_url(),
+            "http://127.1.0.5:6969/endpointcost/lookup"
+        );
         assert_eq!(j.capabilities.cpu_hz, Some(2.4e9));
         let code = |b: &str| {
             let e = JoinRequest::parse(b.as_bytes()).unwrap_err();

@@ -9,7 +9,7 @@
 //! standby candidate is made head at once (it learns of it, and gets its token, on its next
 //! join).
 
-use alto_model::pidhead::{rfc3339, Capabilities, HeadInfo, JoinRequest, Lease};
+use alto_model::pidhead::{rfc3339, CandidateClaims, HeadInfo, JoinRequest, Lease};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -80,18 +80,19 @@ impl Default for ElectionConfig {
 struct Candidate {
     endpoint: IpAddr,
     tracker: String,
-    alto: String,
-    caps: Capabilities,
+    ecs_url: String,
+    caps: CandidateClaims,
     distance_ms: Option<f64>,
     first_seen: u64,
     last_seen: u64,
 }
 
+/// A PID's head and its lease.
 #[derive(Clone, Debug)]
-struct Headship {
+struct HeadLease {
     endpoint: IpAddr,
     tracker: String,
-    alto: String,
+    ecs_url: String,
     token: String,
     expires: u64,
     since: u64,
@@ -99,12 +100,12 @@ struct Headship {
     told: bool,
 }
 
-impl Headship {
+impl HeadLease {
     fn of(c: &Candidate, token: String, now: u64, expires: u64) -> Self {
-        Headship {
+        HeadLease {
             endpoint: c.endpoint,
             tracker: c.tracker.clone(),
-            alto: c.alto.clone(),
+            ecs_url: c.ecs_url.clone(),
             token,
             expires,
             since: now,
@@ -115,7 +116,7 @@ impl Headship {
 
 #[derive(Debug, Default)]
 struct PidState {
-    head: Option<Headship>,
+    head: Option<HeadLease>,
     candidates: Vec<Candidate>,
 }
 
@@ -184,7 +185,7 @@ fn info(st: &PidState) -> Option<HeadInfo> {
     Some(HeadInfo {
         endpoint: alto_model::addr::typed_addr(h.endpoint),
         tracker: h.tracker.clone(),
-        alto: h.alto.clone(),
+        ecs_url: h.ecs_url.clone(),
         lease_expires: rfc3339(h.expires),
         since: Some(rfc3339(h.since)),
     })
@@ -232,7 +233,7 @@ fn expire(
     };
     let Some(token) = new_token() else { return };
     let endpoint = c.endpoint;
-    st.head = Some(Headship::of(c, token, now, now + config.lease_ttl_secs));
+    st.head = Some(HeadLease::of(c, token, now, now + config.lease_ttl_secs));
     events.push(ElectionEvent::Elected {
         pid: pid.to_owned(),
         endpoint,
@@ -293,7 +294,7 @@ impl Registry {
                 }
                 c.last_seen = now;
                 c.tracker = req.tracker.clone();
-                c.alto = req.alto_url();
+                c.ecs_url = req.effective_ecs_url();
                 c.caps = req.capabilities.clone();
                 if distance_ms.is_some() {
                     c.distance_ms = distance_ms;
@@ -317,7 +318,7 @@ impl Registry {
                 st.candidates.push(Candidate {
                     endpoint,
                     tracker: req.tracker.clone(),
-                    alto: req.alto_url(),
+                    ecs_url: req.effective_ecs_url(),
                     caps: req.capabilities.clone(),
                     distance_ms,
                     first_seen: now,
@@ -345,7 +346,7 @@ impl Registry {
         if elect {
             if let Some(c) = st.candidates.iter().find(|c| c.endpoint == endpoint) {
                 if let Some(token) = new_token() {
-                    st.head = Some(Headship::of(c, token, now, now + ttl));
+                    st.head = Some(HeadLease::of(c, token, now, now + ttl));
                     events.push(ElectionEvent::Elected {
                         pid: pid.to_owned(),
                         endpoint,
@@ -357,7 +358,7 @@ impl Registry {
             Some(h) if h.endpoint == endpoint => {
                 // The head's URLs follow its latest join.
                 h.tracker = req.tracker.clone();
-                h.alto = req.alto_url();
+                h.ecs_url = req.effective_ecs_url();
                 // A head that joins again lost its token, or restarted: a fresh one. Without
                 // one it keeps the old lease, but is not given it again.
                 let fresh = if h.told { new_token() } else { None };
@@ -501,8 +502,8 @@ mod tests {
         let r = JoinRequest {
             endpoint: format!("ipv4:{ip}"),
             tracker: format!("http://{ip}:6969/announce"),
-            alto: None,
-            capabilities: Capabilities {
+            ecs_url: None,
+            capabilities: CandidateClaims {
                 cpu_hz: Some(cpu),
                 memory_bytes: Some(4e9),
                 ..Default::default()

@@ -343,7 +343,7 @@ impl Forwarder {
         if hop.hops >= self.max_hops || addr::parse_typed_addr(&head.endpoint) == Some(client) {
             return None; // out of hops, or the head asking about itself: answer here
         }
-        let url = pidhead::sibling(&head.alto, path);
+        let url = pidhead::sibling(&head.ecs_url, path);
         self.counters.forwarded.fetch_add(1, Relaxed);
         match self.post(&url, q, hop).await {
             Some((status, headers, body)) if status == StatusCode::OK => {

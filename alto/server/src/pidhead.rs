@@ -226,7 +226,7 @@ impl Heads {
         // A head serves its own PID only: the URLs it hands out must be inside it.
         for (field, url) in [
             ("tracker", Some(req.tracker.as_str())),
-            ("alto", req.alto.as_deref()),
+            ("alto", req.ecs_url.as_deref()),
         ] {
             if let Some(url) = url {
                 if pidhead::url_ip(url).and_then(|ip| net.pid_of(ip)) != Some(pid) {
@@ -340,7 +340,7 @@ impl Heads {
             .map(|(pid, h)| {
                 let props = BTreeMap::from([
                     (pidhead::PROP_TRACKER.to_owned(), h.tracker.into()),
-                    (pidhead::PROP_ALTO.to_owned(), h.alto.into()),
+                    (pidhead::PROP_ALTO.to_owned(), h.ecs_url.into()),
                     (pidhead::PROP_EXPIRES.to_owned(), h.lease_expires.into()),
                     (pidhead::PROP_SINCE.to_owned(), h.since.into()),
                 ]);

@@ -276,7 +276,7 @@ async fn run(args: &Args, n: usize, p: usize, virtual_tracker: bool) -> anyhow::
             let join = JoinRequest {
                 endpoint: format!("ipv4:{ip}"),
                 tracker: t.announce_url(),
-                alto: None,
+                ecs_url: None,
                 capabilities: Default::default(),
             };
             let a = client.join(&join).await?;
@@ -299,7 +299,7 @@ async fn run(args: &Args, n: usize, p: usize, virtual_tracker: bool) -> anyhow::
                     let req = JoinRequest {
                         endpoint: format!("ipv4:{ip}"),
                         tracker: format!("http://{ip}:6881/announce"),
-                        alto: None,
+                        ecs_url: None,
                         capabilities: Default::default(),
                     };
                     c.join(&req).await.ok()

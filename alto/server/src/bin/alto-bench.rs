@@ -24,20 +24,30 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use testdata::production::{generate, Params, SplitMix};
 
+/// The figures of the ALTO core on a production-sized deployment, each against a baseline
+/// measured in the same run. Build with `--release`.
+#[derive(clap::Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Seconds each throughput figure is measured for.
+    #[arg(long, default_value_t = 3)]
+    seconds: u64,
+    /// Keep-alive connections of the network-map GET load.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Internal: load the maps in DIR and print load time and peak memory (the child
+    /// process that measures memory with nothing else in it).
+    #[arg(long, value_name = "DIR", hide = true)]
+    load_only: Option<std::path::PathBuf>,
+}
+
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--load-only") {
-        return load_only(std::path::Path::new(&args[1]));
+    let args = <Args as clap::Parser>::parse();
+    if let Some(dir) = &args.load_only {
+        return load_only(dir);
     }
-    let flag = |name: &str, default: u64| -> u64 {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let seconds = flag("--seconds", 3);
-    let connections = flag("--connections", 16) as usize;
+    let seconds = args.seconds;
+    let connections = args.connections;
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build; run with --release for real figures");
     }

@@ -36,6 +36,8 @@ pub mod network_map;
 pub mod pidhead;
 pub mod rank;
 
+pub use network_map::hex;
+
 pub use base::{InformationBase, Resource, ResourceKind};
 pub use cost::{Cost, CostMode, CostType};
 pub use cost_map::CostMap;
@@ -47,7 +49,7 @@ pub use network_map::{MapError, NetworkMap, PidIdx};
 /// vtag, such as the directory.
 pub fn content_hash(bytes: &[u8]) -> String {
     use sha2::Digest;
-    let mut h = network_map::hex(&sha2::Sha256::digest(bytes));
+    let mut h = hex(&sha2::Sha256::digest(bytes));
     h.truncate(32);
     h
 }

@@ -40,7 +40,7 @@ pub struct TokenError(getrandom::Error);
 pub fn lease_token() -> Result<String, TokenError> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(TokenError)?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    Ok(alto_model::hex(&b))
 }
 
 /// A token source for the election that remembers its first failure.

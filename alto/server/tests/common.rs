@@ -6,9 +6,6 @@
 
 use alto_server::{Running, Source};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use std::path::{Path, PathBuf};
 
 /// A copy of the loopback topology in a temporary folder, so tests can edit the files.
@@ -112,23 +109,12 @@ async fn send(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> Answer {
-    let mut conn = HttpConnector::new();
-    conn.set_local_address(local);
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(conn);
-    let mut req = http::Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = client
-        .request(req.body(Full::new(body)).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = resp.into_parts();
+    let req = http::Request::builder().method(method).uri(url);
+    let (parts, body) = test_support::http::exchange(local, req, headers, body).await;
     Answer {
         status: parts.status.as_u16(),
         headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
+        body,
     }
 }
 

@@ -34,12 +34,23 @@ pub async fn post_from(local: IpAddr, url: &str, ctype: &str, body: &str) -> (u1
 /// Sends one request from `local`: the status and the whole body.
 pub async fn send(
     local: IpAddr,
-    mut req: http::request::Builder,
+    req: http::request::Builder,
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> (u16, Bytes) {
+    let (parts, body) = exchange(Some(local), req, headers, body).await;
+    (parts.status.as_u16(), body)
+}
+
+/// Sends one request, from `local` when given: the answer's head and whole body.
+pub async fn exchange(
+    local: Option<IpAddr>,
+    mut req: http::request::Builder,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> (http::response::Parts, Bytes) {
     let client = http_client(ClientOptions {
-        local: Some(local),
+        local,
         ..ClientOptions::default()
     });
     for (k, v) in headers {
@@ -49,8 +60,8 @@ pub async fn send(
         .request(req.body(Full::new(body)).unwrap())
         .await
         .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.into_body().collect().await.unwrap().to_bytes())
+    let (parts, body) = resp.into_parts();
+    (parts, body.collect().await.unwrap().to_bytes())
 }
 
 /// `s` as an address (panics on a typo: test input).

@@ -4,7 +4,8 @@
 //!
 //! The outer dictionary of a `.torrent` is edited byte for byte: the `info` dictionary is
 //! never re-encoded, so the info hash cannot change even for a torrent whose bencode is not
-//! canonical.
+//! canonical. That is why this scanner is written by hand: a bencode library decodes into
+//! values and encodes them back canonically.
 
 use tracker_shim::protocol::query::percent_decode;
 

@@ -1,6 +1,9 @@
 //! Query strings of tracker requests (BEP 3): `key=value` pairs separated by `&`, values
 //! percent-decoded to raw bytes. Clients differ in what they escape and in the case of hex
 //! digits; `+` is taken literally, since binary info hashes may hold the byte 0x2B.
+//!
+//! Written by hand on purpose: form decoders (`url::form_urlencoded`) yield UTF-8 text and
+//! read `+` as a space, and a lenient decoder would let a mangled escape through silently.
 
 /// Why a query string was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -8,7 +8,7 @@
 
 use crate::mapfollow::NetworkMapWatch;
 use crate::rqbit::DhtNode;
-use crate::upstream::{Announce, Upstream};
+use crate::upstream::Upstream;
 use alto_client::AltoClient;
 use alto_model::messages::{EndpointFilter, InfoResourceEndpointCostMap, ReqEndpointCostMap};
 use alto_model::pidhead::{HeadInfo, Role};
@@ -70,7 +70,8 @@ pub struct ProxyStats {
 #[derive(Default)]
 struct Entry {
     originals: Vec<String>,
-    last: Option<Announce>,
+    /// The last announce sent upstream, for the events librqbit does not send.
+    last: Option<AnnounceRequest>,
     /// The PID Head has been seen in this swarm (seeders are not handed to seeders, so
     /// the head's answers stop naming it once this client completes).
     head_in_swarm: bool,
@@ -139,22 +140,13 @@ impl Proxy {
     /// Answers one announce from librqbit.
     pub async fn announce(&self, req: &AnnounceRequest) -> Vec<u8> {
         self.stats.announces.fetch_add(1, Relaxed);
-        let a = Announce {
-            info_hash: req.info_hash,
-            peer_id: req.peer_id,
-            port: req.port,
-            uploaded: req.uploaded,
-            downloaded: req.downloaded,
-            left: req.left,
-            event: req.event,
-            numwant: self.settings.numwant,
-        };
+        let a = forwarded(req, self.settings.numwant);
         let originals = {
             let mut t = self.torrents.lock().expect("proxy lock");
             let e = t.entry(req.info_hash).or_default();
-            e.last = Some(Announce {
+            e.last = Some(AnnounceRequest {
                 event: Event::None,
-                ..a
+                ..a.clone()
             });
             e.originals.clone()
         };
@@ -183,6 +175,7 @@ impl Proxy {
             for url in &originals {
                 let up = self.upstream.clone();
                 let url = url.clone();
+                let a = a.clone();
                 tasks.push(tokio::spawn(async move { up.announce(&url, &a).await }));
             }
             let mut peers = Vec::new();
@@ -398,7 +391,7 @@ impl Proxy {
         let (last, originals) = {
             let t = self.torrents.lock().expect("proxy lock");
             match t.get(&info_hash) {
-                Some(e) => (e.last, e.originals.clone()),
+                Some(e) => (e.last.clone(), e.originals.clone()),
                 None => return,
             }
         };
@@ -407,11 +400,9 @@ impl Proxy {
         if let Some(l) = left {
             a.left = l;
         }
-        a.numwant = if event == Event::Stopped {
-            0
-        } else {
-            a.numwant
-        };
+        if event == Event::Stopped {
+            a.numwant = Some(0);
+        }
         let mut urls = originals;
         if let Some(h) = self.head() {
             urls.insert(0, h.tracker);
@@ -468,6 +459,22 @@ pub async fn serve(
     web::serve(listener, handler, shutdown, Duration::from_secs(2)).await
 }
 
+/// What goes upstream for librqbit's announce `req`: its torrent, peer and figures, with
+/// the proxy's `numwant` and the compact peer list the proxy reads. librqbit's `key`, a
+/// tracker id and a claimed `ip` are meant for the proxy, its only tracker, and stay here
+/// (the proxy announces from the client's own address).
+fn forwarded(req: &AnnounceRequest, numwant: u32) -> AnnounceRequest {
+    AnnounceRequest {
+        compact: true,
+        no_peer_id: false,
+        numwant: Some(numwant),
+        key: None,
+        trackerid: None,
+        ip: None,
+        ..req.clone()
+    }
+}
+
 /// Up to `take` of `foreign` (in ranked order), at most half of them from one PID.
 fn spread(net: &NetworkMap, foreign: Vec<SocketAddr>, take: usize) -> Vec<SocketAddr> {
     let per_pid = take.div_ceil(2).max(1);
@@ -484,4 +491,27 @@ fn spread(net: &NetworkMap, foreign: Vec<SocketAddr>, take: usize) -> Vec<Socket
     }
     kept.extend(rest.into_iter().take(take - kept.len()));
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwards_librqbits_figures_with_the_proxys_numwant_only() {
+        let from_librqbit =
+            b"info_hash=%12%12%12%12%12%12%12%12%12%12%12%12%12%12%12%12%12%12%12%12\
+            &peer_id=-rQ8000-abcdefghijkl&port=6881&uploaded=1&downloaded=2&left=3\
+            &event=started&compact=1&no_peer_id=1&numwant=200&key=k1&trackerid=t1&ip=10.0.0.9";
+        let req = AnnounceRequest::parse(from_librqbit).unwrap();
+        // The parameters the proxy sent upstream before it forwarded `AnnounceRequest`.
+        assert_eq!(
+            forwarded(&req, 30).to_query(),
+            format!(
+                "info_hash={}&peer_id=-rQ8000-abcdefghijkl&port=6881&uploaded=1&downloaded=2\
+                 &left=3&compact=1&numwant=30&event=started",
+                "%12".repeat(20)
+            )
+        );
+    }
 }

@@ -6,9 +6,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-use tracker_shim::protocol::query::percent_encode;
+use tracker_shim::protocol::announce::AnnounceRequest;
+use tracker_shim::protocol::decode;
 use tracker_shim::protocol::udp::client as udp;
-use tracker_shim::protocol::{decode, Event, InfoHash, PeerId};
 
 /// A cause from a lower layer (hyper, the tracker protocol's decoders), kept as text in the
 /// message because the tracker URL is what the log reader needs first.
@@ -71,27 +71,6 @@ pub enum UpstreamError {
     Udp(Cause),
 }
 
-/// What is announced.
-#[derive(Clone, Copy, Debug)]
-pub struct Announce {
-    /// The torrent.
-    pub info_hash: InfoHash,
-    /// The client's peer id.
-    pub peer_id: PeerId,
-    /// The client's peer port.
-    pub port: u16,
-    /// Bytes uploaded.
-    pub uploaded: u64,
-    /// Bytes downloaded.
-    pub downloaded: u64,
-    /// Bytes left.
-    pub left: u64,
-    /// The event.
-    pub event: Event,
-    /// Peers wanted.
-    pub numwant: u32,
-}
-
 /// Announces over HTTP and UDP from one local address.
 #[derive(Clone)]
 pub struct Upstream {
@@ -100,14 +79,11 @@ pub struct Upstream {
     timeout: Duration,
 }
 
-fn event_name(e: Event) -> &'static str {
-    match e {
-        Event::None => "",
-        Event::Started => "started",
-        Event::Completed => "completed",
-        Event::Stopped => "stopped",
-        Event::Paused => "paused",
-    }
+/// The request line's target for announcing `a` to the HTTP tracker at `url`, whose own
+/// query (a passkey, say) is kept.
+fn http_target(url: &str, a: &AnnounceRequest) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{}", a.to_query())
 }
 
 impl Upstream {
@@ -127,7 +103,7 @@ impl Upstream {
     pub async fn announce(
         &self,
         url: &str,
-        a: &Announce,
+        a: &AnnounceRequest,
     ) -> Result<Vec<SocketAddr>, UpstreamError> {
         let work = async {
             if url.starts_with("http://") {
@@ -149,27 +125,13 @@ impl Upstream {
     async fn http_announce(
         &self,
         url: &str,
-        a: &Announce,
+        a: &AnnounceRequest,
     ) -> Result<Vec<SocketAddr>, UpstreamError> {
         let http = |cause: Cause| UpstreamError::Http {
             url: url.to_owned(),
             cause,
         };
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let mut target = format!(
-            "{url}{sep}info_hash={}&peer_id={}&port={}&uploaded={}&downloaded={}&left={}&compact=1&numwant={}",
-            percent_encode(&a.info_hash.0),
-            percent_encode(&a.peer_id.0),
-            a.port,
-            a.uploaded,
-            a.downloaded,
-            a.left,
-            a.numwant
-        );
-        if a.event != Event::None {
-            target.push_str("&event=");
-            target.push_str(event_name(a.event));
-        }
+        let target = http_target(url, a);
         let req = http::Request::get(&target)
             .body(Full::new(Bytes::new()))
             .map_err(|e| http(e.into()))?;
@@ -200,7 +162,7 @@ impl Upstream {
     async fn udp_announce(
         &self,
         host_port: &str,
-        a: &Announce,
+        a: &AnnounceRequest,
     ) -> Result<Vec<SocketAddr>, UpstreamError> {
         let authority = host_port.split('/').next().unwrap_or(host_port);
         let target = tokio::net::lookup_host(authority)
@@ -218,19 +180,53 @@ impl Upstream {
         sock.send(&udp::connect(tid)).await?;
         let n = sock.recv(&mut buf).await?;
         let cid = udp::connected(&buf[..n], tid).map_err(|e| UpstreamError::Udp(e.into()))?;
-        let req = udp::Announce {
-            info_hash: a.info_hash,
-            peer_id: a.peer_id,
-            downloaded: a.downloaded,
-            left: a.left,
-            uploaded: a.uploaded,
-            event: a.event,
-            key: tid,
-            num_want: a.numwant as i32,
-            port: a.port,
-        };
-        sock.send(&udp::announce(cid, tid, &req)).await?;
+        // The transaction id, fixed by the port and the torrent, doubles as the key: a key
+        // only has to stay the same across one client's announces of a torrent.
+        sock.send(&udp::announce(cid, tid, tid, a)).await?;
         let n = sock.recv(&mut buf).await?;
         udp::announced(&buf[..n], tid, target.is_ipv6()).map_err(|e| UpstreamError::Udp(e.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracker_shim::protocol::{Event, InfoHash, PeerId};
+
+    #[test]
+    fn http_target_keeps_the_trackers_query_and_the_parameters_sent_so_far() {
+        let a = AnnounceRequest {
+            info_hash: InfoHash([0x12; 20]),
+            peer_id: PeerId(*b"-RB0001-abcdefghijkl"),
+            port: 6881,
+            uploaded: 1,
+            downloaded: 2,
+            left: 3,
+            event: Event::Stopped,
+            compact: true,
+            no_peer_id: false,
+            numwant: Some(0),
+            key: None,
+            trackerid: None,
+            ip: None,
+        };
+        // What the plugin sent before the announce was one type.
+        let params = format!(
+            "info_hash={}&peer_id=-RB0001-abcdefghijkl&port=6881&uploaded=1&downloaded=2&left=3\
+             &compact=1&numwant=0",
+            "%12".repeat(20)
+        );
+        assert_eq!(
+            http_target("http://t.example/announce", &a),
+            format!("http://t.example/announce?{params}&event=stopped")
+        );
+        let regular = AnnounceRequest {
+            event: Event::None,
+            ..a
+        };
+        assert_eq!(
+            http_target("http://t.example/a?passkey=x", &regular),
+            format!("http://t.example/a?passkey=x&{params}")
+        );
     }
 }

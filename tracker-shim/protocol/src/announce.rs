@@ -3,7 +3,7 @@
 //! when the client asks for `compact=0`.
 
 use crate::bencode::Writer;
-use crate::query::{pairs, BadEscape};
+use crate::query::{pairs, percent_encode, BadEscape};
 use crate::{Event, InfoHash, PeerId};
 use std::net::{IpAddr, SocketAddr};
 
@@ -145,6 +145,61 @@ impl AnnounceRequest {
             trackerid,
             ip,
         })
+    }
+}
+
+/// The `event` value of an HTTP announce (`paused` from BEP 21); `None` for a regular
+/// announce, which sends no `event` at all.
+fn event_value(e: Event) -> Option<&'static str> {
+    match e {
+        Event::None => None,
+        Event::Started => Some("started"),
+        Event::Completed => Some("completed"),
+        Event::Stopped => Some("stopped"),
+        Event::Paused => Some("paused"),
+    }
+}
+
+impl AnnounceRequest {
+    /// Writes the query string of `/announce` (without the `?`), the inverse of
+    /// [`AnnounceRequest::parse`]: the required parameters and `compact` always, the
+    /// others only when set, so that a tracker reads its own defaults for what is absent.
+    pub fn to_query(&self) -> String {
+        let mut q = format!(
+            "info_hash={}&peer_id={}&port={}&uploaded={}&downloaded={}&left={}&compact={}",
+            percent_encode(&self.info_hash.0),
+            percent_encode(&self.peer_id.0),
+            self.port,
+            self.uploaded,
+            self.downloaded,
+            self.left,
+            u8::from(self.compact),
+        );
+        let mut push = |k: &str, v: &str| {
+            q.push('&');
+            q.push_str(k);
+            q.push('=');
+            q.push_str(v);
+        };
+        if let Some(n) = self.numwant {
+            push("numwant", &n.to_string());
+        }
+        if let Some(e) = event_value(self.event) {
+            push("event", e);
+        }
+        if self.no_peer_id {
+            push("no_peer_id", "1");
+        }
+        if let Some(k) = &self.key {
+            push("key", &percent_encode(k));
+        }
+        if let Some(t) = &self.trackerid {
+            push("trackerid", &percent_encode(t));
+        }
+        if let Some(ip) = self.ip {
+            push("ip", &ip.to_string());
+        }
+        q
     }
 }
 
@@ -308,6 +363,57 @@ mod tests {
         assert_eq!(
             with("%9a&peer", "%9&peer"),
             "invalid percent-encoding in `info_hash`"
+        );
+    }
+
+    #[test]
+    fn to_query_round_trips_through_parse() {
+        let full = AnnounceRequest::parse(Q).unwrap();
+        let sparse = AnnounceRequest {
+            event: Event::None,
+            numwant: None,
+            key: None,
+            ip: None,
+            ..full.clone()
+        };
+        let every = AnnounceRequest {
+            event: Event::Paused,
+            compact: false,
+            no_peer_id: true,
+            key: Some(vec![0, b'&', b'=', 0xff]),
+            trackerid: Some(b"t 1".to_vec()),
+            ip: Some("::1".parse().unwrap()),
+            ..full.clone()
+        };
+        for r in [full, sparse, every] {
+            assert_eq!(AnnounceRequest::parse(r.to_query().as_bytes()), Ok(r));
+        }
+    }
+
+    #[test]
+    fn to_query_writes_what_trackers_are_sent_in_order() {
+        let r = AnnounceRequest {
+            info_hash: InfoHash([0xaa; 20]),
+            peer_id: PeerId(*b"-AR1360-abcdefghijkl"),
+            port: 6881,
+            uploaded: 1,
+            downloaded: 2,
+            left: 3,
+            event: Event::Completed,
+            compact: true,
+            no_peer_id: false,
+            numwant: Some(50),
+            key: None,
+            trackerid: None,
+            ip: None,
+        };
+        let ih = "%AA".repeat(20);
+        assert_eq!(
+            r.to_query(),
+            format!(
+                "info_hash={ih}&peer_id=-AR1360-abcdefghijkl&port=6881&uploaded=1&downloaded=2\
+                 &left=3&compact=1&numwant=50&event=completed"
+            )
         );
     }
 

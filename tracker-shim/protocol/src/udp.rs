@@ -339,7 +339,8 @@ mod tests {
 /// The client side of BEP 15, for announcing to UDP trackers.
 pub mod client {
     use super::{ANNOUNCE, CONNECT, ERROR, PROTOCOL_ID};
-    use crate::{Event, InfoHash, PeerId};
+    use crate::announce::AnnounceRequest;
+    use crate::Event;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
     /// A connect request.
@@ -350,31 +351,18 @@ pub mod client {
         p
     }
 
-    /// What an announce carries.
-    #[derive(Clone, Copy, Debug)]
-    pub struct Announce {
-        /// The torrent.
-        pub info_hash: InfoHash,
-        /// The client.
-        pub peer_id: PeerId,
-        /// Bytes downloaded.
-        pub downloaded: u64,
-        /// Bytes left.
-        pub left: u64,
-        /// Bytes uploaded.
-        pub uploaded: u64,
-        /// The event.
-        pub event: Event,
-        /// The client's key.
-        pub key: u32,
-        /// Peers wanted.
-        pub num_want: i32,
-        /// The client's port.
-        pub port: u16,
-    }
-
-    /// An announce request.
-    pub fn announce(connection_id: u64, transaction_id: u32, a: &Announce) -> Vec<u8> {
+    /// An announce request for `a` (an HTTP announce's fields, BEP 3, carried in the
+    /// BEP 15 layout) with the values only UDP has: the connection id of a connect answer,
+    /// the transaction id and the client's 32-bit `key` (`a.key`, an opaque string, has no
+    /// place in the packet). `compact`, `no_peer_id` and `trackerid` have none either;
+    /// `paused` goes as a regular announce, and `ip` only when it is IPv4 (0 otherwise:
+    /// the tracker takes the packet's source).
+    pub fn announce(
+        connection_id: u64,
+        transaction_id: u32,
+        key: u32,
+        a: &AnnounceRequest,
+    ) -> Vec<u8> {
         let mut p = Vec::with_capacity(98);
         p.extend_from_slice(&connection_id.to_be_bytes());
         p.extend_from_slice(&ANNOUNCE.to_be_bytes());
@@ -391,9 +379,17 @@ pub mod client {
             Event::Stopped => 3,
         };
         p.extend_from_slice(&event.to_be_bytes());
-        p.extend_from_slice(&0u32.to_be_bytes());
-        p.extend_from_slice(&a.key.to_be_bytes());
-        p.extend_from_slice(&a.num_want.to_be_bytes());
+        let ip = match a.ip {
+            Some(IpAddr::V4(v4)) => v4.octets(),
+            _ => [0; 4],
+        };
+        p.extend_from_slice(&ip);
+        p.extend_from_slice(&key.to_be_bytes());
+        // -1 asks for the tracker's default.
+        let num_want = a
+            .numwant
+            .map_or(-1, |n| i32::try_from(n).unwrap_or(i32::MAX));
+        p.extend_from_slice(&num_want.to_be_bytes());
         p.extend_from_slice(&a.port.to_be_bytes());
         p
     }
@@ -468,5 +464,71 @@ pub mod client {
                 SocketAddr::new(ip, u16::from_be_bytes([c[size - 2], c[size - 1]]))
             })
             .collect())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::udp::{parse, Request};
+        use crate::{InfoHash, PeerId};
+
+        fn request() -> AnnounceRequest {
+            AnnounceRequest {
+                info_hash: InfoHash([0xaa; 20]),
+                peer_id: PeerId(*b"-AR1360-abcdefghijkl"),
+                port: 6881,
+                uploaded: 7,
+                downloaded: 5,
+                left: 100,
+                event: Event::Started,
+                compact: true,
+                no_peer_id: false,
+                numwant: Some(50),
+                key: None,
+                trackerid: None,
+                ip: None,
+            }
+        }
+
+        #[test]
+        fn announce_is_laid_out_as_bep_15_says() {
+            let mut want = 42u64.to_be_bytes().to_vec();
+            want.extend_from_slice(&1u32.to_be_bytes());
+            want.extend_from_slice(&77u32.to_be_bytes());
+            want.extend_from_slice(&[0xaa; 20]);
+            want.extend_from_slice(b"-AR1360-abcdefghijkl");
+            want.extend_from_slice(&5u64.to_be_bytes());
+            want.extend_from_slice(&100u64.to_be_bytes());
+            want.extend_from_slice(&7u64.to_be_bytes());
+            want.extend_from_slice(&2u32.to_be_bytes());
+            want.extend_from_slice(&0u32.to_be_bytes());
+            want.extend_from_slice(&9u32.to_be_bytes());
+            want.extend_from_slice(&50i32.to_be_bytes());
+            want.extend_from_slice(&6881u16.to_be_bytes());
+            assert_eq!(announce(42, 77, 9, &request()), want);
+        }
+
+        #[test]
+        fn announce_is_read_back_by_the_tracker_side() {
+            let a = AnnounceRequest {
+                event: Event::Paused,
+                numwant: None,
+                ip: Some("127.1.0.5".parse().unwrap()),
+                ..request()
+            };
+            let Ok(Request::Announce(u)) = parse(&announce(42, 77, 9, &a), 10) else {
+                panic!("not an announce")
+            };
+            assert_eq!(
+                (u.info_hash, u.peer_id, u.uploaded, u.downloaded, u.left),
+                (a.info_hash, a.peer_id, a.uploaded, a.downloaded, a.left)
+            );
+            assert_eq!(
+                (u.connection_id, u.transaction_id, u.key, u.port),
+                (42, 77, 9, 6881)
+            );
+            assert_eq!((u.event, u.num_want), (Event::None, -1));
+            assert_eq!(u.ip, u32::from_be_bytes([127, 1, 0, 5]));
+        }
     }
 }

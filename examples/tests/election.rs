@@ -4,9 +4,12 @@
 //! fail, and heads finding other PIDs' swarm members through the head directory.
 
 use alto_model::pidhead::Role;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use test_support::http::*;
+use test_support::wait;
+use tokio::time::Instant;
 use tracker_shim::membership::JoinSettings;
+use tracker_shim::membership::Membership;
 use tracker_shim::protocol::decode;
 use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
@@ -53,20 +56,34 @@ async fn member(alto: &alto_server::Running, ip: &str) -> RunningTracker {
     .unwrap()
 }
 
+/// Waits until `t` is head with its maps installed: the role is an event (the membership
+/// channel); the maps have none, so they are looked at with a deadline.
+async fn until_head(what: &str, t: &RunningTracker) {
+    let timeout = Duration::from_secs(10);
+    until_role(what, timeout, t, Role::Head).await;
+    wait::until(what, timeout, &[], || t.tracker.maps().is_some()).await;
+}
+
+/// Waits for `t`'s membership to reach `role`, at most `timeout`.
+async fn until_role(what: &str, timeout: Duration, t: &RunningTracker, role: Role) {
+    let mut m = t.membership.clone();
+    tokio::time::timeout(timeout, m.wait_for(|m| m.role == Some(role)))
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        .expect("the membership task ended");
+}
+
 fn is_head(t: &RunningTracker) -> bool {
     t.membership.borrow().role == Some(Role::Head) && t.tracker.maps().is_some()
 }
 
-async fn until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    start.elapsed()
+/// Moves tokio's clock, which the lease clocks of the server and the trackers follow, by `d`
+/// at once; real time resumes before anything else runs, because the requests use real
+/// sockets and paused time would fire their timeouts whenever the runtime is idle.
+async fn advance(d: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(d).await;
+    tokio::time::resume();
 }
 
 async fn directory_head(alto: &alto_server::Running, pid: &str) -> Option<String> {
@@ -98,28 +115,18 @@ fn metric(text: &str, name: &str) -> u64 {
 const ECS_BODY: &str = r#"{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"},"endpoints":{"srcs":["ipv4:127.1.0.50"],"dsts":["ipv4:127.4.0.1","ipv4:127.1.0.2","ipv4:127.2.0.9","ipv4:10.0.0.1"]}}"#;
 const ECS: &str = "application/alto-endpointcostparams+json";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// On one thread: `tokio::time::pause` needs the current-thread runtime.
+#[tokio::test]
 async fn a_killed_head_is_replaced_and_forwarding_follows() {
     let (_dir, alto) = alto("server-id = \"alto-test\"", true).await;
     let (_dir2, local_only) = self::alto("", false).await;
     let s1 = member(&alto, "127.1.0.11").await;
-    until(
-        "the first joiner to be head",
-        Duration::from_secs(10),
-        || is_head(&s1),
-    )
-    .await;
+    until_head("the first joiner to be head", &s1).await;
     let s2 = member(&alto, "127.1.0.12").await;
     let s3 = member(&alto, "127.1.0.13").await;
-    until(
-        "the others to join as members",
-        Duration::from_secs(10),
-        || {
-            s2.membership.borrow().role == Some(Role::Member)
-                && s3.membership.borrow().role == Some(Role::Member)
-        },
-    )
-    .await;
+    let joined = Duration::from_secs(10);
+    until_role("the others to join as members", joined, &s2, Role::Member).await;
+    until_role("the others to join as members", joined, &s3, Role::Member).await;
     assert_eq!(directory_head(&alto, "PID1").await, Some(s1.announce_url()));
 
     // A forwarded query is answered by the head and equals the server's own answer.
@@ -155,10 +162,27 @@ async fn a_killed_head_is_replaced_and_forwarding_follows() {
     // Kill the head: no resignation, it just stops.
     let old = s1.announce_url();
     s1.kill();
-    let took = until("a new head", Duration::from_secs(2 * TTL + 2), || {
+    // Its lease (renewed at most a third of a lease ago) lapses within one lease period of
+    // the kill: drive the clocks past it, then the standbys' next joins elect one of them.
+    let start = Instant::now();
+    advance(Duration::from_secs(TTL)).await;
+    let (mut m2, mut m3) = (s2.membership.clone(), s3.membership.clone());
+    let head = |m: &Membership| m.role == Some(Role::Head);
+    tokio::time::timeout(Duration::from_secs(TTL + 2), async {
+        tokio::select! {
+            r = m2.wait_for(head) => r.map(drop),
+            r = m3.wait_for(head) => r.map(drop),
+        }
+    })
+    .await
+    .expect("timed out waiting for a new head")
+    .expect("the membership tasks ended");
+    // The maps have no event: looked at with a deadline.
+    wait::until("a new head's maps", Duration::from_secs(2), &[], || {
         is_head(&s2) || is_head(&s3)
     })
     .await;
+    let took = start.elapsed();
     assert!(
         took <= Duration::from_secs(2 * TTL),
         "replaced after {took:?}, more than two lease periods"
@@ -203,17 +227,21 @@ async fn a_killed_head_is_replaced_and_forwarding_follows() {
     local_only.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// On one thread: `tokio::time::pause` needs the current-thread runtime.
+#[tokio::test]
 async fn a_head_steps_down_when_its_renewals_fail() {
     let (_dir, alto) = alto("", true).await;
     let s1 = member(&alto, "127.2.0.11").await;
-    until("head", Duration::from_secs(10), || is_head(&s1)).await;
+    until_head("head", &s1).await;
     alto.stop().await.unwrap();
-    until(
-        "the head to step down",
-        Duration::from_secs(TTL + 3),
-        || s1.membership.borrow().role == Some(Role::Member) && s1.tracker.maps().is_none(),
-    )
+    // Past its lease deadline the next failed renewal makes it step down.
+    advance(Duration::from_secs(TTL)).await;
+    let timeout = Duration::from_secs(3);
+    until_role("the head to step down", timeout, &s1, Role::Member).await;
+    // It clears its maps before it says so; looked at with a deadline all the same.
+    wait::until("the head to step down", timeout, &[], || {
+        s1.membership.borrow().role == Some(Role::Member) && s1.tracker.maps().is_none()
+    })
     .await;
     assert_eq!(
         s1.membership.borrow().role_changes,
@@ -228,13 +256,13 @@ async fn heads_find_members_of_other_pids() {
     let (_dir, alto) = alto("", true).await;
     let h1 = member(&alto, "127.1.0.11").await;
     let h3 = member(&alto, "127.3.0.11").await;
-    until("two heads", Duration::from_secs(10), || {
-        is_head(&h1) && is_head(&h3)
-    })
-    .await;
-    until(
+    until_head("two heads", &h1).await;
+    until_head("two heads", &h3).await;
+    // The head directory is read by the follower; nothing tells when: looked at.
+    wait::until(
         "PID1's head to know PID3's",
         Duration::from_secs(10),
+        &[],
         || !h1.tracker.other_heads().is_empty(),
     )
     .await;
@@ -263,7 +291,9 @@ async fn heads_find_members_of_other_pids() {
             start.elapsed() < Duration::from_secs(5),
             "PID1's head never learnt PID3's seeder"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Only an announce shows the foreign members (asked of PID3's head every 250 ms):
+        // asked again after a step.
+        tokio::time::sleep(wait::STEP).await;
     }
     h1.stop().await;
     h3.stop().await;

@@ -5,8 +5,9 @@
 //! server is down.
 
 use alto_model::rank::Policy;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use test_support::http::*;
+use test_support::wait;
 use tracker_shim::protocol::decode;
 use tracker_shim::protocol::query::percent_encode;
 use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
@@ -35,14 +36,11 @@ async fn head(random_share: f64) -> (alto_server::Running, RunningTracker) {
     )
     .await
     .unwrap();
-    let start = Instant::now();
-    while t.tracker.maps().is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the head never got its maps"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Nothing tells when the follower installed the maps: looked at with a deadline.
+    wait::until("the head's maps", Duration::from_secs(10), &[], || {
+        t.tracker.maps().is_some()
+    })
+    .await;
     (alto, t)
 }
 
@@ -271,8 +269,18 @@ async fn the_head_answers_ecs_for_its_pid_and_lists_members() {
 async fn the_head_keeps_its_maps_while_the_alto_server_is_down() {
     let (alto, t) = head(0.0).await;
     populate(&t).await;
+    let addr = alto.addr;
     alto.stop().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await; // several failed refreshes
+    // The server's address now takes connections and closes them unanswered, so that each
+    // refresh (every 200 ms) is seen to fail: wait for several instead of sleeping.
+    let down = tokio::net::TcpListener::bind(addr).await.unwrap();
+    for _ in 0..4 {
+        let (refresh, _) = tokio::time::timeout(Duration::from_secs(10), down.accept())
+            .await
+            .expect("the head stopped refreshing")
+            .unwrap();
+        drop(refresh);
+    }
     assert!(t.tracker.maps().is_some());
     let (_, body) = get_from(
         ip("127.1.0.9"),

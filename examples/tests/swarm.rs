@@ -4,10 +4,14 @@
 //! leave every download to complete. Nothing leaves loopback: librqbit's DHT, local service
 //! discovery and UPnP are off, and the only tracker is the plugin's proxy.
 
+use alto_model::pidhead::Role;
 use alto_plugin::{AltoSession, Config};
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use test_support::wait;
+use tokio::sync::watch;
+use tracker_shim::membership::Membership;
 
 const TTL: u64 = 2;
 
@@ -70,12 +74,37 @@ async fn seeder(
     s
 }
 
-async fn until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// Waits until a membership among `watched` satisfies `done`: each is a channel, so this
+/// wakes when one changes instead of looking.
+async fn until_membership(
+    what: &str,
+    timeout: Duration,
+    watched: Vec<watch::Receiver<Membership>>,
+    done: fn(&Membership) -> bool,
+) {
+    let mut waits = tokio::task::JoinSet::new();
+    for mut m in watched {
+        waits.spawn(async move { m.wait_for(done).await.is_ok() });
     }
+    let found = async {
+        while let Some(r) = waits.join_next().await {
+            if r.unwrap_or(false) {
+                return;
+            }
+        }
+        panic!("every membership ended while waiting for {what}");
+    };
+    tokio::time::timeout(timeout, found)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+/// The membership channel of `c`'s tracker shim.
+fn membership(c: &AltoSession) -> watch::Receiver<Membership> {
+    c.shim()
+        .expect("a client with a tracker shim")
+        .membership
+        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,9 +189,12 @@ async fn downloads_complete_when_the_head_and_then_the_alto_server_die() {
     let dir = tempfile::tempdir().unwrap();
     // A client with no torrent joins first: PID1's head.
     let mut head = client(&url, "127.1.0.2", dir.path(), None).await;
-    until("the head", Duration::from_secs(10), || {
-        head.membership().role == Some(alto_model::pidhead::Role::Head)
-    })
+    until_membership(
+        "the head",
+        Duration::from_secs(10),
+        vec![membership(&head)],
+        |m| m.role == Some(Role::Head),
+    )
     .await;
     // Seeders limited to 1 MiB/s, so that the downloads take seconds.
     let (data, meta) = torrent(6 << 20);
@@ -174,7 +206,15 @@ async fn downloads_complete_when_the_head_and_then_the_alto_server_die() {
         let t = c.add(&meta).await.unwrap();
         clients.push((ip, c, t));
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The head dies mid-download: once every client has its first verified bytes (librqbit
+    // gives no progress event, so this is looked at with a deadline).
+    wait::until(
+        "the downloads to be under way",
+        Duration::from_secs(30),
+        &[],
+        || clients.iter().all(|(_, c, t)| c.report(t).have_bytes > 0),
+    )
+    .await;
     assert!(
         clients.iter().any(|(_, c, t)| !c.report(t).finished),
         "the downloads were over before the head died"
@@ -182,14 +222,13 @@ async fn downloads_complete_when_the_head_and_then_the_alto_server_die() {
     head.crash_tracker();
     // A new head for PID1 within two lease periods (and a bit for the next join).
     let start = Instant::now();
-    let pid1_head = |c: &AltoSession| {
-        let m = c.membership();
-        m.role == Some(alto_model::pidhead::Role::Head) && m.pid.as_deref() == Some("PID1")
-    };
-    until(
+    let mut watched: Vec<_> = clients.iter().map(|(_, c, _)| membership(c)).collect();
+    watched.push(membership(&s1));
+    until_membership(
         "a new head for PID1",
         Duration::from_secs(3 * TTL + 3),
-        || clients.iter().any(|(_, c, _)| pid1_head(c)) || pid1_head(&s1),
+        watched,
+        |m| m.role == Some(Role::Head) && m.pid.as_deref() == Some("PID1"),
     )
     .await;
     eprintln!("PID1 had a new head after {:?}", start.elapsed());

@@ -14,8 +14,11 @@ use alto_model::pidhead::{
 };
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
+// tokio's instant, not std's: under `tokio::time::pause` the lease deadlines stand still
+// and `advance` moves them, with the renewal timers and the server's lease clock.
+use tokio::time::Instant;
 
 /// How a tracker joins.
 #[derive(Clone, Debug)]
@@ -66,7 +69,9 @@ const MIN_REJOIN: Duration = Duration::from_secs(1);
 /// The reason given when a head resigns because it stops.
 const SHUTDOWN: &str = "shutting down";
 
-struct Headship {
+/// This tracker's own headship while it is the elected head: the lease it renews and the
+/// task following the ALTO server for it.
+struct OwnHeadship {
     token: String,
     deadline: Instant,
     ttl: Duration,
@@ -85,7 +90,7 @@ impl Drop for Follower {
 
 fn step_down(
     tracker: &Tracker,
-    headship: Option<Headship>,
+    headship: Option<OwnHeadship>,
     state: &watch::Sender<Membership>,
     why: &str,
 ) {
@@ -131,7 +136,7 @@ pub async fn run(
         capabilities: s.capabilities.clone(),
     };
     tracker.set_own_client(s.endpoint);
-    let mut headship: Option<Headship> = None;
+    let mut headship: Option<OwnHeadship> = None;
     let mut last_join = Instant::now() - MIN_REJOIN;
     loop {
         let wait = match &mut headship {
@@ -199,7 +204,7 @@ pub async fn run(
                                     s.refresh,
                                     Some(s.endpoint),
                                 )));
-                                headship = Some(Headship {
+                                headship = Some(OwnHeadship {
                                     token: lease.token,
                                     deadline: Instant::now() + ttl,
                                     ttl,

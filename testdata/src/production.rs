@@ -78,7 +78,9 @@ pub struct Generated {
     pub sample_v4: Vec<u32>,
 }
 
-/// SplitMix64: small, seeded, good enough for test data.
+/// SplitMix64: small, seeded, good enough for test data. The same generator as
+/// `alto_model::rank::SplitMix64`, kept here on purpose: `alto-model`'s own tests use this
+/// crate, so it must not depend on `alto-model`.
 #[derive(Clone, Debug)]
 pub struct SplitMix(u64);
 

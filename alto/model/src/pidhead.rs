@@ -98,13 +98,15 @@ fn number(obj: &Map<String, Value>, name: &str) -> Result<Option<f64>, AltoError
 /// An `http://` URL with an IP-literal host: the only kind a head may announce, so that its
 /// PID can be checked.
 pub fn url_ip(url: &str) -> Option<IpAddr> {
-    let rest = url.strip_prefix("http://")?;
-    let authority = rest.split('/').next()?;
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next()?,
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    host.parse().ok()
+    let url = url::Url::parse(url).ok()?;
+    if url.scheme() != "http" {
+        return None;
+    }
+    match url.host()? {
+        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
+    }
 }
 
 impl JoinRequest {
@@ -160,9 +162,14 @@ impl JoinRequest {
 
 /// `url` with its path replaced by `path`.
 pub fn sibling(url: &str, path: &str) -> String {
-    match url.strip_prefix("http://").and_then(|r| r.split_once('/')) {
-        Some((authority, _)) => format!("http://{authority}{path}"),
-        None => format!("{}{path}", url.trim_end_matches('/')),
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.cannot_be_a_base() => {
+            u.set_path(path);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.into()
+        }
+        _ => format!("{}{path}", url.trim_end_matches('/')),
     }
 }
 

@@ -11,9 +11,8 @@
 
 use alto_client::{AltoClient, ClientError};
 use alto_model::addr::{AddressType, Prefix};
-use alto_model::ird::InfoResourceDirectory;
-use alto_model::messages::{NetworkMapData, PidFilter, ReqFilteredCostMap};
-use alto_model::{media, Cost, CostMode, CostType};
+use alto_model::messages::NetworkMapData;
+use alto_model::Cost;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -36,31 +35,9 @@ pub enum AllowlistError {
     /// The join did not name the own PID in time.
     #[error("no PID from the ALTO server within {0:?}")]
     NoPid(Duration),
-    /// The directory lists no filtered cost map in a numerical cost type.
-    #[error("the ALTO server offers no numerical filtered cost map")]
-    NoCostType,
     /// The file could not be written.
     #[error("writing the allowlist: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// The numerical cost type `ird` offers for filtered cost maps: `routingcost` if offered,
-/// else the first.
-pub fn offered_cost_type(ird: &InfoResourceDirectory) -> Option<CostType> {
-    let offered: Vec<CostType> = ird
-        .resources
-        .values()
-        .filter(|e| {
-            e.media_type == media::COST_MAP && e.accepts.as_deref() == Some(media::COST_MAP_FILTER)
-        })
-        .flat_map(|e| ird.cost_types_of(e))
-        .filter(|t| t.cost_mode == CostMode::Numerical)
-        .collect();
-    offered
-        .iter()
-        .find(|t| t.cost_metric == alto_model::cost::ROUTINGCOST)
-        .or(offered.first())
-        .cloned()
 }
 
 /// The PIDs of `row` (costs from `own`) that are allowed: `own`, and those whose cost is at
@@ -114,24 +91,10 @@ pub async fn write(
     let mut m = membership.clone();
     let _ = tokio::time::timeout(WAIT, m.wait_for(|m| m.pid.is_some())).await;
     let pid = m.borrow().pid.clone().ok_or(AllowlistError::NoPid(WAIT))?;
-    // The directory first: the network map is then looked up in it without a second fetch.
-    let cost_type =
-        offered_cost_type(&client.directory().await?).ok_or(AllowlistError::NoCostType)?;
+    // The cost row first: it fetches the directory, in which the network map is then found
+    // without a second fetch.
+    let (_, row) = client.cost_row(&pid).await?;
     let nm = client.network_map().await?;
-    let req = ReqFilteredCostMap {
-        cost_type,
-        constraints: None,
-        pids: Some(PidFilter {
-            srcs: vec![pid.clone()],
-            dsts: vec![],
-        }),
-    };
-    let row = client
-        .filtered_cost_map(&req)
-        .await?
-        .cost_map
-        .remove(&pid)
-        .unwrap_or_default();
     let lines = lines(&allowed_pids(&pid, &row), &nm.network_map);
     let path = output.join(".alto-allowlist.p2p");
     std::fs::create_dir_all(output)?;
@@ -186,29 +149,5 @@ mod tests {
             lines(&["A", "missing"], &map),
             ["A:127.1.0.0-127.1.255.255", "A:10.0.0.0-10.0.0.255"]
         );
-    }
-
-    #[test]
-    fn should_prefer_routingcost_among_the_numerical_cost_types_offered() {
-        let ird = |types: &str| -> InfoResourceDirectory {
-            serde_json::from_str(&format!(
-                r#"{{"meta":{{"cost-types":{{
-                    "num-hop":{{"cost-mode":"numerical","cost-metric":"hopcount"}},
-                    "num-rc":{{"cost-mode":"numerical","cost-metric":"routingcost"}},
-                    "ord-rc":{{"cost-mode":"ordinal","cost-metric":"routingcost"}}}}}},
-                  "resources":{{"filtered":{{"uri":"/costmap/filtered",
-                    "media-type":"application/alto-costmap+json",
-                    "accepts":"application/alto-costmapfilter+json",
-                    "capabilities":{{"cost-type-names":{types}}}}}}}}}"#
-            ))
-            .unwrap()
-        };
-        let pick = |types| offered_cost_type(&ird(types)).map(|t| t.cost_metric);
-        assert_eq!(
-            pick(r#"["num-hop","num-rc"]"#).as_deref(),
-            Some("routingcost")
-        );
-        assert_eq!(pick(r#"["ord-rc","num-hop"]"#).as_deref(), Some("hopcount"));
-        assert_eq!(pick(r#"["ord-rc"]"#), None);
     }
 }

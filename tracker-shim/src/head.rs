@@ -10,9 +10,8 @@ use crate::protocol::InfoHash;
 use crate::tracker::{ForeignPeer, HeadMaps, KnownHead, Tracker};
 use alto_client::{AltoClient, ClientError};
 use alto_model::members::MembersResponse;
-use alto_model::messages::{PidFilter, ReqFilteredCostMap};
 use alto_model::pidhead::sibling;
-use alto_model::{CostMode, CostType, MapError, NetworkMap, PidIdx, VersionTag};
+use alto_model::{MapError, NetworkMap, PidIdx, VersionTag};
 use alto_web::client::{http_client, ClientOptions, HttpClient};
 use alto_web::clock::now;
 use bytes::Bytes;
@@ -55,20 +54,9 @@ pub async fn refresh(
     let own = net
         .pid_index(pid)
         .ok_or_else(|| FollowError::UnknownPid(pid.to_owned()))?;
-    let req = ReqFilteredCostMap {
-        cost_type: CostType::new(alto_model::cost::ROUTINGCOST, CostMode::Numerical),
-        constraints: None,
-        pids: Some(PidFilter {
-            srcs: vec![pid.to_owned()],
-            dsts: vec![],
-        }),
-    };
-    let fc = client.filtered_cost_map(&req).await?;
-    let mut row: Vec<(PidIdx, f64)> = fc
-        .cost_map
-        .get(pid)
-        .into_iter()
-        .flatten()
+    let (_, costs) = client.cost_row(pid).await?;
+    let mut row: Vec<(PidIdx, f64)> = costs
+        .iter()
         .filter_map(|(dst, c)| net.pid_index(dst).map(|d| (d, c.0)))
         .collect();
     row.sort_by_key(|e| e.0);

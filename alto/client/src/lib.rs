@@ -246,6 +246,37 @@ impl AltoClient {
         .await
     }
 
+    /// The costs from `pid` to every PID: a filtered cost map (§11.3.2) with `pid` as its one
+    /// source, in the cost type [`InfoResourceDirectory::ranking_cost_type`] picks from the
+    /// kept directory (fetched once if there is none). What a PID Head ranks with and what
+    /// the plugin's allowlist is made of.
+    pub async fn cost_row(
+        &self,
+        pid: &str,
+    ) -> Result<
+        (
+            CostType,
+            std::collections::BTreeMap<String, alto_model::Cost>,
+        ),
+        ClientError,
+    > {
+        let cost_type = self
+            .known_directory()
+            .await?
+            .ranking_cost_type()
+            .ok_or_else(|| ClientError::NoResource("a numerical filtered cost map".into()))?;
+        let req = ReqFilteredCostMap {
+            cost_type: cost_type.clone(),
+            constraints: None,
+            pids: Some(PidFilter {
+                srcs: vec![pid.to_owned()],
+                dsts: vec![],
+            }),
+        };
+        let mut answer = self.filtered_cost_map(&req).await?;
+        Ok((cost_type, answer.cost_map.remove(pid).unwrap_or_default()))
+    }
+
     /// Endpoint properties (§11.4.1).
     pub async fn endpoint_properties(
         &self,

@@ -85,6 +85,26 @@ pub struct InfoResourceDirectory {
 }
 
 impl InfoResourceDirectory {
+    /// The numerical cost type offered for filtered cost maps (§11.3.2) that a client ranks
+    /// PIDs with: `routingcost` if offered, else the first numerical one.
+    pub fn ranking_cost_type(&self) -> Option<CostType> {
+        let offered: Vec<CostType> = self
+            .resources
+            .values()
+            .filter(|e| {
+                e.media_type == crate::media::COST_MAP
+                    && e.accepts.as_deref() == Some(crate::media::COST_MAP_FILTER)
+            })
+            .flat_map(|e| self.cost_types_of(e))
+            .filter(|t| t.cost_mode == crate::CostMode::Numerical)
+            .collect();
+        offered
+            .iter()
+            .find(|t| t.cost_metric == crate::cost::ROUTINGCOST)
+            .or(offered.first())
+            .cloned()
+    }
+
     /// The cost types an entry supports, resolved through `meta.cost-types`.
     pub fn cost_types_of(&self, entry: &IrdResourceEntry) -> Vec<CostType> {
         entry
@@ -106,5 +126,34 @@ impl InfoResourceDirectory {
         self.resources
             .iter()
             .find(|(_, e)| e.media_type == media_type && e.accepts.as_deref() == accepts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_prefer_routingcost_among_the_numerical_cost_types_offered() {
+        let ird = |types: &str| -> InfoResourceDirectory {
+            serde_json::from_str(&format!(
+                r#"{{"meta":{{"cost-types":{{
+                    "num-hop":{{"cost-mode":"numerical","cost-metric":"hopcount"}},
+                    "num-rc":{{"cost-mode":"numerical","cost-metric":"routingcost"}},
+                    "ord-rc":{{"cost-mode":"ordinal","cost-metric":"routingcost"}}}}}},
+                  "resources":{{"filtered":{{"uri":"/costmap/filtered",
+                    "media-type":"application/alto-costmap+json",
+                    "accepts":"application/alto-costmapfilter+json",
+                    "capabilities":{{"cost-type-names":{types}}}}}}}}}"#
+            ))
+            .unwrap()
+        };
+        let pick = |types| ird(types).ranking_cost_type().map(|t| t.cost_metric);
+        assert_eq!(
+            pick(r#"["num-hop","num-rc"]"#).as_deref(),
+            Some("routingcost")
+        );
+        assert_eq!(pick(r#"["ord-rc","num-hop"]"#).as_deref(), Some("hopcount"));
+        assert_eq!(pick(r#"["ord-rc"]"#), None);
     }
 }

@@ -115,15 +115,19 @@ const MEMBERS_ASKED: usize = 50;
 const MAX_MEMBERS_BODY: usize = 256 * 1024;
 
 /// Asks the cheapest other heads for the members of torrents whose swarms here are too
-/// small, every `period`, for ever: bounded fan-out, a timeout per head, and results kept
-/// for `FOREIGN_TTL_SECS`.
+/// small, for ever: woken when a torrent becomes wanted, at most once every `period`
+/// (wanted torrents gather meanwhile), with bounded fan-out, a timeout per head, and results
+/// kept for `FOREIGN_TTL_SECS`.
 pub async fn fetch_foreign(tracker: Arc<Tracker>, period: Duration) {
     let client = http_client(ClientOptions {
         connect_timeout: Some(MEMBERS_TIMEOUT),
         ..ClientOptions::default()
     });
+    let mut next = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(period).await;
+        tracker.wanted_added().await;
+        tokio::time::sleep_until(next).await;
+        next = tokio::time::Instant::now() + period;
         let wanted = tracker.take_wanted();
         if wanted.is_empty() {
             continue;

@@ -197,6 +197,8 @@ pub const FOREIGN_TTL_SECS: u64 = 10;
 pub struct Tracker {
     foreign: Mutex<std::collections::HashMap<InfoHash, (u64, Vec<ForeignPeer>)>>,
     wanted: Mutex<std::collections::HashSet<InfoHash>>,
+    /// Told when a torrent becomes wanted, so the shell that asks other heads wakes only then.
+    wanted_added: tokio::sync::Notify,
     heads: RwLock<Vec<KnownHead>>,
     journal: Mutex<std::collections::VecDeque<JournalEntry>>,
     config: TrackerConfig,
@@ -223,6 +225,7 @@ impl Tracker {
         Tracker {
             foreign: Mutex::new(std::collections::HashMap::new()),
             wanted: Mutex::new(std::collections::HashSet::new()),
+            wanted_added: tokio::sync::Notify::new(),
             heads: RwLock::new(Vec::new()),
             journal: Mutex::new(std::collections::VecDeque::with_capacity(config.journal)),
             shards: (0..shards)
@@ -300,6 +303,12 @@ impl Tracker {
     /// Torrents whose swarms here were too small to fill an answer, since the last call.
     pub fn take_wanted(&self) -> Vec<InfoHash> {
         self.wanted.lock().expect("wanted lock").drain().collect()
+    }
+
+    /// Resolves once a torrent has become wanted since the last wait (a wake-up is kept if
+    /// nobody waits at the time).
+    pub async fn wanted_added(&self) {
+        self.wanted_added.notified().await
     }
 
     /// Stores the members other heads reported for a torrent, cheapest PIDs first.
@@ -507,7 +516,9 @@ impl Tracker {
             }
         };
         let Some(list) = fresh else {
-            self.wanted.lock().expect("wanted lock").insert(h);
+            if self.wanted.lock().expect("wanted lock").insert(h) {
+                self.wanted_added.notify_one();
+            }
             return;
         };
         for f in list {

@@ -238,7 +238,7 @@ async fn the_head_answers_ecs_for_its_pid_and_lists_members() {
     assert_eq!(s, 200);
     let m: serde_json::Value = serde_json::from_slice(&resp).unwrap();
     assert_eq!(m["pid"], "PID1");
-    let swarm = &m["swarms"][hex::encode([1u8; 20])];
+    let swarm = &m["swarms"][alto_model::hex(&[1u8; 20])];
     assert_eq!(swarm["incomplete"], 13);
     assert_eq!(swarm["peers"].as_array().unwrap().len(), 13);
     assert!(swarm["peers"]
@@ -296,10 +296,4 @@ async fn the_head_keeps_its_maps_while_the_alto_server_is_down() {
         .collect();
     assert_eq!(&pids[..6], [1, 1, 1, 2, 2, 2], "{pids:?}");
     t.stop().await;
-}
-
-mod hex {
-    pub fn encode(b: [u8; 20]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
 }

@@ -456,7 +456,12 @@ pub async fn serve(
         let proxy = proxy.clone();
         async move { handle(&proxy, req).await }
     };
-    web::serve(listener, handler, shutdown, Duration::from_secs(2)).await
+    // Only librqbit on this host talks to the proxy: the defaults bound it.
+    let limits = web::Limits {
+        grace: Duration::from_secs(2),
+        ..web::Limits::default()
+    };
+    web::serve(listener, handler, shutdown, limits).await
 }
 
 /// What goes upstream for librqbit's announce `req`: its torrent, peer and figures, with

@@ -434,11 +434,16 @@ pub async fn run_http(
     tracker: Arc<Tracker>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let limits = web::Limits {
+        header_read_timeout: Duration::from_millis(tracker.config().header_read_timeout_ms.max(1)),
+        max_connections: tracker.config().max_connections,
+        grace: Duration::from_secs(5),
+    };
     let handle = move |req, remote| {
         let tracker = tracker.clone();
         async move { handle(&tracker, req, remote).await }
     };
-    web::serve(listener, handle, shutdown, Duration::from_secs(5)).await
+    web::serve(listener, handle, shutdown, limits).await
 }
 
 #[cfg(test)]

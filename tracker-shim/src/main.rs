@@ -71,6 +71,13 @@ struct Args {
     /// Longest query string accepted, bytes (longer: HTTP 414).
     #[arg(long, default_value_t = 4096)]
     max_query_bytes: usize,
+    /// Time an HTTP client has to send a whole request head after connecting or after its
+    /// last answer (slow or idle clients are disconnected), milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    header_read_timeout_ms: u64,
+    /// HTTP connections open at once; at this many the tracker stops accepting.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
     /// Share of each peer list drawn at random from outside the announcer's PID.
     #[arg(long, default_value_t = 0.1)]
     random_share: f64,
@@ -109,6 +116,8 @@ async fn main() -> anyhow::Result<()> {
         max_peers_per_swarm: args.max_peers_per_swarm,
         max_scrape: args.max_scrape,
         max_query_bytes: args.max_query_bytes,
+        header_read_timeout_ms: args.header_read_timeout_ms,
+        max_connections: args.max_connections,
         policy: Policy {
             random_share: args.random_share,
         },

@@ -39,6 +39,11 @@ pub struct TrackerConfig {
     pub max_scrape: usize,
     /// Longest query string accepted (longer gets HTTP 414).
     pub max_query_bytes: usize,
+    /// Time an HTTP client has to send a whole request head, also the idle keep-alive
+    /// timeout, milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// HTTP connections open at once; at this many the tracker stops accepting.
+    pub max_connections: usize,
     /// The ranking policy.
     pub policy: Policy,
     /// Sources whose `ip` parameter is believed.
@@ -63,6 +68,8 @@ impl Default for TrackerConfig {
             max_peers_per_swarm: 10_000,
             max_scrape: 64,
             max_query_bytes: 4096,
+            header_read_timeout_ms: 10_000,
+            max_connections: 1024,
             policy: Policy::default(),
             trusted_ip_sources: Vec::new(),
             trusted_proxies: Vec::new(),

@@ -21,6 +21,14 @@ pub struct Config {
     /// Freshness of GET responses, sent as `Cache-Control: max-age` (RFC 7285 §8.3.3).
     #[serde(default = "default_max_age")]
     pub max_age_secs: u64,
+    /// Time a client has to send a whole request head, also the idle keep-alive timeout,
+    /// in milliseconds (read at start only).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_ms: u64,
+    /// Connections open at once; at this many the server stops accepting (read at start
+    /// only).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// The network map.
     pub network_map: NetworkMapSource,
     /// The cost maps, one per metric; `routingcost` is required.
@@ -189,6 +197,12 @@ fn default_max_body() -> usize {
 fn default_max_age() -> u64 {
     60
 }
+fn default_header_read_timeout() -> u64 {
+    alto_web::Limits::default().header_read_timeout.as_millis() as u64
+}
+fn default_max_connections() -> usize {
+    alto_web::Limits::default().max_connections
+}
 
 /// Where the configuration is read from, at start and at every reload.
 #[derive(Clone, Debug)]
@@ -216,6 +230,10 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// `Cache-Control: max-age` of GET responses.
     pub max_age_secs: u64,
+    /// Time to send a request head (and idle keep-alive timeout), milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// Connections open at once.
+    pub max_connections: usize,
 }
 
 /// Parses a prefix such as `10.0.0.0/8` or `2001:db8::/32` (a bare address is a host).
@@ -291,6 +309,8 @@ impl Loaded {
         Limits {
             max_body_bytes: self.config.max_body_bytes,
             max_age_secs: self.config.max_age_secs,
+            header_read_timeout_ms: self.config.header_read_timeout_ms,
+            max_connections: self.config.max_connections,
         }
     }
 }
@@ -420,6 +440,12 @@ max-body-bytes = 65536
 # Freshness of GET responses (directory, network map, cost maps), sent as
 # Cache-Control: max-age (RFC 7285 section 8.3.3).
 max-age-secs = 60
+
+# A client that has not sent a whole request head this long after connecting or after its
+# last answer (slow or idle) is disconnected; at most max-connections are open at once, and
+# beyond that the server stops accepting until one closes. Read at start only.
+header-read-timeout-ms = 10000
+max-connections = 1024
 
 # This server's name in ALTO-Via when it forwards (default: a random "alto-…" name), and the
 # most hops a forwarded query may make (docs/pid-head.md). Read at start only.

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -21,11 +21,19 @@ pub struct ClientOptions {
     pub connect_timeout: Option<Duration>,
 }
 
+/// How long a pooled connection may sit idle: below the servers' idle timeout
+/// ([`crate::Limits::header_read_timeout`], 10 s by default), so the client lets a connection
+/// go before the server closes it under a request in flight.
+pub const POOL_IDLE: Duration = Duration::from_secs(5);
+
 /// A client with `TCP_NODELAY` (requests are small and latency matters) and `options`.
 pub fn http_client(options: ClientOptions) -> HttpClient {
     let mut c = HttpConnector::new();
     c.set_nodelay(true);
     c.set_local_address(options.local);
     c.set_connect_timeout(options.connect_timeout);
-    Client::builder(TokioExecutor::new()).build(c)
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE)
+        .build(c)
 }

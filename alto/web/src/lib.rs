@@ -20,4 +20,4 @@ pub mod serve;
 
 pub use client_addr::{canonical, client_addr, ClientAddr};
 pub use resource::{admit, alto_error, conditional, post_answer, simple, HttpResponse, Reject};
-pub use serve::serve;
+pub use serve::{serve, Limits};

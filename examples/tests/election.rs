@@ -281,8 +281,12 @@ async fn heads_find_members_of_other_pids() {
         "nobody in PID1 yet: {:?}",
         first.peers
     );
+    // That announce made the torrent wanted; PID1's head asks PID3's and stores the answer.
     let start = Instant::now();
     loop {
+        tokio::time::timeout(Duration::from_secs(5), h1.tracker.foreign_stored())
+            .await
+            .expect("PID1's head never stored members of other heads");
         let a = decode::announce(&ask().await.1).unwrap();
         if a.peers.iter().any(|p| p.0.to_string() == "127.3.0.5:6001") {
             break;
@@ -291,9 +295,6 @@ async fn heads_find_members_of_other_pids() {
             start.elapsed() < Duration::from_secs(5),
             "PID1's head never learnt PID3's seeder"
         );
-        // Only an announce shows the foreign members (asked of PID3's head every 250 ms):
-        // asked again after a step.
-        tokio::time::sleep(wait::STEP).await;
     }
     h1.stop().await;
     h3.stop().await;

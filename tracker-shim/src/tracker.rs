@@ -206,6 +206,8 @@ pub struct Tracker {
     wanted: Mutex<std::collections::HashSet<InfoHash>>,
     /// Told when a torrent becomes wanted, so the shell that asks other heads wakes only then.
     wanted_added: tokio::sync::Notify,
+    /// Told when other heads' members of a torrent have been stored.
+    foreign_stored: tokio::sync::Notify,
     heads: RwLock<Vec<KnownHead>>,
     journal: Mutex<std::collections::VecDeque<JournalEntry>>,
     config: TrackerConfig,
@@ -233,6 +235,7 @@ impl Tracker {
             foreign: Mutex::new(std::collections::HashMap::new()),
             wanted: Mutex::new(std::collections::HashSet::new()),
             wanted_added: tokio::sync::Notify::new(),
+            foreign_stored: tokio::sync::Notify::new(),
             heads: RwLock::new(Vec::new()),
             journal: Mutex::new(std::collections::VecDeque::with_capacity(config.journal)),
             shards: (0..shards)
@@ -324,6 +327,13 @@ impl Tracker {
             .lock()
             .expect("foreign lock")
             .insert(h, (now, peers));
+        self.foreign_stored.notify_one();
+    }
+
+    /// Resolves once other heads' members have been stored since the last wait (a wake-up is
+    /// kept if nobody waits at the time).
+    pub async fn foreign_stored(&self) {
+        self.foreign_stored.notified().await
     }
 
     fn shard(&self, h: &InfoHash) -> &Mutex<Store> {

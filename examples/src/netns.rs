@@ -11,7 +11,7 @@
 //! `stdout.jsonl`), so completion is an event it awaits. aria2 and transmission say nothing
 //! the lab can read: their file is looked at.
 
-use crate::lab::{LabConfig, LabReport, PeerBytes, RunFigures, Services};
+use crate::lab::{LabConfig, LabReport, RunFigures, Services};
 use crate::third_party::{self, Kind};
 use alto_model::NetworkMap;
 use alto_plugin::PeerTraffic;
@@ -56,15 +56,6 @@ pub struct ProgressLine {
     /// The same per peer that connected to the client (its address as seen there).
     #[serde(default)]
     pub peers_in: Vec<PeerTraffic>,
-}
-
-/// A peer's bytes in a [`ProgressLine`], as the plugin's report has them.
-fn peer_bytes(p: &PeerTraffic) -> PeerBytes {
-    PeerBytes {
-        addr: p.addr,
-        got: p.received,
-        sent: p.sent,
-    }
 }
 
 /// What the lab knows of an `rqbit-alto` client from its output so far.
@@ -457,16 +448,16 @@ fn count_connections(
     line: &ProgressLine,
     third: &[IpAddr],
 ) {
-    for conn in line.peers_out.iter().map(peer_bytes) {
-        f.add_connection(net, me, &conn);
+    for conn in &line.peers_out {
+        f.add_connection(net, me, conn);
     }
-    for conn in line.peers_in.iter().map(peer_bytes) {
+    for conn in &line.peers_in {
         if third.contains(&conn.addr.ip()) {
             // Seen from the third-party client that opened it: what it got is what we sent.
-            let theirs = PeerBytes {
+            let theirs = PeerTraffic {
                 addr: SocketAddr::new(me, 0),
-                got: conn.sent,
-                sent: conn.got,
+                received: conn.sent,
+                sent: conn.received,
             };
             f.add_connection(net, conn.addr.ip(), &theirs);
         }
@@ -485,9 +476,9 @@ mod tests {
         let p: ProgressLine = serde_json::from_str(line).unwrap();
         assert!(p.finished);
         assert_eq!(p.elapsed_s, Some(2.5));
-        let out: Vec<PeerBytes> = p.peers_out.iter().map(peer_bytes).collect();
+        let out = &p.peers_out;
         assert_eq!(out.len(), 1);
-        assert_eq!((out[0].got, out[0].sent), (100, 20));
+        assert_eq!((out[0].received, out[0].sent), (100, 20));
         let mut progress = Progress::default();
         progress.add(p.clone());
         progress.add(ProgressLine {

@@ -26,7 +26,5 @@ pub mod run;
 pub use config::LabConfig;
 pub use metrics::{alto_metrics, alto_requests, head_requests, metric_sum};
 pub use render::{json, svg, table, LabSummary};
-pub use report::{
-    ClientCompletion, CrossConnection, LabReport, PeerBytes, RunFigures, TrafficMatrix,
-};
+pub use report::{ClientCompletion, CrossConnection, LabReport, RunFigures, TrafficMatrix};
 pub use run::{note, run, services, torrent, Services};

@@ -1,15 +1,16 @@
 //! The figures of a lab run, typed as they are written by `--json`: bytes from PID to PID,
 //! the connections that crossed PIDs, each client's completion, the servers' request
-//! counts. Both lab modes fill the same [`RunFigures`] from [`PeerBytes`].
+//! counts. Both lab modes fill the same [`RunFigures`] from the plugin's [`PeerTraffic`].
 //!
 //! Bytes are attributed on the side that opened each connection (on loopback the accepting
 //! side only sees 127.0.0.1): every client reports, for the connections it opened, what it
 //! received and sent; summed over the swarm each byte counts once.
 
 use alto_model::NetworkMap;
+use alto_plugin::PeerTraffic;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 /// Bytes sent from PID to PID, by PID name: `{from: {to: bytes}}` in JSON.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,17 +45,6 @@ impl TrafficMatrix {
                 .map(move |(to, b)| (from.as_str(), to.as_str(), *b))
         })
     }
-}
-
-/// What one client counted on one connection it opened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerBytes {
-    /// The peer it connected to.
-    pub addr: SocketAddr,
-    /// Bytes received from the peer.
-    pub got: u64,
-    /// Bytes sent to the peer.
-    pub sent: u64,
 }
 
 /// A connection between two PIDs, as its opener reported it.
@@ -119,21 +109,21 @@ pub struct RunFigures {
 
 impl RunFigures {
     /// Counts a connection the client at `me` opened, by the PIDs of both ends in `net`.
-    pub fn add_connection(&mut self, net: &NetworkMap, me: IpAddr, conn: &PeerBytes) {
+    pub fn add_connection(&mut self, net: &NetworkMap, me: IpAddr, conn: &PeerTraffic) {
         let pid = |ip| {
             net.pid_of(ip)
                 .map_or("unknown".to_owned(), |i| net.pid_name(i).to_owned())
         };
         let (mine, other) = (pid(me), pid(conn.addr.ip()));
-        if mine != other && conn.got + conn.sent > 0 {
+        if mine != other && conn.received + conn.sent > 0 {
             self.cross_connections.push(CrossConnection {
                 from: me.to_string(),
                 to: conn.addr.to_string(),
-                got: conn.got,
+                got: conn.received,
                 sent: conn.sent,
             });
         }
-        self.matrix.add(&other, &mine, conn.got);
+        self.matrix.add(&other, &mine, conn.received);
         self.matrix.add(&mine, &other, conn.sent);
     }
 
@@ -220,10 +210,10 @@ mod tests {
         .unwrap()
     }
 
-    fn conn(addr: &str, got: u64, sent: u64) -> PeerBytes {
-        PeerBytes {
+    fn conn(addr: &str, got: u64, sent: u64) -> PeerTraffic {
+        PeerTraffic {
             addr: addr.parse().unwrap(),
-            got,
+            received: got,
             sent,
         }
     }

@@ -3,8 +3,9 @@
 //! round-robin over the PIDs, all librqbit sessions with the plugin in this process.
 
 use super::metrics::{alto_metrics, alto_requests, metric_sum};
-use super::{LabConfig, LabReport, PeerBytes, RunFigures};
+use super::{LabConfig, LabReport, RunFigures};
 use alto_model::NetworkMap;
+use alto_plugin::PeerTraffic;
 use alto_plugin::{AltoSession, Config};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -63,9 +64,9 @@ fn count_connections(
 ) -> anyhow::Result<()> {
     let me = ip.parse()?;
     for peer in session.peer_bytes(torrent).iter().filter(|p| p.outgoing) {
-        let conn = PeerBytes {
+        let conn = PeerTraffic {
             addr: peer.addr,
-            got: peer.fetched,
+            received: peer.fetched,
             sent: peer.uploaded,
         };
         f.add_connection(net, me, &conn);

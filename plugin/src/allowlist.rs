@@ -93,7 +93,7 @@ pub async fn write(
     let pid = m.borrow().pid.clone().ok_or(AllowlistError::NoPid(WAIT))?;
     // The cost row first: it fetches the directory, in which the network map is then found
     // without a second fetch.
-    let (_, row) = client.cost_row(&pid).await?;
+    let row = client.cost_row(&pid).await?;
     let nm = client.network_map().await?;
     let lines = lines(&allowed_pids(&pid, &row), &nm.network_map);
     let path = output.join(".alto-allowlist.p2p");

@@ -54,7 +54,7 @@ pub async fn refresh(
     let own = net
         .pid_index(pid)
         .ok_or_else(|| FollowError::UnknownPid(pid.to_owned()))?;
-    let (_, costs) = client.cost_row(pid).await?;
+    let costs = client.cost_row(pid).await?;
     let mut row: Vec<(PidIdx, f64)> = costs
         .iter()
         .filter_map(|(dst, c)| net.pid_index(dst).map(|d| (d, c.0)))

@@ -253,20 +253,14 @@ impl AltoClient {
     pub async fn cost_row(
         &self,
         pid: &str,
-    ) -> Result<
-        (
-            CostType,
-            std::collections::BTreeMap<String, alto_model::Cost>,
-        ),
-        ClientError,
-    > {
+    ) -> Result<std::collections::BTreeMap<String, alto_model::Cost>, ClientError> {
         let cost_type = self
             .known_directory()
             .await?
             .ranking_cost_type()
             .ok_or_else(|| ClientError::NoResource("a numerical filtered cost map".into()))?;
         let req = ReqFilteredCostMap {
-            cost_type: cost_type.clone(),
+            cost_type,
             constraints: None,
             pids: Some(PidFilter {
                 srcs: vec![pid.to_owned()],
@@ -274,7 +268,7 @@ impl AltoClient {
             }),
         };
         let mut answer = self.filtered_cost_map(&req).await?;
-        Ok((cost_type, answer.cost_map.remove(pid).unwrap_or_default()))
+        Ok(answer.cost_map.remove(pid).unwrap_or_default())
     }
 
     /// Endpoint properties (§11.4.1).

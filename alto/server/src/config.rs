@@ -7,6 +7,7 @@ use alto_model::{CostMap, InformationBase, NetworkMap};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The configuration file, every field documented; unknown fields are refused.
 #[derive(Clone, Debug, Deserialize)]
@@ -230,10 +231,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// `Cache-Control: max-age` of GET responses.
     pub max_age_secs: u64,
-    /// Time to send a request head (and idle keep-alive timeout), milliseconds.
-    pub header_read_timeout_ms: u64,
-    /// Connections open at once.
-    pub max_connections: usize,
+    /// What connections may hold (read at start only).
+    pub connections: alto_web::Limits,
 }
 
 /// Parses a prefix such as `10.0.0.0/8` or `2001:db8::/32` (a bare address is a host).
@@ -309,8 +308,13 @@ impl Loaded {
         Limits {
             max_body_bytes: self.config.max_body_bytes,
             max_age_secs: self.config.max_age_secs,
-            header_read_timeout_ms: self.config.header_read_timeout_ms,
-            max_connections: self.config.max_connections,
+            connections: alto_web::Limits {
+                header_read_timeout: Duration::from_millis(
+                    self.config.header_read_timeout_ms.max(1),
+                ),
+                max_connections: self.config.max_connections,
+                grace: Duration::from_secs(10),
+            },
         }
     }
 }

@@ -433,12 +433,7 @@ pub async fn run(
         })
     };
     let _stop_ticker = AbortOnDrop(ticker);
-    let limits = app.snapshot().limits;
-    let limits = web::Limits {
-        header_read_timeout: Duration::from_millis(limits.header_read_timeout_ms.max(1)),
-        max_connections: limits.max_connections,
-        grace: Duration::from_secs(10),
-    };
+    let limits = app.snapshot().limits.connections;
     let handle = move |req, remote| {
         let app = app.clone();
         async move { app.handle(req, remote).await }

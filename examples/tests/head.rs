@@ -1,10 +1,12 @@
 //! Head mode against a real `alto-server` on the embedded loopback topology: peer lists put
-//! the announcer's PID first and then PIDs by cost, a share stays random, the head answers
-//! the endpoint cost service for its PID and lists swarm members, keeps the PID's members
-//! inside the PID while its own client is in the swarm, and keeps its maps while the ALTO
-//! server is down.
+//! the announcer's PID first and then PIDs by cost, a client not yet measured gets a share
+//! of other PIDs, a member of a well-served PID stays inside it and one that stalls reaches
+//! out (the locality policy, `docs/locality.md`), the head answers the endpoint cost
+//! service for its PID and lists swarm members, and keeps its maps while the ALTO server is
+//! down.
 
-use alto_model::rank::Policy;
+use alto_locality::rank::Policy;
+use alto_locality::LocalityConfig;
 use std::time::Duration;
 use test_support::http::*;
 use test_support::wait;
@@ -13,6 +15,13 @@ use tracker_shim::protocol::query::percent_encode;
 use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
 async fn head(random_share: f64) -> (alto_server::Running, RunningTracker) {
+    head_with(random_share, LocalityConfig::default()).await
+}
+
+async fn head_with(
+    random_share: f64,
+    locality: LocalityConfig,
+) -> (alto_server::Running, RunningTracker) {
     let alto = alto_server::Running::start(
         alto_server::Source::Embedded,
         "127.0.0.1:0".parse().unwrap(),
@@ -21,6 +30,7 @@ async fn head(random_share: f64) -> (alto_server::Running, RunningTracker) {
     .unwrap();
     let config = TrackerConfig {
         policy: Policy { random_share },
+        locality,
         ..TrackerConfig::default()
     };
     let follow = Mode::Head {
@@ -75,9 +85,22 @@ fn second_octet(a: &std::net::SocketAddr) -> u8 {
     }
 }
 
+/// Announces of `query` with the figures `downloaded` and `uploaded`.
+fn with_figures(query: &str, downloaded: u64, uploaded: u64) -> String {
+    query.replace(
+        "uploaded=0&downloaded=0",
+        &format!("uploaded={uploaded}&downloaded={downloaded}"),
+    )
+}
+
 #[tokio::test]
 async fn peer_lists_follow_the_cost_map() {
-    let (alto, t) = head(0.0).await;
+    // Every peer of other PIDs for a client not yet measured: the whole ranked list.
+    let everything = LocalityConfig {
+        random_share: 1.0,
+        ..LocalityConfig::default()
+    };
+    let (alto, t) = head_with(0.0, everything).await;
     populate(&t).await;
     let body = announce(
         &t,
@@ -102,48 +125,64 @@ async fn peer_lists_follow_the_cost_map() {
 }
 
 #[tokio::test]
-async fn with_its_own_client_in_the_swarm_the_head_keeps_members_inside_the_pid() {
+async fn a_member_of_a_served_pid_stays_inside_and_one_that_stalls_reaches_out() {
     let (alto, t) = head(0.1).await;
-    // The head's client is 127.1.0.1 (populate announces from it, peer 11).
-    t.tracker.set_own_client(ip("127.1.0.1"));
-    let member = |torrent: u8| {
-        let q = format!("{}&numwant=50", query(torrent, 9, 6009, 100, "started"));
+    populate(&t).await;
+    let member = |q: String| {
         let t = &t;
         async move {
-            let body = announce(t, "127.1.0.9", &q).await;
+            let body = announce(t, "127.1.0.9", &format!("{q}&numwant=50")).await;
             decode::announce(&body).unwrap().peers
         }
     };
-    populate(&t).await;
-    let peers = member(1).await;
+    let foreign = |peers: &[(std::net::SocketAddr, Option<tracker_shim::protocol::PeerId>)]| {
+        peers.iter().filter(|p| second_octet(&p.0) != 1).count()
+    };
+    let started = query(1, 9, 6009, 1 << 30, "started");
+    // Not measured yet, in a PID with nothing measured: the random share, 10% of 50.
+    assert_eq!(foreign(&member(started.clone()).await), 5);
+    // Rates need samples half a second apart and the PID's summary is remade once a
+    // second (`tracker_shim::store::SUMMARY_EVERY_MS`): the clock is the server's, so time
+    // passes.
+    tokio::time::sleep(Duration::from_millis(
+        tracker_shim::store::SUMMARY_EVERY_MS + 100,
+    ))
+    .await;
+    // The head's own PID is served: peer 11 (127.1.0.1) reports 64 MiB down, 16 MiB up.
+    let busy = with_figures(&query(1, 11, 6011, 1 << 30, ""), 64 << 20, 16 << 20);
+    announce(&t, "127.1.0.1", &busy).await;
+    let newcomer = query(1, 8, 6008, 1 << 30, "started");
+    let body = announce(&t, "127.1.0.8", &format!("{newcomer}&numwant=50")).await;
+    let peers = decode::announce(&body).unwrap().peers;
     assert!(
-        !peers.is_empty() && peers.iter().all(|p| second_octet(&p.0) == 1),
-        "only PID1 peers while the head's client is in the swarm: {peers:?}"
+        !peers.is_empty() && foreign(&peers) == 0,
+        "a newcomer to a measurably well-served PID gets its own PID only: {peers:?}"
     );
-    // A swarm the head's client is not in: the ranked list, other PIDs included.
-    for pid in [1u8, 3] {
-        let q = query(2, pid * 10 + 2, 7000 + pid as u16, 100, "started");
-        announce(&t, &format!("127.{pid}.0.2"), &q).await;
-    }
-    let peers = member(2).await;
+    // Peer 9 has moved nothing since its first announce: a stall; it reaches out.
+    let peers = member(query(1, 9, 6009, 1 << 30, "")).await;
+    assert_eq!(
+        foreign(&peers),
+        LocalityConfig::default().foreign_peers,
+        "a stalled member gets peers of other PIDs: {peers:?}"
+    );
     assert!(
-        peers.iter().any(|p| second_octet(&p.0) == 3),
-        "other PIDs when the head's client is not in the swarm: {peers:?}"
+        peers.iter().take(3).all(|p| second_octet(&p.0) == 1),
+        "its own PID's peers stay first: {peers:?}"
     );
     t.stop().await;
     alto.stop().await.unwrap();
 }
 
 #[tokio::test]
-async fn a_tenth_of_each_list_is_random_from_other_pids() {
+async fn a_client_not_yet_measured_gets_a_tenth_from_several_other_pids() {
     let (alto, t) = head(0.1).await;
     populate(&t).await;
-    let mut tail_pids = std::collections::BTreeSet::new();
-    for round in 0..40u8 {
+    let mut seen = std::collections::BTreeSet::new();
+    for round in 0..20u8 {
         let q = query(1, 100 + round, 7000, 100, "");
         let (_, body) = get_from(
             ip("127.1.0.9"),
-            &format!("{}?{q}&numwant=10", t.announce_url()),
+            &format!("{}?{q}&numwant=30", t.announce_url()),
             &[],
         )
         .await;
@@ -153,13 +192,17 @@ async fn a_tenth_of_each_list_is_random_from_other_pids() {
             .iter()
             .map(|p| second_octet(&p.0))
             .collect();
-        assert_eq!(pids.len(), 10);
-        assert_eq!(&pids[..3], [1, 1, 1], "{pids:?}");
-        assert_ne!(
-            pids[9], 1,
-            "the random tenth comes from another PID: {pids:?}"
+        assert_eq!(&pids[..3], [1, 1, 1], "its own PID first: {pids:?}");
+        assert_eq!(pids.len(), 6, "and 10% of 30 from other PIDs: {pids:?}");
+        assert!(
+            pids[3..]
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                >= 2,
+            "at most half of them from one PID: {pids:?}"
         );
-        tail_pids.insert(pids[9]);
+        seen.extend(pids[3..].iter().copied());
         get_from(
             ip("127.1.0.9"),
             &format!(
@@ -172,8 +215,8 @@ async fn a_tenth_of_each_list_is_random_from_other_pids() {
         .await;
     }
     assert!(
-        tail_pids.len() >= 3,
-        "the random share reaches several PIDs: {tail_pids:?}"
+        seen.len() >= 3,
+        "the share reaches several PIDs over the rounds: {seen:?}"
     );
     t.stop().await;
     alto.stop().await.unwrap();

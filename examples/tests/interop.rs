@@ -9,7 +9,7 @@
 //! joined by a bridge and with no route out; they are deleted at the end. The namespaces and
 //! the client launchers are `test_support`'s, the same the `--netns` lab uses.
 
-use alto_model::rank::Policy;
+use alto_locality::rank::Policy;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use test_support::clients::{free_port, Kind, Launch, Reaped};
@@ -154,13 +154,14 @@ async fn aria2_and_libtorrent_share_a_file_through_the_head() {
         assert!(got == data, "{name} got different bytes");
     }
 
-    // What the shim told each downloader: its own PID's seeder first.
+    // What the shim told each downloader: its own PID's seeder first (aria2's PID, the
+    // head's, has a seeder: it is well served and gets that seeder only, docs/locality.md).
     let journal = t.tracker.journal();
     let first_list = |who: IpAddr| {
         journal
             .iter()
-            .find(|e| e.announcer.ip() == who && e.peers.len() >= 2)
-            .unwrap_or_else(|| panic!("no answer with two peers for {who}: {journal:#?}"))
+            .find(|e| e.announcer.ip() == who && !e.peers.is_empty())
+            .unwrap_or_else(|| panic!("no answer with peers for {who}: {journal:#?}"))
             .peers
             .clone()
     };

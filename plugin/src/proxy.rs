@@ -3,16 +3,22 @@
 //! and UDP trackers and, when enabled, the plugin's DHT node; it has the head rank what the
 //! head did not hand out itself (through the head's endpoint cost service, RFC 7285 §11.5.1,
 //! ordinal), and answers librqbit with the ranked, trimmed list and a short `min interval`,
-//! so that order decides who gets librqbit's first peer slots. `completed` and `stopped`,
-//! which librqbit never sends, go upstream from here.
+//! so that order decides who gets librqbit's first peer slots. Which peers of other PIDs
+//! librqbit gets is the locality policy's ([`alto_locality::policy::client_peers`]), from
+//! the client's own progress as librqbit's announces report it: a client the head serves
+//! badly reaches out by itself. `completed` and `stopped`, which librqbit never sends, go
+//! upstream from here.
 
 use crate::mapfollow::NetworkMapWatch;
 use crate::rqbit::DhtNode;
 use crate::upstream::Upstream;
 use alto_client::AltoClient;
+use alto_locality::policy::{client_peers, ClientView, LocalityConfig};
+use alto_locality::tree::ElectedHead;
+use alto_locality::{Progress, Sample};
 use alto_model::messages::{EndpointFilter, InfoResourceEndpointCostMap, ReqEndpointCostMap};
 use alto_model::pidhead::{HeadInfo, Role};
-use alto_model::{media, CostMode, CostType, NetworkMap};
+use alto_model::{media, CostMode, CostType};
 use alto_web::{self as web, HttpResponse};
 use http::StatusCode;
 use std::collections::HashMap;
@@ -39,12 +45,12 @@ pub struct ProxySettings {
     pub timeout: Duration,
     /// How long to gather DHT peers per announce.
     pub dht_wait: Duration,
-    /// Peers from other PIDs handed to the PID's gateway (the PID Head, when it is in the
-    /// swarm) per announce, besides every peer of the own PID: enough to fill its link, few
-    /// enough to keep traffic local.
-    pub foreign_peers: usize,
-    /// When the head is not in the swarm: with at least this many peers in the own PID,
-    /// a member gets none from other PIDs (librqbit keeps the peers it already knows).
+    /// The locality policy: peers of other PIDs for a gateway or a client that reaches out,
+    /// the stall rate, the random share (`docs/locality.md`).
+    pub locality: LocalityConfig,
+    /// When the head does not answer or is not in the swarm: with at least this many peers
+    /// in the own PID from other sources, a client not yet measured gets only the random
+    /// share from other PIDs.
     pub local_enough: usize,
 }
 
@@ -75,6 +81,8 @@ struct Entry {
     /// The PID Head has been seen in this swarm (seeders are not handed to seeders, so
     /// the head's answers stop naming it once this client completes).
     head_in_swarm: bool,
+    /// The client's progress, from librqbit's announces.
+    progress: Progress,
 }
 
 /// The proxy's state, shared with the session.
@@ -137,8 +145,8 @@ impl Proxy {
         self.membership.borrow().head.clone()
     }
 
-    /// Answers one announce from librqbit.
-    pub async fn announce(&self, req: &AnnounceRequest) -> Vec<u8> {
+    /// Answers one announce from librqbit at `now_ms` (milliseconds).
+    pub async fn announce(&self, req: &AnnounceRequest, now_ms: u64) -> Vec<u8> {
         self.stats.announces.fetch_add(1, Relaxed);
         let a = forwarded(req, self.settings.numwant);
         let originals = {
@@ -147,6 +155,12 @@ impl Proxy {
             e.last = Some(AnnounceRequest {
                 event: Event::None,
                 ..a.clone()
+            });
+            e.progress.record(Sample {
+                at_ms: now_ms,
+                downloaded: req.downloaded,
+                uploaded: req.uploaded,
+                left: req.left,
             });
             e.originals.clone()
         };
@@ -158,16 +172,16 @@ impl Proxy {
                 Some(h) => match self.upstream.announce(&h.tracker, &a).await {
                     Ok(p) => {
                         self.stats.head_ok.fetch_add(1, Relaxed);
-                        p
+                        Some(p)
                     }
                     Err(e) => {
                         self.stats.head_failed.fetch_add(1, Relaxed);
                         self.head_failures.report();
                         tracing::warn!("head announce failed: {e}");
-                        Vec::new()
+                        None
                     }
                 },
-                None => Vec::new(),
+                None => None,
             }
         };
         let originals_fut = async {
@@ -208,8 +222,9 @@ impl Proxy {
         };
         let (from_head, from_originals, from_dht) = tokio::join!(head_fut, originals_fut, dht_fut);
 
+        let head_answered = from_head.is_some();
         let mut list: Vec<SocketAddr> = Vec::new();
-        for p in from_head {
+        for p in from_head.unwrap_or_default() {
             if p != me && !list.contains(&p) {
                 list.push(p);
             }
@@ -226,9 +241,7 @@ impl Proxy {
                 others = self.rank(&h.ecs_url, me.ip(), others).await;
             }
         }
-        list.extend(others);
-        self.keep_local(me.ip(), req, &mut list);
-        list.truncate(self.settings.numwant as usize);
+        let list = self.choose(me.ip(), req, head_answered, list, others, now_ms);
         let resp = AnnounceResponse {
             interval: self.settings.min_interval.max(60),
             min_interval: self.settings.min_interval,
@@ -249,64 +262,78 @@ impl Proxy {
         out
     }
 
-    /// Keeps every peer of the own PID and, when this client is its PID's gateway, a few of
-    /// the others (the list is in ranked order); only when the network map is known.
-    ///
-    /// The gateway is the PID Head when it takes part in the swarm: the members get no
-    /// peers of other PIDs, so that one copy enters the PID and spreads inside, and the head
-    /// gets its parent in the heads' distribution tree ([`tracker_shim::tree`]) and up to
-    /// `foreign_peers` − 1 more peers of the parent's PID. When the
-    /// head is not in the swarm, every member that still downloads is a gateway, with
-    /// `foreign_peers` peers of other PIDs (at most half from one PID), until the own PID
-    /// has `local_enough` peers. Clients with the whole torrent get no peers of other PIDs
-    /// (they still serve those that connect).
-    fn keep_local(&self, me: IpAddr, req: &AnnounceRequest, list: &mut Vec<SocketAddr>) {
+    /// The peers librqbit gets, by the locality policy ([`client_peers`]), from the head's
+    /// answer and the other sources' peers, both in ranked order; without the network map,
+    /// all of them, the head's first.
+    fn choose(
+        &self,
+        me: IpAddr,
+        req: &AnnounceRequest,
+        head_answered: bool,
+        from_head: Vec<SocketAddr>,
+        others: Vec<SocketAddr>,
+        now_ms: u64,
+    ) -> Vec<SocketAddr> {
+        let want = self.settings.numwant as usize;
         let net = self.netmap.borrow().clone();
-        let Some(net) = net else { return };
-        let Some(own) = net.pid_of(me) else { return };
-        let (same, foreign): (Vec<SocketAddr>, Vec<SocketAddr>) =
-            list.iter().partition(|p| net.pid_of(p.ip()) == Some(own));
+        let Some((net, own)) = net.and_then(|n| n.pid_of(me).map(|own| (n, own))) else {
+            let mut all = from_head;
+            all.extend(others);
+            all.truncate(want);
+            return all;
+        };
         let m = self.membership.borrow().clone();
         let head_ip = m
             .head
             .as_ref()
             .and_then(|h| alto_model::addr::parse_typed_addr(&h.endpoint));
-        let head_in_swarm = {
+        let cfg = &self.settings.locality;
+        let (head_in_swarm, service) = {
             let mut t = self.torrents.lock().expect("proxy lock");
             let e = t.entry(req.info_hash).or_default();
-            e.head_in_swarm |= head_ip.is_some_and(|ip| same.iter().any(|p| p.ip() == ip));
-            e.head_in_swarm
+            e.head_in_swarm |= head_ip.is_some_and(|ip| from_head.iter().any(|p| p.ip() == ip));
+            (e.head_in_swarm, cfg.service(&e.progress, now_ms, 0.0))
         };
-        let kept = if req.left == 0 {
-            Vec::new()
-        } else if m.role == Some(Role::Head) {
-            // The parent, and more peers of its PID: more upload over the same link (the
-            // head alone fetches from outside, each piece once).
-            match self.tree_parent(&foreign) {
-                Some(parent) => {
-                    let pid = net.pid_of(parent.ip());
-                    let more = foreign
-                        .iter()
-                        .filter(|p| **p != parent && net.pid_of(p.ip()) == pid)
-                        .take(self.settings.foreign_peers.saturating_sub(1));
-                    std::iter::once(parent).chain(more.copied()).collect()
-                }
-                None => Vec::new(),
-            }
-        } else if head_in_swarm || same.len() >= self.settings.local_enough {
-            Vec::new()
-        } else {
-            spread(&net, foreign, self.settings.foreign_peers)
+        let is_head = m.role == Some(Role::Head);
+        let foreign: Vec<SocketAddr> = from_head
+            .iter()
+            .chain(&others)
+            .filter(|p| net.pid_of(p.ip()) != Some(own))
+            .copied()
+            .collect();
+        let view = ClientView {
+            net: &net,
+            own,
+            service,
+            head: is_head,
+            parent: if is_head {
+                self.tree_parent(&foreign)
+            } else {
+                None
+            },
+            head_answered,
+            head_in_swarm,
+            local_enough: self.settings.local_enough,
         };
-        tracing::debug!(%me, ?m.role, ?head_ip, same = same.len(), ?kept, "peers for librqbit");
-        *list = same;
-        list.extend(kept);
+        let list = client_peers(cfg, &view, &from_head, &others, want);
+        tracing::debug!(%me, ?m.role, ?head_ip, ?service, ?list, "peers for librqbit");
+        list
     }
 
-    /// The head's parent in the heads' distribution tree ([`tracker_shim::tree`]).
+    /// The head's parent in the heads' distribution tree ([`alto_locality::tree`]).
     fn tree_parent(&self, foreign: &[SocketAddr]) -> Option<SocketAddr> {
         let t = self.shim.as_ref()?;
-        tracker_shim::tree::parent(&*t.maps()?, &t.heads(), foreign)
+        let maps = t.maps()?;
+        let heads: Vec<ElectedHead> = t
+            .heads()
+            .into_iter()
+            .map(|h| ElectedHead {
+                pid: h.pid,
+                addr: h.addr,
+                since: h.since,
+            })
+            .collect();
+        alto_locality::tree::parent(maps.network(), maps.own, |p| maps.cost(p), &heads, foreign)
     }
 
     /// A client for the endpoint cost service at `url`, sending from the client's own
@@ -436,7 +463,7 @@ pub async fn handle(proxy: &Proxy, req: http::Request<hyper::body::Incoming>) ->
     }
     let query = req.uri().query().unwrap_or("").as_bytes().to_vec();
     let body = match AnnounceRequest::parse(&query) {
-        Ok(a) => proxy.announce(&a).await,
+        Ok(a) => proxy.announce(&a, web::clock::now_millis()).await,
         Err(e) => {
             let mut out = Vec::new();
             bencode::failure(&e.to_string(), &mut out);
@@ -478,24 +505,6 @@ fn forwarded(req: &AnnounceRequest, numwant: u32) -> AnnounceRequest {
         ip: None,
         ..req.clone()
     }
-}
-
-/// Up to `take` of `foreign` (in ranked order), at most half of them from one PID.
-fn spread(net: &NetworkMap, foreign: Vec<SocketAddr>, take: usize) -> Vec<SocketAddr> {
-    let per_pid = take.div_ceil(2).max(1);
-    let mut taken: HashMap<Option<u32>, usize> = HashMap::new();
-    let (mut kept, mut rest) = (Vec::new(), Vec::new());
-    for p in foreign {
-        let n = taken.entry(net.pid_of(p.ip())).or_default();
-        if kept.len() < take && *n < per_pid {
-            *n += 1;
-            kept.push(p);
-        } else {
-            rest.push(p);
-        }
-    }
-    kept.extend(rest.into_iter().take(take - kept.len()));
-    kept
 }
 
 #[cfg(test)]

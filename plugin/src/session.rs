@@ -8,6 +8,7 @@ use crate::mapfollow::{self, NetworkMapWatch};
 use crate::metainfo::{self, MetainfoError};
 use crate::proxy::{self, Proxy, ProxySettings};
 use crate::rqbit::{self, DhtNode, Rqbit, RqbitError, SessionSettings, TorrentInput};
+use alto_locality::LocalityConfig;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,10 +72,11 @@ pub struct Config {
     pub rejoin: Duration,
     /// Most peers per torrent.
     pub peer_limit: Option<usize>,
-    /// Peers of other PIDs per announce for a gateway, besides every peer of the own PID
-    /// (see `docs/plugin.md`, keeping traffic local).
-    pub foreign_peers: usize,
-    /// With this many peers in the own PID, no peers of other PIDs are handed out.
+    /// The locality policy, for the proxy and for the head's tracker when this client is
+    /// elected (`docs/locality.md`).
+    pub locality: LocalityConfig,
+    /// When the head does not answer or is not in the swarm: with this many peers of the
+    /// own PID from other sources, only the random share comes from other PIDs.
     pub local_enough: usize,
     /// Upload limit, bytes per second.
     pub upload_bps: Option<u32>,
@@ -97,7 +99,7 @@ impl Config {
             min_interval: 5,
             rejoin: Duration::from_secs(120),
             peer_limit: None,
-            foreign_peers: 4,
+            locality: LocalityConfig::default(),
             local_enough: 3,
             upload_bps: None,
             download_bps: None,
@@ -156,6 +158,7 @@ async fn join(
     let tracker = Tracker::new(TrackerConfig {
         interval: 60,
         min_interval: config.min_interval,
+        locality: config.locality,
         ..TrackerConfig::default()
     });
     let t = RunningTracker::start(
@@ -185,7 +188,7 @@ impl AltoSession {
             min_interval: config.min_interval,
             timeout: Duration::from_secs(3),
             dht_wait: Duration::from_millis(500),
-            foreign_peers: config.foreign_peers,
+            locality: config.locality,
             local_enough: config.local_enough,
         };
         let (netmap_tx, netmap) = mapfollow::channel();

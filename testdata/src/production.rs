@@ -79,7 +79,7 @@ pub struct Generated {
 }
 
 /// SplitMix64: small, seeded, good enough for test data. The same generator as
-/// `alto_model::rank::SplitMix64`, kept here on purpose: `alto-model`'s own tests use this
+/// `alto_locality::rank::SplitMix64`, kept here on purpose: `alto-model`'s own tests use this
 /// crate, so it must not depend on `alto-model`.
 #[derive(Clone, Debug)]
 pub struct SplitMix(u64);

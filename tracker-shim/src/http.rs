@@ -16,7 +16,7 @@ use alto_model::ird::{self, InfoResourceDirectory, IrdMeta, IrdResourceEntry};
 use alto_model::members::{Member, MembersError, MembersResponse, SwarmMembers};
 use alto_model::messages::{ReqEndpointCostMap, ReqFilteredCostMap};
 use alto_model::{addr, media, AltoError, CostMode, CostType};
-use alto_web::clock::now;
+use alto_web::clock::{now, now_millis};
 use alto_web::prometheus::{Kind, Text, CONTENT_TYPE as METRICS_TYPE};
 use alto_web::{self as web, HttpResponse};
 use bytes::Bytes;
@@ -94,7 +94,7 @@ where
         }
         "/announce" => {
             match AnnounceRequest::parse(&query) {
-                Ok(a) => with_rng(|rng| tracker.announce(&a, source, now(), rng, &mut out)),
+                Ok(a) => with_rng(|rng| tracker.announce(&a, source, now_millis(), rng, &mut out)),
                 Err(e) => tracker.failure(&e.to_string(), &mut out),
             }
             bencoded(StatusCode::OK, out)

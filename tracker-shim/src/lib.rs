@@ -7,9 +7,9 @@
 //! - [`protocol`]: the tracker protocol with no I/O, its own crate (`tracker-protocol`):
 //!   HTTP announce (BEP 3, BEP 23, BEP 7), scrape (BEP 48), UDP (BEP 15), bencode output and
 //!   response decoding.
-//! - Cores, no I/O: [`store`] (swarms, peers grouped by PID, running counts, expiry and
-//!   caps), [`tracker`] (requests in, answers out, over the store and the head's ALTO maps)
-//!   and [`tree`] (the heads' distribution tree for a swarm).
+//! - Cores, no I/O: [`store`] (swarms, peers grouped by PID, running counts, expiry,
+//!   caps, the members' progress) and [`tracker`] (requests in, answers out, over the store
+//!   and the head's ALTO maps).
 //! - The ALTO side: [`head`] (following the ALTO server for the network map and the PID's
 //!   cost row, and asking other heads for members) and [`membership`] (joining the ALTO
 //!   server, headship, lease renewal, stepping down).
@@ -18,8 +18,9 @@
 //! - [`runner`]: [`Mode`] and [`RunningTracker`], which bind the sockets and start the tasks.
 //! - `rng`: the shells' per-thread random source.
 //!
-//! The ranking policy itself lives in `alto_model::rank`, shared with the plugin; the
-//! member list's wire format in `alto_model::members`.
+//! The locality policy itself (ranking, who reaches out to other PIDs, gateways, the heads'
+//! tree) lives in `alto-locality`, shared with the plugin; the member list's wire format in
+//! `alto_model::members`.
 
 /// The tracker protocol, its own crate with no runtime.
 pub use tracker_protocol as protocol;
@@ -31,7 +32,6 @@ mod rng;
 pub mod runner;
 pub mod store;
 pub mod tracker;
-pub mod tree;
 pub mod udp;
 
 pub use runner::{Mode, RunningTracker};

@@ -6,8 +6,8 @@
 //! - Head mode, the draft's virtual tracker for one PID:
 //!   `tracker-shim --alto http://127.0.0.1:7285/directory --pid PID1 --listen 127.1.0.1:6969`
 
+use alto_locality::rank::Policy;
 use alto_model::addr::Prefix;
-use alto_model::rank::Policy;
 use clap::Parser;
 use std::io::Write;
 use std::net::SocketAddr;

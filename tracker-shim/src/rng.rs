@@ -2,7 +2,7 @@
 //! std hasher's random keys, handed to the tracker's core (which takes its randomness in, so
 //! that its tests can fix it).
 
-use alto_model::rank::SplitMix64;
+use alto_locality::rank::SplitMix64;
 use std::cell::RefCell;
 
 thread_local! {

@@ -1,11 +1,16 @@
 //! The swarm store, with no I/O: swarms keyed by info hash, peers keyed by peer id and
 //! grouped by address family and PID so that ranking walks PIDs, not peers. Seeder, leecher
 //! and completion counts are running totals. Peers expire after a timeout; memory is bounded
-//! by caps on swarms and on peers per swarm. The clock comes in as `now` (seconds).
+//! by caps on swarms and on peers per swarm. Each peer keeps the progress its last announces
+//! reported (a fixed number of samples), and each PID's bucket a summary of it for the
+//! locality policy (`alto_locality::policy`), remade at most once per
+//! [`SUMMARY_EVERY_MS`]. The clock comes in as `now` (seconds) or `now_ms`.
 
 use crate::protocol::scrape::ScrapeCounts;
 use crate::protocol::{Event, InfoHash, PeerId};
-use alto_model::rank::{self, Bucket, Policy, Random};
+use alto_locality::policy::{pid_summary, LocalityConfig, PidSummary};
+use alto_locality::rank::{self, Bucket, Policy, Random};
+use alto_locality::{Progress, Sample};
 use alto_model::PidIdx;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -32,7 +37,13 @@ pub struct StoredPeer {
     pub seeder: bool,
     /// When it expires (seconds).
     pub expires: u64,
+    /// What its announces reported.
+    pub progress: Progress,
 }
+
+/// A PID's summary is remade at most this often, milliseconds: the work of an announce
+/// stays independent of the size of its PID.
+pub const SUMMARY_EVERY_MS: u64 = 1000;
 
 /// An announce, reduced to what the store needs.
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +58,8 @@ pub struct PeerUpdate {
     pub seeder: bool,
     /// The event.
     pub event: Event,
+    /// Its figures (`downloaded`, `uploaded`, `left`) and when they came.
+    pub sample: Sample,
 }
 
 /// What the store did with an announce.
@@ -73,6 +86,8 @@ struct PeerBucket {
     pid: Option<PidIdx>,
     v6: bool,
     peers: Vec<StoredPeer>,
+    /// The locality summary of these peers, and when it was made (milliseconds).
+    summary: Option<(u64, PidSummary<PeerId>)>,
 }
 
 #[derive(Debug, Default)]
@@ -96,6 +111,7 @@ impl Swarm {
                     pid,
                     v6,
                     peers: Vec::new(),
+                    summary: None,
                 });
                 self.buckets.len() - 1
             }
@@ -226,11 +242,14 @@ impl Store {
             if u.event == Event::Completed && !old.is_some_and(|o| o.seeder) {
                 swarm.downloaded += 1;
             }
+            let mut progress = old.map(|o| o.progress).unwrap_or_default();
+            progress.record(u.sample);
             let p = StoredPeer {
                 addr: u.addr,
                 peer_id: u.peer_id,
                 seeder: u.seeder,
                 expires: now + self.config.peer_timeout_secs,
+                progress,
             };
             swarm.insert(p, pid_of(u.addr.ip()));
             Outcome::Kept
@@ -306,6 +325,44 @@ impl Store {
         })
     }
 
+    /// The progress a peer of a torrent reported.
+    pub fn progress(&self, h: &InfoHash, id: &PeerId) -> Option<Progress> {
+        let s = self.swarms.get(h)?;
+        let &(b, i) = s.slots.get(id)?;
+        Some(s.buckets[b].peers[i].progress)
+    }
+
+    /// The locality summary of a torrent's live peers in PID `pid` of the family of `v6`,
+    /// remade when older than [`SUMMARY_EVERY_MS`] at `now_ms`.
+    pub fn summary(
+        &mut self,
+        h: &InfoHash,
+        pid: Option<PidIdx>,
+        v6: bool,
+        now_ms: u64,
+        cfg: &LocalityConfig,
+    ) -> Option<PidSummary<PeerId>> {
+        let swarm = self.swarms.get_mut(h)?;
+        let bucket = swarm
+            .buckets
+            .iter_mut()
+            .find(|b| b.pid == pid && b.v6 == v6)?;
+        match &bucket.summary {
+            Some((at, s)) if now_ms < at + SUMMARY_EVERY_MS => Some(s.clone()),
+            _ => {
+                let now = now_ms / 1000;
+                let live = bucket
+                    .peers
+                    .iter()
+                    .filter(|p| p.expires > now)
+                    .map(|p| (p.peer_id, &p.progress));
+                let s = pid_summary(cfg, live, now_ms);
+                bucket.summary = Some((now_ms, s.clone()));
+                Some(s)
+            }
+        }
+    }
+
     /// Every peer of a torrent (for member lists), live ones only.
     pub fn members(&self, h: &InfoHash, now: u64) -> Vec<StoredPeer> {
         self.swarms.get(h).map_or_else(Vec::new, |s| {
@@ -353,7 +410,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alto_model::rank::SplitMix64;
+    use alto_locality::rank::SplitMix64;
 
     const CFG: StoreConfig = StoreConfig {
         max_swarms: 2,
@@ -368,6 +425,7 @@ mod tests {
             addr: format!("{ip}:6881").parse().unwrap(),
             seeder,
             event,
+            sample: Sample::default(),
         }
     }
 

@@ -1,6 +1,9 @@
 //! The tracker's logic with no I/O: announces and scrapes in, bencoded answers out, over a
 //! sharded swarm store and, in head mode, the ALTO maps of the head's PID. The handlers
-//! (`http`, `udp`) feed it bytes and addresses; the clock and randomness come in.
+//! (`http`, `udp`) feed it bytes and addresses; the clock (milliseconds) and randomness
+//! come in. In head mode, how many peers of other PIDs a member of the head's PID is
+//! handed is the locality policy's (`alto_locality::policy`, `docs/locality.md`), from
+//! the progress the members' announces report.
 
 use crate::protocol::announce::{AnnounceRequest, AnnounceResponse, ResponsePeer};
 use crate::protocol::bencode;
@@ -10,8 +13,10 @@ use crate::protocol::{Event, InfoHash, PeerId};
 use crate::store::{
     Outcome, PeerUpdate, SelectRequest, Store, StoreConfig, StoreError, StoredPeer,
 };
+use alto_locality::policy::{head_quota, spread, LocalityConfig};
+use alto_locality::rank::{Policy, Random};
+use alto_locality::Sample;
 use alto_model::addr::{canonical, Prefix};
-use alto_model::rank::{Policy, Random};
 use alto_model::{InformationBase, NetworkMap, PidIdx};
 use std::collections::hash_map::RandomState;
 use std::net::{IpAddr, SocketAddr};
@@ -46,6 +51,8 @@ pub struct TrackerConfig {
     pub max_connections: usize,
     /// The ranking policy.
     pub policy: Policy,
+    /// The locality policy for members of the head's PID.
+    pub locality: LocalityConfig,
     /// Sources whose `ip` parameter is believed.
     pub trusted_ip_sources: Vec<Prefix>,
     /// Proxies whose `X-Forwarded-For` (right-most entry) is believed.
@@ -71,6 +78,7 @@ impl Default for TrackerConfig {
             header_read_timeout_ms: 10_000,
             max_connections: 1024,
             policy: Policy::default(),
+            locality: LocalityConfig::default(),
             trusted_ip_sources: Vec::new(),
             trusted_proxies: Vec::new(),
             shards: 16,
@@ -187,6 +195,18 @@ pub struct KnownHead {
     pub since: Option<String>,
 }
 
+/// An announce, HTTP or UDP, as the tracker records it.
+struct Announced {
+    info_hash: InfoHash,
+    peer_id: PeerId,
+    addr: SocketAddr,
+    event: Event,
+    /// Its figures, with the time of the announce.
+    sample: Sample,
+    /// Peers wanted.
+    want: usize,
+}
+
 /// What an announce gets: the peers handed out, the swarm's counts, and a warning.
 struct Selected {
     peers: Vec<ResponsePeer>,
@@ -263,9 +283,9 @@ impl Tracker {
         self.member.store(member, Relaxed);
     }
 
-    /// In join mode: the address of the BitTorrent client this tracker belongs to. While
-    /// that client is in a swarm, it is its PID's gateway: the head answers the PID's other
-    /// members with peers of the PID only (see `docs/tracker-shim.md`).
+    /// In join mode: the address of the BitTorrent client this tracker belongs to. Before
+    /// any member's upload is measured, that client is its PID's gateway (the locality
+    /// policy's rule 3, `docs/locality.md`).
     pub fn set_own_client(&self, ip: IpAddr) {
         *self.own_client.write().expect("own client lock") = Some(ip);
     }
@@ -357,12 +377,13 @@ impl Tracker {
         }
     }
 
-    /// Answers an HTTP announce from `source` (already the trusted source address).
+    /// Answers an HTTP announce from `source` (already the trusted source address) at
+    /// `now_ms` (milliseconds).
     pub fn announce(
         &self,
         req: &AnnounceRequest,
         source: IpAddr,
-        now: u64,
+        now_ms: u64,
         rng: &mut impl Random,
         out: &mut Vec<u8>,
     ) {
@@ -370,21 +391,23 @@ impl Tracker {
             return self.failure(NOT_HEAD, out);
         }
         let ip = canonical(self.client_ip(req.ip, source));
-        let addr = SocketAddr::new(ip, req.port);
-        let want = req
-            .numwant
-            .map_or(self.config.default_numwant, |n| n as usize)
-            .min(self.config.max_numwant);
-        match self.record_and_select(
-            req.info_hash,
-            req.peer_id,
-            addr,
-            req.left == 0,
-            req.event,
-            want,
-            now,
-            rng,
-        ) {
+        let announced = Announced {
+            info_hash: req.info_hash,
+            peer_id: req.peer_id,
+            addr: SocketAddr::new(ip, req.port),
+            event: req.event,
+            sample: Sample {
+                at_ms: now_ms,
+                downloaded: req.downloaded,
+                uploaded: req.uploaded,
+                left: req.left,
+            },
+            want: req
+                .numwant
+                .map_or(self.config.default_numwant, |n| n as usize)
+                .min(self.config.max_numwant),
+        };
+        match self.record_and_select(&announced, rng) {
             Ok(Selected {
                 peers,
                 counts,
@@ -397,13 +420,7 @@ impl Tracker {
                     incomplete: counts.incomplete,
                     tracker_id: Some(self.tracker_id.clone()),
                     warning,
-                    peers: peers
-                        .iter()
-                        .map(|p| ResponsePeer {
-                            addr: p.addr,
-                            peer_id: p.peer_id,
-                        })
-                        .collect(),
+                    peers,
                 };
                 resp.encode(req.compact, req.no_peer_id, out);
             }
@@ -415,22 +432,21 @@ impl Tracker {
     }
 
     /// Records an announce and picks peers; the error becomes the failure reason.
-    #[allow(clippy::too_many_arguments)]
+    ///
+    /// In head mode, a member of the head's PID gets its PID's peers and as many peers of
+    /// other PIDs as the locality policy gives it ([`head_quota`]): from this store's other
+    /// PIDs first, then other heads' members, cheapest PIDs first, at most half from one PID.
     fn record_and_select(
         &self,
-        info_hash: InfoHash,
-        peer_id: PeerId,
-        addr: SocketAddr,
-        seeder: bool,
-        event: Event,
-        want: usize,
-        now: u64,
+        a: &Announced,
         rng: &mut impl Random,
     ) -> Result<Selected, StoreError> {
+        let now_ms = a.sample.at_ms;
+        let now = now_ms / 1000;
         let maps = self.maps();
         let pid_of = |ip: IpAddr| maps.as_ref().and_then(|m| m.network().pid_of(ip));
         let generation = maps.as_ref().map_or(0, |m| m.generation);
-        let own = pid_of(addr.ip());
+        let own = pid_of(a.addr.ip());
         let same_head_pid = maps.as_ref().is_some_and(|m| own == Some(m.own));
         let cost = |p: PidIdx| {
             if same_head_pid {
@@ -439,48 +455,85 @@ impl Tracker {
                 None
             }
         };
+        let seeder = a.sample.left == 0;
         let update = PeerUpdate {
-            info_hash,
-            peer_id,
-            addr,
+            info_hash: a.info_hash,
+            peer_id: a.peer_id,
+            addr: a.addr,
             seeder,
-            event,
+            event: a.event,
+            sample: a.sample,
         };
-        let mut shard = self.shard(&info_hash).lock().expect("store lock");
+        let mut shard = self.shard(&a.info_hash).lock().expect("store lock");
         let outcome = shard.announce(&update, now, &pid_of, generation)?;
-        let own_client = *self.own_client.read().expect("own client lock");
-        let gateway_here = same_head_pid
-            && own_client.is_some_and(|g| g != addr.ip() && shard.has_ip(&info_hash, g, own, now));
-        let mut peers = Vec::with_capacity(want.min(64));
+        let mut peers = Vec::with_capacity(a.want.min(64));
         if outcome != Outcome::Removed {
             let req = SelectRequest {
-                info_hash: &info_hash,
-                me: &peer_id,
-                me_addr: addr,
+                info_hash: &a.info_hash,
+                me: &a.peer_id,
+                me_addr: a.addr,
                 me_seeder: seeder,
                 own,
                 cost: &cost,
                 ranked: maps.is_some(),
-                want,
+                want: a.want,
                 policy: &self.config.policy,
                 now,
             };
             shard.select(&req, rng, &mut peers);
         }
-        if gateway_here {
-            peers.retain(|p| pid_of(p.addr.ip()) == own);
-        }
-        let counts = shard.counts(&info_hash);
+        // How many peers of other PIDs this member gets: the locality policy's, for members
+        // of the head's PID; as many as fit for anyone else.
+        let quota = if same_head_pid && outcome != Outcome::Removed {
+            let own_client = *self.own_client.read().expect("own client lock");
+            let summary = shard.summary(
+                &a.info_hash,
+                own,
+                a.addr.is_ipv6(),
+                now_ms,
+                &self.config.locality,
+            );
+            let progress = shard.progress(&a.info_hash, &a.peer_id);
+            match (summary, progress) {
+                (Some(s), Some(p)) => head_quota(
+                    &self.config.locality,
+                    &s,
+                    &a.peer_id,
+                    &p,
+                    own_client == Some(a.addr.ip()),
+                    a.want,
+                    now_ms,
+                ),
+                // Not kept (the swarm is full): what a newcomer gets.
+                _ => self.config.locality.random_quota(a.want),
+            }
+        } else {
+            a.want
+        };
+        let counts = shard.counts(&a.info_hash);
         drop(shard);
-        let mut peers: Vec<ResponsePeer> = peers
+        let (local, mut foreign): (Vec<StoredPeer>, Vec<StoredPeer>) = peers
+            .into_iter()
+            .partition(|p| own.is_some() && pid_of(p.addr.ip()) == own);
+        // At most half from one PID (the list is in ranked order, so it is kept).
+        let net = maps.as_ref().map(|m| m.network());
+        if let Some(net) = net.filter(|_| foreign.len() > quota) {
+            let addrs: Vec<SocketAddr> = foreign.iter().map(|p| p.addr).collect();
+            let kept = spread(net, &addrs, quota);
+            foreign.retain(|p| kept.contains(&p.addr));
+        }
+        foreign.truncate(quota);
+        let mut peers: Vec<ResponsePeer> = local
             .iter()
+            .chain(&foreign)
             .map(|p| ResponsePeer {
                 addr: p.addr,
                 peer_id: Some(p.peer_id),
             })
             .collect();
-        if maps.is_some() && outcome != Outcome::Removed && peers.len() < want && !gateway_here {
-            self.add_foreign(info_hash, addr, seeder, want, now, &mut peers);
+        if maps.is_some() && outcome != Outcome::Removed && foreign.len() < quota {
+            let room = (quota - foreign.len()).min(a.want.saturating_sub(peers.len()));
+            self.add_foreign(a, seeder, room, net, &mut peers);
         }
         self.stats.announces.fetch_add(1, Relaxed);
         self.stats.peers_sent.fetch_add(peers.len() as u64, Relaxed);
@@ -496,8 +549,8 @@ impl Tracker {
                 j.pop_front();
             }
             j.push_back(JournalEntry {
-                info_hash,
-                announcer: addr,
+                info_hash: a.info_hash,
+                announcer: a.addr,
                 peers: peers.iter().map(|p| p.addr).collect(),
             });
         }
@@ -514,41 +567,42 @@ impl Tracker {
         })
     }
 
-    /// Tops `peers` up with members other heads reported (cheapest PIDs first), or asks
-    /// for them when none are known.
+    /// Adds up to `room` members other heads reported (cheapest PIDs first, at most half
+    /// from one PID) to `peers`. A list older than [`FOREIGN_TTL_SECS`], or none, is asked
+    /// for again; the old one serves meanwhile.
     fn add_foreign(
         &self,
-        h: InfoHash,
-        me: SocketAddr,
+        a: &Announced,
         seeder: bool,
-        want: usize,
-        now: u64,
+        room: usize,
+        net: Option<&NetworkMap>,
         peers: &mut Vec<ResponsePeer>,
     ) {
-        let fresh = {
+        let now = a.sample.at_ms / 1000;
+        let (list, fresh) = {
             let cache = self.foreign.lock().expect("foreign lock");
-            match cache.get(&h) {
-                Some((at, list)) if now < at + FOREIGN_TTL_SECS => Some(list.clone()),
-                _ => None,
+            match cache.get(&a.info_hash) {
+                Some((at, list)) => (list.clone(), now < at + FOREIGN_TTL_SECS),
+                None => (Vec::new(), false),
             }
         };
-        let Some(list) = fresh else {
-            if self.wanted.lock().expect("wanted lock").insert(h) {
-                self.wanted_added.notify_one();
-            }
-            return;
-        };
-        for f in list {
-            if peers.len() >= want {
-                break;
-            }
-            if f.addr != me && !(seeder && f.seeder) && !peers.iter().any(|p| p.addr == f.addr) {
-                peers.push(ResponsePeer {
-                    addr: f.addr,
-                    peer_id: None,
-                });
-            }
+        if !fresh && self.wanted.lock().expect("wanted lock").insert(a.info_hash) {
+            self.wanted_added.notify_one();
         }
+        let candidates: Vec<SocketAddr> = list
+            .iter()
+            .filter(|f| f.addr != a.addr && !(seeder && f.seeder))
+            .filter(|f| !peers.iter().any(|p| p.addr == f.addr))
+            .map(|f| f.addr)
+            .collect();
+        let picked = match net {
+            Some(net) => spread(net, &candidates, room),
+            None => candidates.into_iter().take(room).collect(),
+        };
+        peers.extend(picked.into_iter().map(|addr| ResponsePeer {
+            addr,
+            peer_id: None,
+        }));
     }
 
     /// Answers an HTTP scrape (BEP 48).
@@ -577,15 +631,17 @@ impl Tracker {
         self.shard(h).lock().expect("store lock").members(h, now)
     }
 
-    /// Answers a UDP packet (BEP 15) from `src`; `out` gets the response (always one).
+    /// Answers a UDP packet (BEP 15) from `src` at `now_ms` (milliseconds); `out` gets the
+    /// response (always one).
     pub fn udp(
         &self,
         packet: &[u8],
         src: SocketAddr,
-        now: u64,
+        now_ms: u64,
         rng: &mut impl Random,
         out: &mut Vec<u8>,
     ) {
+        let now = now_ms / 1000;
         let src = SocketAddr::new(canonical(src.ip()), src.port());
         let fail = |tid: u32, msg: &str, out: &mut Vec<u8>| {
             self.stats.failures.fetch_add(1, Relaxed);
@@ -609,16 +665,20 @@ impl Tracker {
                     a.num_want as usize
                 }
                 .min(self.config.max_numwant);
-                match self.record_and_select(
-                    a.info_hash,
-                    a.peer_id,
-                    SocketAddr::new(ip, a.port),
-                    a.left == 0,
-                    a.event,
+                let announced = Announced {
+                    info_hash: a.info_hash,
+                    peer_id: a.peer_id,
+                    addr: SocketAddr::new(ip, a.port),
+                    event: a.event,
+                    sample: Sample {
+                        at_ms: now_ms,
+                        downloaded: a.downloaded,
+                        uploaded: a.uploaded,
+                        left: a.left,
+                    },
                     want,
-                    now,
-                    rng,
-                ) {
+                };
+                match self.record_and_select(&announced, rng) {
                     Ok(Selected { peers, counts, .. }) => {
                         let addrs: Vec<SocketAddr> = peers.iter().map(|p| p.addr).collect();
                         udp::encode_announce(

@@ -4,7 +4,7 @@
 
 use crate::rng::with_rng;
 use crate::tracker::Tracker;
-use alto_web::clock::now;
+use alto_web::clock::now_millis;
 use std::sync::Arc;
 use tokio::net::UdpSocket;
 
@@ -18,7 +18,7 @@ pub async fn run_udp(socket: UdpSocket, tracker: Arc<Tracker>) -> std::io::Resul
     loop {
         let (n, src) = socket.recv_from(&mut buf).await?;
         out.clear();
-        with_rng(|rng| tracker.udp(&buf[..n], src, now(), rng, &mut out));
+        with_rng(|rng| tracker.udp(&buf[..n], src, now_millis(), rng, &mut out));
         if let Err(e) = socket.send_to(&out, src).await {
             tracing::debug!("UDP answer to {src} failed: {e}");
         }

@@ -17,9 +17,8 @@
 //! - [`pidhead`]: the PID Head extension's wire types (join, lease, head answers, the head
 //!   directory as a property map; `docs/pid-head.md`).
 //! - [`members`]: the member list a PID Head gives other heads (`GET /members`).
-//! - [`rank`]: the peer-ranking policy shared by the virtual tracker and the plugin (same
-//!   PID first, then by cost, a random share; RFC 7285 §12.3, RFC 5632), with the random
-//!   source passed in.
+//!
+//! Peer selection (ranking, locality) lives in the `alto-locality` crate, built on this one.
 
 pub mod addr;
 pub mod base;
@@ -34,7 +33,6 @@ pub mod members;
 pub mod messages;
 pub mod network_map;
 pub mod pidhead;
-pub mod rank;
 
 pub use network_map::hex;
 

@@ -10,7 +10,7 @@
 //! - `tracker-load --compare [--seconds 10]`: starts `alto-server` and the shim (plain, then
 //!   head of PID1) on one core, loads each from another core, and prints both with the ratio.
 
-use alto_model::rank::{Random, SplitMix64};
+use alto_locality::rank::{Random, SplitMix64};
 use bytes::Bytes;
 use clap::Parser;
 use http_body_util::{BodyExt, Empty};

@@ -14,8 +14,8 @@
 //! `vt-bench [--clients 1000,10000] [--pids 10,100] [--rounds 5]` (build with `--release`).
 
 use alto_client::AltoClient;
+use alto_locality::rank::{Random, SplitMix64};
 use alto_model::pidhead::{JoinRequest, LeaseAction, LeaseRequest};
-use alto_model::rank::{Random, SplitMix64};
 use bytes::Bytes;
 use clap::Parser;
 use http_body_util::{BodyExt, Full};

@@ -103,7 +103,7 @@ async fn run_one(
         cfg.alto = with_alto.then(|| alto.directory_url());
         cfg.min_interval = 2;
         cfg.upload_bps = (c.upload_bps > 0).then_some(c.upload_bps);
-        cfg.foreign_peers = c.foreign_peers;
+        cfg.locality.foreign_peers = c.foreign_peers;
         cfg.local_enough = c.local_enough;
         cfg
     };

@@ -48,13 +48,16 @@ struct Common {
     /// Upload limit, KiB/s.
     #[arg(long)]
     upload_kib: Option<u32>,
-    /// Peers of other PIDs per announce for a gateway: as head, its parent in the heads'
-    /// tree and peers of the parent's PID up to this many; as member, this many while the
-    /// head is not in the swarm (members get none while it is).
+    /// Peers of other PIDs per announce for a gateway or a client that reaches out (as
+    /// head: its parent in the heads' tree and peers of the parent's PID up to this many).
     #[arg(long, default_value_t = 4)]
     foreign_peers: usize,
-    /// When the head is not in the swarm: with this many peers in the own PID, none from
-    /// other PIDs are handed out.
+    /// A download slower than this (KiB/s) over the last seconds is a stall: the client
+    /// reaches out to other PIDs (docs/locality.md).
+    #[arg(long, default_value_t = 32)]
+    stall_kib: u32,
+    /// When the head does not answer or is not in the swarm: with this many peers of the
+    /// own PID from other sources, only the random share comes from other PIDs.
     #[arg(long, default_value_t = 3)]
     local_enough: usize,
     /// Seconds between librqbit's announces (the proxy's `min interval`).
@@ -168,7 +171,8 @@ async fn session(common: &Common, output: PathBuf) -> Result<AltoSession, Failur
     config.tracker_port = common.tracker_port;
     config.dht_bootstrap = (!common.dht.is_empty()).then(|| common.dht.clone());
     config.strict = common.strict;
-    config.foreign_peers = common.foreign_peers;
+    config.locality.foreign_peers = common.foreign_peers;
+    config.locality.stall_bps = common.stall_kib as f64 * 1024.0;
     config.local_enough = common.local_enough;
     config.min_interval = common.min_interval.max(1);
     config.upload_bps = common.upload_kib.map(|k| k.saturating_mul(1024));

@@ -2,7 +2,7 @@
 //! answer decodes with bendy, re-encodes with bendy to the same bytes (so keys are sorted
 //! and the encoding canonical), and reads back to what was encoded.
 
-use alto_model::rank::{Random, SplitMix64};
+use alto_locality::rank::{Random, SplitMix64};
 use bendy::decoding::FromBencode;
 use bendy::encoding::ToBencode;
 use bendy::value::Value;

@@ -6,7 +6,7 @@
 //! Candidates come grouped by PID ("buckets"), as a swarm store keeps them, so a selection
 //! costs O(PIDs + wanted) rather than a sort of every peer. No I/O: the randomness comes in.
 
-use crate::network_map::PidIdx;
+use alto_model::PidIdx;
 
 /// A source of random numbers, passed in so that the policy stays deterministic in tests.
 pub trait Random {

@@ -15,19 +15,37 @@
 //! talking to each other. The tree suits clients that download pieces in order (librqbit),
 //! where two heads fetching from the same parent would fetch the same pieces at the same time.
 
-use crate::tracker::{HeadMaps, KnownHead};
+use alto_model::{NetworkMap, PidIdx};
 use std::cmp::Reverse;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
-/// The parent of the head holding `maps` among `foreign` (peers of other PIDs in the swarm),
-/// given every PID's head in `heads`; `None` for the first head of the swarm.
-pub fn parent(maps: &HeadMaps, heads: &[KnownHead], foreign: &[SocketAddr]) -> Option<SocketAddr> {
-    let net = maps.network();
+/// A PID's head as the head directory lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElectedHead {
+    /// Its PID.
+    pub pid: PidIdx,
+    /// Its address.
+    pub addr: IpAddr,
+    /// Since when it has been head (RFC 3339 UTC: sorts in time order), if the directory
+    /// says.
+    pub since: Option<String>,
+}
+
+/// The parent of the head of PID `own` among `foreign` (peers of other PIDs in the swarm),
+/// given the network map, the head's `cost` row and every PID's head in `heads`; `None` for
+/// the first head of the swarm.
+pub fn parent(
+    net: &NetworkMap,
+    own: PidIdx,
+    cost: impl Fn(PidIdx) -> Option<f64>,
+    heads: &[ElectedHead],
+    foreign: &[SocketAddr],
+) -> Option<SocketAddr> {
     // Heads the directory gives no election time are left out of the tree.
-    let heads: Vec<&KnownHead> = heads.iter().filter(|h| h.since.is_some()).collect();
-    let order = |h: &KnownHead| (h.since.clone(), net.pid_name(h.pid).to_owned());
-    let mine = heads.iter().find(|h| h.pid == maps.own).map(|h| order(h));
-    let in_swarm: Vec<&KnownHead> = heads
+    let heads: Vec<&ElectedHead> = heads.iter().filter(|h| h.since.is_some()).collect();
+    let order = |h: &ElectedHead| (h.since.clone(), net.pid_name(h.pid).to_owned());
+    let mine = heads.iter().find(|h| h.pid == own).map(|h| order(h));
+    let in_swarm: Vec<&ElectedHead> = heads
         .iter()
         .copied()
         .filter(|h| foreign.iter().any(|p| p.ip() == h.addr))
@@ -43,7 +61,7 @@ pub fn parent(maps: &HeadMaps, heads: &[KnownHead], foreign: &[SocketAddr]) -> O
             Some(_) => continue, // a younger head, or a member of a PID whose head is here
             None => (true, Default::default()),
         };
-        let cost = pid.and_then(|i| maps.cost(i)).unwrap_or(f64::INFINITY);
+        let cost = pid.and_then(&cost).unwrap_or(f64::INFINITY);
         let rank: Rank = (cost, headless, Reverse(key));
         let better = |b: &(Rank, SocketAddr)| {
             rank.0
@@ -62,34 +80,31 @@ pub fn parent(maps: &HeadMaps, heads: &[KnownHead], foreign: &[SocketAddr]) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alto_model::NetworkMap;
 
-    /// Head maps of `pid` on the loopback topology (metros PID1-PID2 and PID3-PID4 at 5,
-    /// the long-haul link at 40).
-    fn maps(pid: &str) -> HeadMaps {
-        let net = NetworkMap::from_json(
+    fn net() -> NetworkMap {
+        NetworkMap::from_json(
             testdata::loopback::NETWORK_MAP_ID,
             testdata::loopback::NETWORK_MAP,
         )
-        .unwrap();
-        let costs: serde_json::Value =
-            serde_json::from_str(testdata::loopback::ROUTINGCOST).unwrap();
-        let own = net.pid_index(pid).unwrap();
-        let row = costs["cost-map"][pid]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(p, c)| (net.pid_index(p).unwrap(), c.as_f64().unwrap()))
-            .collect();
-        HeadMaps::new(1, net, own, row)
+        .unwrap()
     }
 
-    fn head(k: u8, since: &str) -> KnownHead {
-        let m = maps(&format!("PID{k}"));
-        KnownHead {
-            pid: m.own,
+    /// The parent of PID`k`'s head on the loopback topology (metros PID1-PID2 and PID3-PID4
+    /// at 5, the long-haul link at 40).
+    fn parent_of(k: u8, heads: &[ElectedHead], foreign: &[SocketAddr]) -> Option<SocketAddr> {
+        let net = net();
+        let pid = format!("PID{k}");
+        let costs: serde_json::Value =
+            serde_json::from_str(testdata::loopback::ROUTINGCOST).unwrap();
+        let row = &costs["cost-map"][&pid];
+        let cost = |p: PidIdx| row[net.pid_name(p)].as_f64();
+        parent(&net, net.pid_index(&pid).unwrap(), cost, heads, foreign)
+    }
+
+    fn head(k: u8, since: &str) -> ElectedHead {
+        ElectedHead {
+            pid: net().pid_index(&format!("PID{k}")).unwrap(),
             addr: [127, k, 0, 10].into(),
-            members: format!("http://127.{k}.0.10:6969/members"),
             since: Some(format!("2026-11-26T13:00:{since}Z")),
         }
     }
@@ -107,7 +122,7 @@ mod tests {
                 .flat_map(|k| [peer(k, 10), peer(k, 11)])
                 .collect()
         };
-        let parent_of = |k: u8| parent(&maps(&format!("PID{k}")), &heads, &all(k));
+        let parent_of = |k: u8| parent_of(k, &heads, &all(k));
         assert_eq!(parent_of(1), None, "the first head is the root");
         assert_eq!(parent_of(2), Some(peer(1, 10)), "the metro neighbour");
         assert_eq!(
@@ -125,17 +140,17 @@ mod tests {
         let heads = [head(1, "00"), head(3, "01"), head(4, "02")];
         let foreign = [peer(1, 11), peer(3, 11), peer(3, 10)];
         assert_eq!(
-            parent(&maps("PID4"), &heads, &foreign),
+            parent_of(4, &heads, &foreign),
             Some(peer(3, 10)),
             "PID3 is cheaper than PID1, and only its head is a gateway"
         );
         assert_eq!(
-            parent(&maps("PID4"), &heads, &[peer(1, 11), peer(3, 11)]),
+            parent_of(4, &heads, &[peer(1, 11), peer(3, 11)]),
             Some(peer(3, 11)),
             "with PID3's head out of the swarm, its members are PID3's gateways"
         );
         assert_eq!(
-            parent(&maps("PID3"), &heads, &[peer(4, 10)]),
+            parent_of(3, &heads, &[peer(4, 10)]),
             None,
             "a younger head is never a parent"
         );

@@ -207,7 +207,8 @@ async fn run_one(
     std::fs::write(&tpath, &torrent.metainfo)?;
     let spawn = |k: usize,
                  ip: IpAddr,
-                 out: &Path|
+                 out: &Path,
+                 upload_bps: u32|
      -> anyhow::Result<(tokio::process::Child, watch::Receiver<Progress>)> {
         std::fs::create_dir_all(out)?;
         let mut cmd = tokio::process::Command::from(ns.command(k, bin));
@@ -220,8 +221,8 @@ async fn run_one(
             "--local-enough",
             &c.local_enough.to_string(),
         ]);
-        if c.upload_bps > 0 {
-            cmd.args(["--upload-kib", &(c.upload_bps / 1024).to_string()]);
+        if upload_bps > 0 {
+            cmd.args(["--upload-kib", &(upload_bps / 1024).max(1).to_string()]);
         }
         if with_alto {
             cmd.args(["--alto", &alto.directory_url()]);
@@ -240,7 +241,7 @@ async fn run_one(
     let seed_dir = dir.join("seeder");
     std::fs::create_dir_all(&seed_dir)?;
     std::fs::write(seed_dir.join("payload.bin"), data)?;
-    let (mut seeder, mut seeder_progress) = spawn(1, addr(1, SEEDER), &seed_dir)?;
+    let (mut seeder, mut seeder_progress) = spawn(1, addr(1, SEEDER), &seed_dir, c.upload_bps)?;
     // The seeder says it has the whole file once it has checked it (and joined, with ALTO).
     let ready = tokio::time::timeout(
         SEEDER_READY,
@@ -276,7 +277,8 @@ async fn run_one(
             }
             let ip = addr(k, 10 + i);
             let out = dir.join(ip.to_string());
-            let (child, progress) = spawn(k, ip, &out)?;
+            let upload = c.scenario.upload_bps(i, clients.len(), c.upload_bps);
+            let (child, progress) = spawn(k, ip, &out, upload)?;
             clients.push(Member {
                 ip,
                 out,

@@ -1,24 +1,17 @@
 //! A small lab run: 2 PIDs × 3 clients and a small file, the ALTO run and the baseline.
 //! Every client completes with identical data (the lab checks each file against the
 //! payload), and the ALTO run keeps a larger share of the bytes inside PIDs. The `--netns`
-//! lab, where the machine allows it, with aria2 and transmission as members too.
+//! lab, where the machine allows it, with aria2 and transmission as members too. The hard
+//! cases that threaten users most, small: a hostile head per PID and heads that quit at half
+//! of the file; every member still completes with identical data.
 
-use alto_examples::lab::{self, LabConfig};
+use alto_examples::lab::{self, LabConfig, Scenario};
 use alto_examples::third_party::Kind;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_lab_localizes_traffic_and_everyone_completes() {
-    let config = LabConfig {
-        pids: 2,
-        clients_per_pid: 3,
-        file_bytes: 2 << 20,
-        upload_bps: 2 << 20,
-        arrival_gap: Duration::from_millis(400),
-        timeout: Duration::from_secs(120),
-        progress: false,
-        ..LabConfig::default()
-    };
+    let config = small(Scenario::Homogeneous);
     let r = lab::run(&config).await.unwrap();
     for (name, f) in [("ALTO", &r.alto), ("baseline", &r.baseline)] {
         assert_eq!(f.clients, 6);
@@ -52,6 +45,49 @@ async fn a_small_lab_localizes_traffic_and_everyone_completes() {
     let svg = lab::svg(&r);
     assert!(svg.starts_with("<svg") && svg.contains("PID2"));
     eprintln!("{}", lab::table(&r));
+}
+
+/// The small lab of this file in `scenario`.
+fn small(scenario: Scenario) -> LabConfig {
+    LabConfig {
+        pids: 2,
+        clients_per_pid: 3,
+        file_bytes: 2 << 20,
+        upload_bps: 2 << 20,
+        arrival_gap: Duration::from_millis(400),
+        timeout: Duration::from_secs(120),
+        progress: false,
+        scenario,
+        ..LabConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_of_junk_heads_still_complete_with_identical_data() {
+    let r = lab::run(&small(Scenario::JunkHead)).await.unwrap();
+    for (name, f) in [("ALTO", &r.alto), ("baseline", &r.baseline)] {
+        // The lab counts a client complete only when its file equals the payload.
+        assert_eq!(f.completed, 6, "{name}: failed clients {:?}", f.failed);
+    }
+    assert!(
+        r.alto.elections >= 2,
+        "a hostile head was elected in each PID"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_heads_quit_at_half_of_the_file_everyone_else_completes() {
+    // Uplinks slow enough that nobody has half of the file before the lab looks.
+    let config = LabConfig {
+        upload_bps: 512 << 10,
+        ..small(Scenario::HeadLeaves)
+    };
+    let r = lab::run(&config).await.unwrap();
+    for (name, f) in [("ALTO", &r.alto), ("baseline", &r.baseline)] {
+        assert_eq!(f.left, 2, "{name}: the first client of each PID quit");
+        assert_eq!(f.clients, 4);
+        assert_eq!(f.completed, 4, "{name}: failed clients {:?}", f.failed);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

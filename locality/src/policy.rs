@@ -45,16 +45,19 @@ pub struct LocalityConfig {
     pub max_gateways: usize,
 }
 
+/// The defaults, documented in `docs/locality.md`.
+const DEFAULT: LocalityConfig = LocalityConfig {
+    foreign_peers: 4,
+    stall_bps: 32.0 * 1024.0,
+    served_fraction: 0.1,
+    window_ms: 10_000,
+    random_share: 0.1,
+    max_gateways: 3,
+};
+
 impl Default for LocalityConfig {
     fn default() -> Self {
-        LocalityConfig {
-            foreign_peers: 4,
-            stall_bps: 32.0 * 1024.0,
-            served_fraction: 0.1,
-            window_ms: 10_000,
-            random_share: 0.1,
-            max_gateways: 3,
-        }
+        DEFAULT
     }
 }
 
@@ -364,14 +367,7 @@ mod tests {
         SocketAddr::from(([127, k, 0, host], 6881))
     }
 
-    const CFG: LocalityConfig = LocalityConfig {
-        foreign_peers: 4,
-        stall_bps: 32.0 * 1024.0,
-        served_fraction: 0.1,
-        window_ms: 10_000,
-        random_share: 0.1,
-        max_gateways: 3,
-    };
+    const CFG: LocalityConfig = DEFAULT;
 
     /// The head's quota for each member `(key, progress, own client)` of one PID at
     /// `now_ms`, answers of 30.

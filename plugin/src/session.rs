@@ -349,6 +349,19 @@ impl AltoSession {
         t.inner.peers()
     }
 
+    /// Stops at once, as a crashed or killed client would: no `stopped` to any tracker, no
+    /// resignation of a headship (the lab's `head-leaves`).
+    pub async fn crash(mut self) {
+        self.crash_tracker();
+        self.rqbit.stop().await;
+        if let Some(s) = self.proxy_stop.take() {
+            let _ = s.send(());
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+
     /// Sends `stopped` for every torrent, resigns a headship, and stops everything.
     pub async fn shutdown(mut self) {
         for h in self.proxy.torrents() {

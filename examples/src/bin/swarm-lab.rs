@@ -4,7 +4,7 @@
 //! On its embedded default (no root, no setup): the ALTO server on the loopback topology,
 //! one seeder in PID1 and 4 PIDs × 6 clients, a 16 MiB file, 4 MiB/s upload per client.
 
-use alto_examples::lab::{self, LabConfig};
+use alto_examples::lab::{self, LabConfig, Scenario};
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -71,6 +71,36 @@ struct Args {
     /// With `--netns`: transmission clients per PID, likewise.
     #[arg(long, default_value_t = 0)]
     transmission_per_pid: usize,
+    /// A hard case to run, each as ALTO against the same swarm on the plain tracker
+    /// (repeatable; `all` for every one): homogeneous, slow-head, mixed-uplinks,
+    /// head-leaves, junk-head, churn (docs/locality.md). With `--netns`: homogeneous,
+    /// slow-head and mixed-uplinks.
+    #[arg(long, default_value = "homogeneous")]
+    scenario: Vec<String>,
+}
+
+/// The scenarios asked for, in the order given (`all`: every one), or why not.
+fn scenarios(names: &[String], netns: bool) -> Result<Vec<Scenario>, String> {
+    let mut out = Vec::new();
+    for n in names {
+        let more = if n == "all" {
+            Scenario::ALL.to_vec()
+        } else {
+            vec![Scenario::parse(n).ok_or_else(|| format!("unknown scenario `{n}`"))?]
+        };
+        for s in more {
+            if netns && !s.in_netns() {
+                return Err(format!(
+                    "scenario `{}` runs in the in-process lab only",
+                    s.name()
+                ));
+            }
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[tokio::main]
@@ -91,6 +121,13 @@ async fn main() {
         eprintln!("swarm-lab: aria2 and transmission join only the --netns lab");
         std::process::exit(2);
     }
+    let scenarios = match scenarios(&args.scenario, args.netns) {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("swarm-lab: {why}");
+            std::process::exit(2);
+        }
+    };
     let config = LabConfig {
         pids: args.pids,
         clients_per_pid: args.clients_per_pid,
@@ -106,6 +143,7 @@ async fn main() {
         progress: true,
         aria2_per_pid: args.aria2_per_pid,
         transmission_per_pid: args.transmission_per_pid,
+        scenario: scenarios[0],
     };
     eprintln!(
         "[lab] {} PIDs x {} clients, one seeder in PID1, {} MiB, upload {} KiB/s per client, policy `{}`",
@@ -113,18 +151,28 @@ async fn main() {
     );
     // Ctrl-C drops the run, and with it the namespaces and the client processes.
     let run = async {
-        if args.netns {
-            if let Err(why) = alto_examples::netns::available() {
-                anyhow::bail!("--netns needs root and `ip netns`: {why}");
-            }
-            eprintln!(
-                "[lab] --netns: one namespace per PID, inter-PID links shaped to {} Mbit/s",
-                args.link_mbit
-            );
-            alto_examples::netns::run(&config, (args.link_mbit * 1000.0) as u64).await
-        } else {
-            lab::run(&config).await
+        let mut reports = Vec::new();
+        for &scenario in &scenarios {
+            let config = LabConfig {
+                scenario,
+                ..config.clone()
+            };
+            eprintln!("[lab] scenario `{}`", scenario.name());
+            let report = if args.netns {
+                if let Err(why) = alto_examples::netns::available() {
+                    anyhow::bail!("--netns needs root and `ip netns`: {why}");
+                }
+                eprintln!(
+                    "[lab] --netns: one namespace per PID, inter-PID links shaped to {} Mbit/s",
+                    args.link_mbit
+                );
+                alto_examples::netns::run(&config, (args.link_mbit * 1000.0) as u64).await?
+            } else {
+                lab::run(&config).await?
+            };
+            reports.push((scenario, report));
         }
+        Ok(reports)
     };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("a SIGTERM handler");
@@ -134,7 +182,7 @@ async fn main() {
         _ = tokio::signal::ctrl_c() => None,
         _ = term.recv() => None,
     };
-    let report = match outcome {
+    let reports = match outcome {
         Some(Ok(r)) => r,
         Some(Err(e)) => {
             eprintln!("swarm-lab: {e:#}");
@@ -145,27 +193,29 @@ async fn main() {
             std::process::exit(130);
         }
     };
-    println!("\n{}", lab::table(&report));
+    let report = &reports[0].1;
+    println!("\n{}", lab::table(report));
+    if reports.len() > 1 {
+        println!("\n{}", lab::scenario_table(&reports));
+    }
     if let Some(path) = &args.json {
         if let Err(e) = std::fs::write(
             path,
-            serde_json::to_string_pretty(&lab::json(&report)).expect("serializes"),
+            serde_json::to_string_pretty(&lab::json_scenarios(&reports)).expect("serializes"),
         ) {
             eprintln!("swarm-lab: cannot write {}: {e}", path.display());
             std::process::exit(3);
         }
     }
     if let Some(path) = &args.svg {
-        if let Err(e) = std::fs::write(path, lab::svg(&report)) {
+        if let Err(e) = std::fs::write(path, lab::svg(report)) {
             eprintln!("swarm-lab: cannot write {}: {e}", path.display());
             std::process::exit(3);
         }
     }
-    let failed: Vec<&String> = report
-        .alto
-        .failed
+    let failed: Vec<&String> = reports
         .iter()
-        .chain(&report.baseline.failed)
+        .flat_map(|(_, r)| r.alto.failed.iter().chain(&r.baseline.failed))
         .collect();
     if !failed.is_empty() {
         for f in failed {

@@ -40,6 +40,8 @@ pub struct LabConfig {
     pub aria2_per_pid: usize,
     /// `--netns` only: transmission clients per PID, likewise.
     pub transmission_per_pid: usize,
+    /// The hard case to run.
+    pub scenario: Scenario,
 }
 
 impl LabConfig {
@@ -69,6 +71,77 @@ impl Default for LabConfig {
             progress: true,
             aria2_per_pid: 0,
             transmission_per_pid: 0,
+            scenario: Scenario::Homogeneous,
+        }
+    }
+}
+
+/// A hard case the lab runs, ALTO against the same swarm on the plain tracker
+/// (`docs/locality.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scenario {
+    /// Every client alike: the default run.
+    Homogeneous,
+    /// The first client of every PID (its head under `first`) has 1/32 of the others'
+    /// upload limit.
+    SlowHead,
+    /// A quarter of the clients upload at 256 KiB/s, the rest at the default.
+    MixedUplinks,
+    /// The first client of every PID with clients quits abruptly (no `stopped`, no
+    /// resignation) once it has half of the file; it is not counted as a client.
+    HeadLeaves,
+    /// A hostile client joins every PID first and, elected, renews its lease and answers
+    /// every announce with no peers (odd PIDs) or with unreachable addresses of its PID
+    /// (even PIDs); it never shares data.
+    JunkHead,
+    /// Clients leave as soon as they complete while new ones keep arriving.
+    Churn,
+}
+
+impl Scenario {
+    /// Every scenario, in the order the lab runs them.
+    pub const ALL: [Scenario; 6] = [
+        Scenario::Homogeneous,
+        Scenario::SlowHead,
+        Scenario::MixedUplinks,
+        Scenario::HeadLeaves,
+        Scenario::JunkHead,
+        Scenario::Churn,
+    ];
+
+    /// Its name on the command line and in `--json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Homogeneous => "homogeneous",
+            Scenario::SlowHead => "slow-head",
+            Scenario::MixedUplinks => "mixed-uplinks",
+            Scenario::HeadLeaves => "head-leaves",
+            Scenario::JunkHead => "junk-head",
+            Scenario::Churn => "churn",
+        }
+    }
+
+    /// The scenario called `name`.
+    pub fn parse(name: &str) -> Option<Scenario> {
+        Scenario::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Whether the `--netns` lab runs it (the others need the in-process lab's hooks).
+    pub fn in_netns(self) -> bool {
+        matches!(
+            self,
+            Scenario::Homogeneous | Scenario::SlowHead | Scenario::MixedUplinks
+        )
+    }
+
+    /// The upload limit of the client arriving `k`-th in its PID, `index`-th overall, with
+    /// `default` the lab's limit (0: none).
+    pub fn upload_bps(self, k: usize, index: usize, default: u32) -> u32 {
+        let base = if default == 0 { 4 << 20 } else { default };
+        match self {
+            Scenario::SlowHead if k == 0 => base / 32,
+            Scenario::MixedUplinks if index % 4 == 3 => 256 << 10,
+            _ => default,
         }
     }
 }

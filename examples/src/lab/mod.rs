@@ -13,18 +13,20 @@
 //! - [`config`]: [`LabConfig`], what to run (shared with [`crate::netns`]).
 //! - [`run`](mod@run): the in-process lab and the services both modes start
 //!   ([`services`], [`torrent`]).
+//! - [`junk`]: the hostile head of `--scenario junk-head`.
 //! - [`metrics`]: the ALTO server's counters and the heads' `/metrics`, scraped.
 //! - [`report`]: the typed figures, [`RunFigures`] per run and [`LabReport`] for both.
 //! - [`render`]: the table, the `--json` document ([`LabSummary`]) and the SVG heat maps.
 
 pub mod config;
+pub mod junk;
 pub mod metrics;
 pub mod render;
 pub mod report;
 pub mod run;
 
-pub use config::LabConfig;
+pub use config::{LabConfig, Scenario};
 pub use metrics::{alto_metrics, alto_requests, head_requests, metric_sum};
-pub use render::{json, svg, table, LabSummary};
+pub use render::{json, json_scenarios, scenario_table, svg, table, LabSummary};
 pub use report::{ClientCompletion, CrossConnection, LabReport, RunFigures, TrafficMatrix};
 pub use run::{note, run, services, torrent, Services};

@@ -80,6 +80,9 @@ pub struct RunFigures {
     pub completed: usize,
     /// Clients that failed, with the reason.
     pub failed: Vec<String>,
+    /// Clients that quit before completing, as their scenario says (not in `clients`).
+    #[serde(default)]
+    pub left: usize,
     /// Bytes from PID to PID.
     pub matrix: TrafficMatrix,
     /// Bytes that stayed inside a PID.

@@ -2,8 +2,9 @@
 //! the ALTO run and the baseline, each with one seeder in PID1 and clients arriving
 //! round-robin over the PIDs, all librqbit sessions with the plugin in this process.
 
+use super::junk::{Junk, JunkHead};
 use super::metrics::{alto_metrics, alto_requests, metric_sum};
-use super::{LabConfig, LabReport, RunFigures};
+use super::{LabConfig, LabReport, RunFigures, Scenario};
 use alto_model::NetworkMap;
 use alto_plugin::PeerTraffic;
 use alto_plugin::{AltoSession, Config};
@@ -48,10 +49,17 @@ struct Client {
     ip: String,
     /// Where its data goes.
     folder: PathBuf,
-    session: AltoSession,
+    /// `None` once it left (churn, head-leaves).
+    session: Option<AltoSession>,
     torrent: alto_plugin::Torrent,
     /// Seconds from its arrival to completion, once it completed.
     done: Option<f64>,
+    /// Quits once it has half of the file (head-leaves).
+    leaves_at_half: bool,
+    /// It quit before completing.
+    left: bool,
+    /// Its connections and completion are in the figures.
+    counted: bool,
 }
 
 /// Adds every connection `session` opened for `torrent` to `f`.
@@ -74,6 +82,39 @@ fn count_connections(
     Ok(())
 }
 
+/// Puts a client's connections and, unless it left, its completion into `f`.
+fn count_client(
+    f: &mut RunFigures,
+    net: &NetworkMap,
+    cl: &mut Client,
+    data: &[u8],
+) -> anyhow::Result<()> {
+    if cl.counted {
+        return Ok(());
+    }
+    cl.counted = true;
+    let Some(session) = &cl.session else {
+        return Ok(());
+    };
+    count_connections(f, net, &cl.ip, session, &cl.torrent)?;
+    if cl.left {
+        f.left += 1;
+        return Ok(());
+    }
+    match cl.done {
+        Some(seconds) if std::fs::read(cl.folder.join("payload.bin")).is_ok_and(|b| b == data) => {
+            f.add_completion(cl.ip.clone(), seconds);
+        }
+        _ => f
+            .failed
+            .push(format!("{}: {:?}", cl.ip, session.report(&cl.torrent))),
+    }
+    Ok(())
+}
+
+/// How often a head-leaves run looks whether a leaver has half of the file.
+const LEAVE_CHECK: Duration = Duration::from_millis(50);
+
 async fn run_one(
     c: &LabConfig,
     dir: &Path,
@@ -81,6 +122,7 @@ async fn run_one(
     with_alto: bool,
 ) -> anyhow::Result<RunFigures> {
     let name = if with_alto { "ALTO run" } else { "baseline" };
+    let scenario = c.scenario;
     std::fs::create_dir_all(dir)?;
     let net = NetworkMap::from_json(
         testdata::loopback::NETWORK_MAP_ID,
@@ -98,11 +140,28 @@ async fn run_one(
         data,
     )
     .await?;
-    let client = |ip: String, folder: PathBuf| {
+    // junk-head: a hostile client joins every PID before anyone else.
+    let mut junk_heads = Vec::new();
+    if with_alto && scenario == Scenario::JunkHead {
+        for p in 1..=c.pids {
+            let junk = if p % 2 == 1 {
+                Junk::NoPeers
+            } else {
+                Junk::Unreachable
+            };
+            let ip = format!("127.{p}.0.9").parse()?;
+            junk_heads.push(JunkHead::start(&alto.directory_url(), ip, junk).await?);
+        }
+        note(
+            c,
+            format!("{name}: a hostile head elected in each of {} PIDs", c.pids),
+        );
+    }
+    let client = |ip: String, folder: PathBuf, upload_bps: u32| {
         let mut cfg = Config::new(ip.parse().expect("an address"), folder);
         cfg.alto = with_alto.then(|| alto.directory_url());
         cfg.min_interval = 2;
-        cfg.upload_bps = (c.upload_bps > 0).then_some(c.upload_bps);
+        cfg.upload_bps = (upload_bps > 0).then_some(upload_bps);
         cfg.locality.foreign_peers = c.foreign_peers;
         cfg.local_enough = c.local_enough;
         cfg
@@ -112,69 +171,103 @@ async fn run_one(
     std::fs::create_dir_all(&seed_dir)?;
     std::fs::write(seed_dir.join("payload.bin"), data)?;
     let seeder_ip = "127.1.0.250";
-    let seeder = AltoSession::start(client(seeder_ip.into(), seed_dir.clone())).await?;
+    let seeder =
+        AltoSession::start(client(seeder_ip.into(), seed_dir.clone(), c.upload_bps)).await?;
     let st = seeder.add(&torrent.metainfo).await?;
     st.wait_completed().await?;
     let before = alto_metrics(&alto).await;
+    let total = c.pids * c.clients_per_pid;
     note(
         c,
         format!(
-            "{name}: seeder ready in PID1; starting {} clients",
-            c.pids * c.clients_per_pid
+            "{name} ({}): seeder ready in PID1; starting {total} clients",
+            scenario.name()
         ),
     );
 
     // Each client's completion is timed as it happens and sent here, not found by looking.
     let (completed_tx, mut completed) = tokio::sync::mpsc::unbounded_channel();
-    let mut clients = Vec::new();
+    let mut clients: Vec<Client> = Vec::new();
+    let mut f = RunFigures::default();
     let first_arrival = Instant::now();
-    for k in 0..c.clients_per_pid {
-        for p in 0..c.pids {
-            if !clients.is_empty() {
-                // Arrivals are spread on purpose: this is the swarm's shape, not a wait.
-                tokio::time::sleep(c.arrival_gap).await;
-            }
-            let ip = format!("127.{}.0.{}", p + 1, k + 10);
-            let folder = dir.join(&ip);
-            let session = AltoSession::start(client(ip.clone(), folder.clone())).await?;
-            let added = Instant::now();
-            let t = session.add(&torrent.metainfo).await?;
-            let (watched, tx, index) = (t.clone(), completed_tx.clone(), clients.len());
-            tokio::spawn(async move {
-                let done = watched
-                    .wait_completed()
-                    .await
-                    .map(|()| added.elapsed().as_secs_f64())
-                    .ok();
-                let _ = tx.send((index, done));
-            });
-            clients.push(Client {
-                ip,
-                folder,
-                session,
-                torrent: t,
-                done: None,
-            });
-        }
-    }
-    drop(completed_tx);
     let deadline = tokio::time::Instant::now() + c.timeout;
+    let mut arrivals = tokio::time::interval(c.arrival_gap.max(Duration::from_millis(1)));
     let mut progress =
         tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
-    let mut pending = clients.len();
-    while pending > 0 {
+    let mut leave_check = tokio::time::interval(LEAVE_CHECK);
+    let mut pending = 0;
+    loop {
+        if clients.len() == total && pending == 0 {
+            break;
+        }
         tokio::select! {
+            // Arrivals are spread on purpose: this is the swarm's shape, not a wait.
+            _ = arrivals.tick(), if clients.len() < total => {
+                let index = clients.len();
+                let (k, p) = (index / c.pids, index % c.pids);
+                let ip = format!("127.{}.0.{}", p + 1, k + 10);
+                let folder = dir.join(&ip);
+                let upload = scenario.upload_bps(k, index, c.upload_bps);
+                let session = AltoSession::start(client(ip.clone(), folder.clone(), upload)).await?;
+                let added = Instant::now();
+                let t = session.add(&torrent.metainfo).await?;
+                let (watched, tx) = (t.clone(), completed_tx.clone());
+                tokio::spawn(async move {
+                    let done = watched
+                        .wait_completed()
+                        .await
+                        .map(|()| added.elapsed().as_secs_f64())
+                        .ok();
+                    let _ = tx.send((index, done));
+                });
+                clients.push(Client {
+                    ip,
+                    folder,
+                    session: Some(session),
+                    torrent: t,
+                    done: None,
+                    leaves_at_half: scenario == Scenario::HeadLeaves && k == 0,
+                    left: false,
+                    counted: false,
+                });
+                pending += 1;
+            }
             Some((i, done)) = completed.recv() => {
-                clients[i].done = done;
+                let cl = &mut clients[i];
+                if cl.left || cl.done.is_some() {
+                    continue;
+                }
+                cl.done = done;
                 pending -= 1;
+                if scenario == Scenario::Churn {
+                    // It leaves as soon as it completes.
+                    count_client(&mut f, &net, cl, data)?;
+                    if let Some(s) = cl.session.take() {
+                        s.shutdown().await;
+                    }
+                }
+            }
+            _ = leave_check.tick(), if scenario == Scenario::HeadLeaves => {
+                for cl in clients.iter_mut().filter(|cl| cl.leaves_at_half && !cl.left && cl.done.is_none()) {
+                    let Some(session) = &cl.session else { continue };
+                    if session.report(&cl.torrent).have_bytes * 2 >= data.len() as u64 {
+                        cl.left = true;
+                        pending -= 1;
+                        count_client(&mut f, &net, cl, data)?;
+                        if let Some(s) = cl.session.take() {
+                            s.crash().await;
+                        }
+                        note(c, format!("{name}: {} quit abruptly at half of the file", cl.ip));
+                    }
+                }
             }
             _ = tokio::time::sleep_until(deadline) => break,
             _ = progress.tick() => {
                 let have: u64 = clients
                     .iter()
-                    .map(|cl| cl.session.report(&cl.torrent).have_bytes)
+                    .filter_map(|cl| Some(cl.session.as_ref()?.report(&cl.torrent).have_bytes))
                     .sum();
-                let all = (clients.len() * data.len()) as f64;
+                let all = (clients.len() * data.len()).max(1) as f64;
                 note(
                     c,
                     format!(
@@ -185,38 +278,24 @@ async fn run_one(
             }
         }
     }
+    drop(completed_tx);
 
-    let mut f = RunFigures {
-        clients: clients.len(),
-        ..RunFigures::default()
-    };
-    for cl in &clients {
-        count_connections(&mut f, &net, &cl.ip, &cl.session, &cl.torrent)?;
+    for cl in clients.iter_mut() {
+        count_client(&mut f, &net, cl, data)?;
     }
+    f.clients = clients.len() - f.left;
     count_connections(&mut f, &net, seeder_ip, &seeder, &st)?;
-    for cl in &clients {
-        match cl.done {
-            Some(seconds)
-                if std::fs::read(cl.folder.join("payload.bin")).is_ok_and(|b| b == data) =>
-            {
-                f.add_completion(cl.ip.clone(), seconds);
-            }
-            _ => f
-                .failed
-                .push(format!("{}: {:?}", cl.ip, cl.session.report(&cl.torrent))),
-        }
-    }
     f.finish();
     let after = alto_metrics(&alto).await;
-    let ((total, arrivals), (total0, arrivals0)) = (alto_requests(&after), alto_requests(&before));
-    f.alto_server_requests = total - total0;
+    let ((all, arrivals), (all0, arrivals0)) = (alto_requests(&after), alto_requests(&before));
+    f.alto_server_requests = all - all0;
     f.alto_server_arrival_requests = arrivals - arrivals0;
     f.run_s = first_arrival.elapsed().as_secs_f64();
     f.elections = metric_sum(&after, "alto_pidhead_elections_total");
     f.tracker_requests = plain.tracker.stats.requests()
         + clients
             .iter()
-            .filter_map(|cl| cl.session.shim())
+            .filter_map(|cl| cl.session.as_ref()?.shim())
             .map(|sh| sh.tracker.stats.requests())
             .sum::<u64>()
         + seeder.shim().map_or(0, |sh| sh.tracker.stats.requests());
@@ -230,8 +309,11 @@ async fn run_one(
         ),
     );
     for cl in clients {
-        cl.session.shutdown().await;
+        if let Some(s) = cl.session {
+            s.shutdown().await;
+        }
     }
+    drop(junk_heads);
     seeder.shutdown().await;
     plain.stop().await;
     alto.stop().await?;

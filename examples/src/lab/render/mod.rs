@@ -3,10 +3,12 @@
 //! [`LabReport`](super::LabReport).
 
 mod json;
+mod scenarios;
 mod svg;
 mod table;
 
 pub use json::{json, LabSummary};
+pub use scenarios::{json_scenarios, scenario_table};
 pub use svg::svg;
 pub use table::table;
 

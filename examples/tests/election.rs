@@ -3,7 +3,10 @@
 //! forwarded answers equal to the server's own, a head stepping down when its renewals
 //! fail, and heads finding other PIDs' swarm members through the head directory.
 
+mod common;
+
 use alto_model::pidhead::Role;
+use common::advance;
 use std::time::Duration;
 use test_support::http::*;
 use test_support::wait;
@@ -75,15 +78,6 @@ async fn until_role(what: &str, timeout: Duration, t: &RunningTracker, role: Rol
 
 fn is_head(t: &RunningTracker) -> bool {
     t.membership.borrow().role == Some(Role::Head) && t.tracker.maps().is_some()
-}
-
-/// Moves tokio's clock, which the lease clocks of the server and the trackers follow, by `d`
-/// at once; real time resumes before anything else runs, because the requests use real
-/// sockets and paused time would fire their timeouts whenever the runtime is idle.
-async fn advance(d: Duration) {
-    tokio::time::pause();
-    tokio::time::advance(d).await;
-    tokio::time::resume();
 }
 
 async fn directory_head(alto: &alto_server::Running, pid: &str) -> Option<String> {

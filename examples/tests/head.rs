@@ -5,8 +5,11 @@
 //! service for its PID and lists swarm members, and keeps its maps while the ALTO server is
 //! down.
 
+mod common;
+
 use alto_locality::rank::Policy;
 use alto_locality::LocalityConfig;
+use common::advance;
 use std::time::Duration;
 use test_support::http::*;
 use test_support::wait;
@@ -142,9 +145,8 @@ async fn a_member_of_a_served_pid_stays_inside_and_one_that_stalls_reaches_out()
     // Not measured yet, in a PID with nothing measured: the random share, 10% of 50.
     assert_eq!(foreign(&member(started.clone()).await), 5);
     // Rates need samples half a second apart and the PID's summary is remade once a
-    // second (`tracker_shim::store::SUMMARY_EVERY_MS`): the clock is the server's, so time
-    // passes.
-    tokio::time::sleep(Duration::from_millis(
+    // second (`tracker_shim::store::SUMMARY_EVERY_MS`): the tracker's clock is tokio's.
+    advance(Duration::from_millis(
         tracker_shim::store::SUMMARY_EVERY_MS + 100,
     ))
     .await;

@@ -23,7 +23,7 @@
 //! again to itself, from its own figures, without trusting the head ([`client_peers`]). No
 //! I/O, no clock: times are passed in.
 
-use crate::progress::Progress;
+use crate::progress::{Progress, Rates};
 use alto_model::{NetworkMap, PidIdx};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -78,10 +78,17 @@ impl LocalityConfig {
     /// How a client with `progress` is served at `now_ms`, against `peak_bps`, the fastest
     /// download in its PID (0 when unknown: then only the stall rule applies).
     pub fn service(&self, progress: &Progress, now_ms: u64, peak_bps: f64) -> Service {
-        if progress.seeding() {
-            return Service::Seeding;
-        }
-        match progress.rates(now_ms, self.window_ms) {
+        self.classify(
+            progress.seeding(),
+            progress.rates(now_ms, self.window_ms),
+            peak_bps,
+        )
+    }
+
+    /// [`LocalityConfig::service`] from the client's measured `rates`.
+    fn classify(&self, seeding: bool, rates: Option<Rates>, peak_bps: f64) -> Service {
+        match rates {
+            _ if seeding => Service::Seeding,
             None => Service::Unknown,
             Some(r) if r.down_bps < self.stall_bps.max(self.served_fraction * peak_bps) => {
                 Service::Underserved
@@ -124,34 +131,37 @@ impl<K: PartialEq> PidSummary<K> {
 /// The summary of a PID's members, given as (key, progress), at `now_ms`.
 pub fn pid_summary<'a, K: Copy + PartialEq + 'a>(
     cfg: &LocalityConfig,
-    members: impl Iterator<Item = (K, &'a Progress)> + Clone,
+    members: impl Iterator<Item = (K, &'a Progress)>,
     now_ms: u64,
 ) -> PidSummary<K> {
-    let peak_bps = members
-        .clone()
-        .filter(|(_, p)| !p.seeding())
-        .filter_map(|(_, p)| p.rates(now_ms, cfg.window_ms))
-        .map(|r| r.down_bps)
-        .fold(0.0, f64::max);
+    // Each member's rates, measured once.
+    let measured: Vec<(K, bool, Option<Rates>)> = members
+        .map(|(k, p)| (k, p.seeding(), p.rates(now_ms, cfg.window_ms)))
+        .collect();
+    let downloading = || {
+        measured
+            .iter()
+            .filter(|m| !m.1)
+            .filter_map(|&(k, _, r)| Some((k, r?)))
+    };
+    let peak_bps = downloading().map(|(_, r)| r.down_bps).fold(0.0, f64::max);
     let mut s = PidSummary {
         peak_bps,
         served: 0,
         underserved: 0,
         gateways: Vec::new(),
     };
-    let mut deliverers: Vec<(f64, K)> = Vec::new();
-    for (k, p) in members {
-        match cfg.service(p, now_ms, peak_bps) {
+    for &(_, seeding, rates) in &measured {
+        match cfg.classify(seeding, rates, peak_bps) {
             Service::Seeding | Service::Served => s.served += 1,
             Service::Underserved => s.underserved += 1,
             Service::Unknown => {}
         }
-        if let Some(r) = p.rates(now_ms, cfg.window_ms) {
-            if r.up_bps > 0.0 && !p.seeding() {
-                deliverers.push((r.up_bps, k));
-            }
-        }
     }
+    let mut deliverers: Vec<(f64, K)> = downloading()
+        .filter(|(_, r)| r.up_bps > 0.0)
+        .map(|(k, r)| (r.up_bps, k))
+        .collect();
     deliverers.sort_by(|a, b| b.0.total_cmp(&a.0));
     let n = (1 + s.underserved).min(cfg.max_gateways.max(1));
     s.gateways = deliverers.into_iter().take(n).map(|d| d.1).collect();

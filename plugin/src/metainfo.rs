@@ -20,15 +20,28 @@ pub enum MetainfoError {
     Magnet(String),
 }
 
+/// Most lists and dictionaries inside one another that a `.torrent` may have: real ones
+/// have a handful (the outer dictionary, `info`, `files`, a file, its `path`); the bound
+/// keeps a hostile file from exhausting the stack.
+const MAX_DEPTH: usize = 64;
+
 /// Length of the bencoded value starting at `at`.
 fn value_len(b: &[u8], at: usize) -> Result<usize, MetainfoError> {
+    nested_len(b, at, 0)
+}
+
+/// [`value_len`] for a value `depth` lists or dictionaries deep.
+fn nested_len(b: &[u8], at: usize, depth: usize) -> Result<usize, MetainfoError> {
     let bad = || MetainfoError::Torrent(format!("broken bencode at byte {at}"));
     match b.get(at).copied().ok_or_else(bad)? {
         b'i' => Ok(b[at..].iter().position(|&c| c == b'e').ok_or_else(bad)? + 1),
+        b'l' | b'd' if depth >= MAX_DEPTH => Err(MetainfoError::Torrent(format!(
+            "lists and dictionaries nested deeper than {MAX_DEPTH} at byte {at}"
+        ))),
         b'l' | b'd' => {
             let mut i = at + 1;
             while *b.get(i).ok_or_else(bad)? != b'e' {
-                i += value_len(b, i)?;
+                i += nested_len(b, i, depth + 1)?;
             }
             Ok(i + 1 - at)
         }
@@ -48,14 +61,19 @@ fn value_len(b: &[u8], at: usize) -> Result<usize, MetainfoError> {
     }
 }
 
-/// The string at `at` (a dictionary key).
+/// The string at `at` (a dictionary key); an error for any other value.
 fn string_at(b: &[u8], at: usize) -> Result<&[u8], MetainfoError> {
+    if !b.get(at).is_some_and(u8::is_ascii_digit) {
+        return Err(MetainfoError::Torrent(format!(
+            "a dictionary key that is not a string at byte {at}"
+        )));
+    }
     let len = value_len(b, at)?;
     let colon = at
         + b[at..]
             .iter()
             .position(|&c| c == b':')
-            .expect("value_len checked");
+            .expect("value_len found the colon of a string");
     Ok(&b[colon + 1..at + len])
 }
 
@@ -169,6 +187,12 @@ mod tests {
         assert!(strip_torrent(b"not bencode").is_err());
         assert!(strip_torrent(b"d3:fooi1ee").is_err(), "no info");
         assert!(strip_torrent(b"d4:infod6:lengthi1e").is_err(), "truncated");
+        assert!(
+            strip_torrent(b"di1ei2ee").is_err(),
+            "a key that is not a string"
+        );
+        let deep = [vec![b'd', b'4'], b":info".to_vec(), vec![b'l'; 100_000]].concat();
+        assert!(strip_torrent(&deep).is_err(), "nested without end");
         let (m, tr) = strip_magnet("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=x&tr=http%3A%2F%2Ft.example%2Fannounce").unwrap();
         assert_eq!(
             m,

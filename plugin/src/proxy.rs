@@ -295,22 +295,23 @@ impl Proxy {
             (e.head_in_swarm, cfg.service(&e.progress, now_ms, 0.0))
         };
         let is_head = m.role == Some(Role::Head);
-        let foreign: Vec<SocketAddr> = from_head
-            .iter()
-            .chain(&others)
-            .filter(|p| net.pid_of(p.ip()) != Some(own))
-            .copied()
-            .collect();
+        let parent = if is_head {
+            let foreign: Vec<SocketAddr> = from_head
+                .iter()
+                .chain(&others)
+                .filter(|p| net.pid_of(p.ip()) != Some(own))
+                .copied()
+                .collect();
+            self.tree_parent(&foreign)
+        } else {
+            None
+        };
         let view = ClientView {
             net: &net,
             own,
             service,
             head: is_head,
-            parent: if is_head {
-                self.tree_parent(&foreign)
-            } else {
-                None
-            },
+            parent,
             head_answered,
             head_in_swarm,
             local_enough: self.settings.local_enough,

@@ -579,22 +579,23 @@ impl Tracker {
         peers: &mut Vec<ResponsePeer>,
     ) {
         let now = a.sample.at_ms / 1000;
-        let (list, fresh) = {
+        let (candidates, fresh): (Vec<SocketAddr>, bool) = {
             let cache = self.foreign.lock().expect("foreign lock");
             match cache.get(&a.info_hash) {
-                Some((at, list)) => (list.clone(), now < at + FOREIGN_TTL_SECS),
+                Some((at, list)) => (
+                    list.iter()
+                        .filter(|f| f.addr != a.addr && !(seeder && f.seeder))
+                        .filter(|f| !peers.iter().any(|p| p.addr == f.addr))
+                        .map(|f| f.addr)
+                        .collect(),
+                    now < at + FOREIGN_TTL_SECS,
+                ),
                 None => (Vec::new(), false),
             }
         };
         if !fresh && self.wanted.lock().expect("wanted lock").insert(a.info_hash) {
             self.wanted_added.notify_one();
         }
-        let candidates: Vec<SocketAddr> = list
-            .iter()
-            .filter(|f| f.addr != a.addr && !(seeder && f.seeder))
-            .filter(|f| !peers.iter().any(|p| p.addr == f.addr))
-            .map(|f| f.addr)
-            .collect();
         let picked = match net {
             Some(net) => spread(net, &candidates, room),
             None => candidates.into_iter().take(room).collect(),

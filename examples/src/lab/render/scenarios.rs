@@ -2,7 +2,7 @@
 //! and the `--json` document with every scenario's figures under `scenarios`, the top-level
 //! fields being those of the first scenario.
 
-use super::json::LabSummary;
+use super::json::json;
 use crate::lab::{LabReport, Scenario};
 
 /// One row per scenario: completion, cross-PID bytes against the lower bound, clients.
@@ -47,17 +47,14 @@ pub fn scenario_table(reports: &[(Scenario, LabReport)]) -> String {
 /// The `--json` document: the first scenario's fields at the top, every scenario's under
 /// `scenarios`.
 pub fn json_scenarios(reports: &[(Scenario, LabReport)]) -> serde_json::Value {
-    let mut doc = match reports.first() {
-        Some((_, r)) => serde_json::to_value(LabSummary::new(r)).expect("plain figures serialize"),
-        None => serde_json::json!({}),
-    };
     let scenarios: serde_json::Map<String, serde_json::Value> = reports
         .iter()
-        .map(|(s, r)| {
-            let v = serde_json::to_value(LabSummary::new(r)).expect("plain figures serialize");
-            (s.name().to_owned(), v)
-        })
+        .map(|(s, r)| (s.name().to_owned(), json(r)))
         .collect();
+    let mut doc = match reports.first() {
+        Some((s, _)) => scenarios[s.name()].clone(),
+        None => serde_json::json!({}),
+    };
     doc["scenarios"] = serde_json::Value::Object(scenarios);
     doc
 }

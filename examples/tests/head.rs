@@ -269,6 +269,25 @@ async fn the_head_answers_ecs_for_its_pid_and_lists_members() {
     let (s, resp) = post_from(ip("127.1.0.50"), &ecs, ctype, "{not json").await;
     assert_eq!(s, 400);
     assert!(String::from_utf8_lossy(&resp).contains("E_SYNTAX"));
+    // 400 x 300 endpoints (120,000 pairs) in 14 KB: over the bound, refused uncomputed.
+    let list = |net: u8, n: usize| {
+        let v: Vec<String> = (0..n)
+            .map(|i| format!("\"ipv4:127.{net}.{}.{}\"", i / 250, i % 250 + 1))
+            .collect();
+        v.join(",")
+    };
+    let big = format!(
+        r#"{{"cost-type":{{"cost-mode":"ordinal","cost-metric":"routingcost"}},"endpoints":{{"srcs":[{}],"dsts":[{}]}}}}"#,
+        list(1, 400),
+        list(2, 300)
+    );
+    let (s, resp) = post_from(ip("127.1.0.50"), &ecs, ctype, &big).await;
+    assert_eq!(s, 400);
+    let e: serde_json::Value = serde_json::from_slice(&resp).unwrap();
+    assert_eq!(
+        (&e["meta"]["code"], &e["meta"]["field"]),
+        (&"E_INVALID_FIELD_VALUE".into(), &"endpoints".into())
+    );
 
     let (s, resp) = get_from(
         ip("127.2.0.1"),

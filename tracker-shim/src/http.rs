@@ -15,7 +15,7 @@ use crate::tracker::{HeadMaps, Tracker};
 use alto_model::ird::{self, InfoResourceDirectory, IrdMeta, IrdResourceEntry};
 use alto_model::members::{Member, MembersError, MembersResponse, SwarmMembers};
 use alto_model::messages::{ReqEndpointCostMap, ReqFilteredCostMap};
-use alto_model::{addr, media, AltoError, CostMode, CostType};
+use alto_model::{addr, media, AltoError, AnswerError, CostMode, CostType, QueryLimits};
 use alto_web::clock::{now, now_millis};
 use alto_web::prometheus::{Kind, Text, CONTENT_TYPE as METRICS_TYPE};
 use alto_web::{self as web, HttpResponse};
@@ -31,8 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Largest request body the head's ALTO resources take.
-const MAX_ALTO_BODY: usize = 64 * 1024;
+/// What one of the head's ALTO queries may cost: the ALTO server's defaults.
+const QUERY_LIMITS: QueryLimits = QueryLimits::DEFAULT;
 /// Most peers per swarm in a member list.
 const MAX_MEMBERS: usize = 200;
 /// The media type of the member list and its errors.
@@ -135,12 +135,13 @@ where
 }
 
 /// A POST to one of the head's ALTO resources: admitted like `alto-server` does, decoded
-/// and answered by `answer`, errors in the RFC 7285 format.
+/// and answered by `answer` within [`QUERY_LIMITS`] (`field` names the request's list when
+/// the answer is too large), errors in the RFC 7285 format.
 async fn alto_post<B, T: Serialize>(
     req: Request<B>,
     path: &str,
-    media_type: &'static str,
-    accepts: &'static str,
+    (media_type, accepts): (&'static str, &'static str),
+    field: &str,
     answer: impl FnOnce(&[u8]) -> Result<T, AltoError>,
 ) -> HttpResponse
 where
@@ -148,11 +149,16 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (parts, body) = req.into_parts();
-    match web::admit(&parts, body, path, media_type, Some(accepts), MAX_ALTO_BODY).await {
-        Ok(bytes) => match answer(&bytes).map(|v| serde_json::to_vec(&v)) {
-            Ok(Ok(body)) => web::post_answer(media_type, body),
-            Ok(Err(e)) => internal(media_type, e),
-            Err(e) => web::alto_error(StatusCode::BAD_REQUEST, &e),
+    let limit = web::BodyLimit::default();
+    match web::admit(&parts, body, path, media_type, Some(accepts), limit).await {
+        Ok(bytes) => match answer(&bytes).map_err(AnswerError::from) {
+            Ok(v) => match QUERY_LIMITS.encode(field, &v) {
+                Ok(body) => web::post_answer(media_type, body),
+                Err(AnswerError::Alto(e)) => web::alto_error(StatusCode::BAD_REQUEST, &e),
+                Err(AnswerError::Encode(e)) => internal(media_type, e),
+            },
+            Err(AnswerError::Alto(e)) => web::alto_error(StatusCode::BAD_REQUEST, &e),
+            Err(AnswerError::Encode(e)) => internal(media_type, e),
         },
         Err(reject) => reject.into_response().0,
     }
@@ -167,8 +173,8 @@ where
     alto_post(
         req,
         "/endpointcost/lookup",
-        media::ENDPOINT_COST,
-        media::ENDPOINT_COST_PARAMS,
+        (media::ENDPOINT_COST, media::ENDPOINT_COST_PARAMS),
+        "endpoints",
         |bytes| {
             let r = ReqEndpointCostMap::parse(bytes)?;
             let net = maps.network();
@@ -191,7 +197,7 @@ where
                 }
                 None => {}
             }
-            maps.base.endpoint_cost(&r, Some(source))
+            maps.base.endpoint_cost(&r, Some(source), &QUERY_LIMITS)
         },
     )
     .await
@@ -206,8 +212,8 @@ where
     alto_post(
         req,
         "/costmap/filtered",
-        media::COST_MAP,
-        media::COST_MAP_FILTER,
+        (media::COST_MAP, media::COST_MAP_FILTER),
+        "pids",
         |bytes| {
             let r = ReqFilteredCostMap::parse(bytes)?;
             let own = maps.network().pid_name(maps.own);
@@ -222,7 +228,7 @@ where
             if let Some(other) = srcs.iter().find(|s| *s != own) {
                 return Err(AltoError::invalid_value("pids/srcs", other.clone()));
             }
-            maps.base.filtered_cost_map(&r)
+            maps.base.filtered_cost_map(&r, &QUERY_LIMITS)
         },
     )
     .await
@@ -438,6 +444,7 @@ pub async fn run_http(
         header_read_timeout: Duration::from_millis(tracker.config().header_read_timeout_ms.max(1)),
         max_connections: tracker.config().max_connections,
         grace: Duration::from_secs(5),
+        ..web::Limits::default()
     };
     let handle = move |req, remote| {
         let tracker = tracker.clone();

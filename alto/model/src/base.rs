@@ -8,10 +8,11 @@ use crate::cost::{self, Cost, CostMode, CostType};
 use crate::cost_map::CostMap;
 use crate::error::AltoError;
 use crate::ird::{Capabilities, InfoResourceDirectory, IrdMeta, IrdResourceEntry};
+use crate::limits::QueryLimits;
 use crate::media;
 use crate::messages::*;
 use crate::network_map::{NetworkMap, PidIdx};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
 /// What a resource of the base serves.
@@ -321,15 +322,18 @@ impl InformationBase {
         }
     }
 
-    /// PIDs named in a request; empty means all, unknown names are ignored.
+    /// PIDs named in a request, each once; empty means all, unknown names are ignored.
     fn pid_set(&self, names: &[String]) -> Vec<PidIdx> {
         if names.is_empty() {
             (0..self.network_map.pids().len() as PidIdx).collect()
         } else {
-            names
+            let mut pids: Vec<PidIdx> = names
                 .iter()
                 .filter_map(|n| self.network_map.pid_index(n))
-                .collect()
+                .collect();
+            pids.sort_unstable();
+            pids.dedup();
+            pids
         }
     }
 
@@ -340,16 +344,19 @@ impl InformationBase {
     }
 
     /// The filtered cost map (§11.3.2.6). Ordinal costs rank the returned pairs among
-    /// themselves (§6.2); constraints apply to the values returned.
+    /// themselves (§6.2); constraints apply to the values returned. More PID pairs than
+    /// `limits` admits are refused before any is computed.
     pub fn filtered_cost_map(
         &self,
         req: &ReqFilteredCostMap,
+        limits: &QueryLimits,
     ) -> Result<InfoResourceCostMap, AltoError> {
         let cm = self.cost_map_for(&req.cost_type)?;
         let (srcs, dsts) = match &req.pids {
             Some(f) => (self.pid_set(&f.srcs), self.pid_set(&f.dsts)),
             None => (self.pid_set(&[]), self.pid_set(&[])),
         };
+        limits.admit_pairs("pids", srcs.len(), dsts.len())?;
         let mut pairs: Vec<(PidIdx, PidIdx)> = Vec::new();
         let mut costs: Vec<f64> = Vec::new();
         for &s in &srcs {
@@ -420,11 +427,13 @@ impl InformationBase {
     /// The endpoint cost service (§11.5.1.6): PID-to-PID costs between the endpoints'
     /// PIDs. A missing or empty source or destination list stands for `client`, the
     /// address the request came from. In ordinal mode the costs are ranks over all pairs of
-    /// the answer: with one source this is the peer ranking of §12.3.
+    /// the answer: with one source this is the peer ranking of §12.3. More endpoint pairs
+    /// than `limits` admits are refused before any is computed.
     pub fn endpoint_cost(
         &self,
         req: &ReqEndpointCostMap,
         client: Option<IpAddr>,
+        limits: &QueryLimits,
     ) -> Result<InfoResourceEndpointCostMap, AltoError> {
         let cm = self.cost_map_for(&req.cost_type)?;
         let side =
@@ -438,6 +447,7 @@ impl InformationBase {
             };
         let srcs = side(&req.endpoints.srcs, "endpoints/srcs")?;
         let dsts = side(&req.endpoints.dsts, "endpoints/dsts")?;
+        limits.admit_pairs("endpoints", srcs.len(), dsts.len())?;
         let net = &self.network_map;
         let dst_pids: Vec<Option<PidIdx>> = dsts.iter().map(|(_, ip)| net.pid_of(*ip)).collect();
         let mut pairs: Vec<(usize, usize)> = Vec::with_capacity(srcs.len() * dsts.len());
@@ -476,10 +486,11 @@ impl InformationBase {
 /// given twice (in any spelling) counts once (§11.4.1.3, §11.5.1.3).
 fn parse_endpoints(list: &[String], field: &str) -> Result<Vec<(String, IpAddr)>, AltoError> {
     let mut out: Vec<(String, IpAddr)> = Vec::with_capacity(list.len());
+    let mut seen = HashSet::with_capacity(list.len());
     for s in list {
         let ip =
             addr::parse_typed_addr(s).ok_or_else(|| AltoError::invalid_value(field, s.clone()))?;
-        if !out.iter().any(|(_, o)| *o == ip) {
+        if seen.insert(ip) {
             out.push((s.clone(), ip));
         }
     }

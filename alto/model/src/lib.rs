@@ -14,6 +14,7 @@
 //! - [`ird`]: the Information Resource Directory (§9).
 //! - [`base`]: one network map and its cost maps, the resources they make, and the
 //!   filtered-map, endpoint-property and endpoint-cost services.
+//! - [`limits`]: the bounds on one query's pairs and answer bytes.
 //! - [`pidhead`]: the PID Head extension's wire types (join, lease, head answers, the head
 //!   directory as a property map; `docs/pid-head.md`).
 //! - [`members`]: the member list a PID Head gives other heads (`GET /members`).
@@ -27,6 +28,7 @@ pub mod cost_map;
 pub mod error;
 pub mod ident;
 pub mod ird;
+pub mod limits;
 pub mod lpm;
 pub mod media;
 pub mod members;
@@ -40,6 +42,7 @@ pub use base::{InformationBase, Resource, ResourceKind};
 pub use cost::{Cost, CostMode, CostType};
 pub use cost_map::CostMap;
 pub use error::{AltoError, ErrorCode};
+pub use limits::{AnswerError, QueryLimits};
 pub use messages::VersionTag;
 pub use network_map::{MapError, NetworkMap, PidIdx};
 

@@ -122,7 +122,9 @@ fn section_11_3_1_7_filtered_network_map() {
 fn section_11_3_2_7_filtered_cost_map() {
     let req = request_round_trip("11.3.2.7-request.json", ReqFilteredCostMap::parse);
     let resp: InfoResourceCostMap = round_trip("11.3.2.7-response.json");
-    let ours = example_base().filtered_cost_map(&req).unwrap();
+    let ours = example_base()
+        .filtered_cost_map(&req, &Default::default())
+        .unwrap();
     // The RFC's example answers from a different cost map; the shape must agree, and the
     // values are those of the §11.2.3.7 map.
     assert_eq!(
@@ -159,7 +161,9 @@ fn section_11_4_1_7_endpoint_property() {
 fn section_11_5_1_7_endpoint_cost_ranks_like_the_rfc() {
     let req = request_round_trip("11.5.1.7-request.json", ReqEndpointCostMap::parse);
     let resp: InfoResourceEndpointCostMap = round_trip("11.5.1.7-response.json");
-    let ours = example_base().endpoint_cost(&req, None).unwrap();
+    let ours = example_base()
+        .endpoint_cost(&req, None, &Default::default())
+        .unwrap();
     assert_eq!(ours.meta, resp.meta);
     // The RFC ranks with endpoint-level knowledge; this server ranks by PID (allowed by
     // §11.5.1), so 192.0.2.89 and 198.51.100.34, both in PID1, share rank 1. The order must

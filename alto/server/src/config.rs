@@ -3,7 +3,7 @@
 //! the embedded loopback topology when no file is given.
 
 use alto_model::addr::{Prefix, PrefixError};
-use alto_model::{CostMap, InformationBase, NetworkMap};
+use alto_model::{CostMap, InformationBase, NetworkMap, QueryLimits};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +30,21 @@ pub struct Config {
     /// only).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections one source may hold at once (an IPv4 address, an IPv6 /64); past this
+    /// many its new connections are closed at once (read at start only).
+    #[serde(default = "default_max_connections_per_source")]
+    pub max_connections_per_source: usize,
+    /// Time an answer may wait on a client that does not read it before the connection is
+    /// closed, in milliseconds (read at start only).
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout_ms: u64,
+    /// Source-destination pairs one query may ask for (endpoint cost, filtered cost map);
+    /// more are refused with `E_INVALID_FIELD_VALUE`.
+    #[serde(default = "default_max_pairs")]
+    pub max_pairs: usize,
+    /// Bytes of one query's answer; a larger answer is refused with `E_INVALID_FIELD_VALUE`.
+    #[serde(default = "default_max_answer_bytes")]
+    pub max_answer_bytes: usize,
     /// The network map.
     pub network_map: NetworkMapSource,
     /// The cost maps, one per metric; `routingcost` is required.
@@ -204,6 +219,18 @@ fn default_header_read_timeout() -> u64 {
 fn default_max_connections() -> usize {
     alto_web::Limits::default().max_connections
 }
+fn default_max_connections_per_source() -> usize {
+    alto_web::Limits::default().max_connections_per_source
+}
+fn default_write_timeout() -> u64 {
+    alto_web::Limits::default().write_timeout.as_millis() as u64
+}
+fn default_max_pairs() -> usize {
+    QueryLimits::DEFAULT.max_pairs
+}
+fn default_max_answer_bytes() -> usize {
+    QueryLimits::DEFAULT.max_answer_bytes
+}
 
 /// Where the configuration is read from, at start and at every reload.
 #[derive(Clone, Debug)]
@@ -229,6 +256,8 @@ pub struct LoadError {
 pub struct Limits {
     /// Largest POST body.
     pub max_body_bytes: usize,
+    /// What one query may cost.
+    pub query: QueryLimits,
     /// `Cache-Control: max-age` of GET responses.
     pub max_age_secs: u64,
     /// What connections may hold (read at start only).
@@ -307,12 +336,18 @@ impl Loaded {
     pub fn limits(&self) -> Limits {
         Limits {
             max_body_bytes: self.config.max_body_bytes,
+            query: QueryLimits {
+                max_pairs: self.config.max_pairs,
+                max_answer_bytes: self.config.max_answer_bytes,
+            },
             max_age_secs: self.config.max_age_secs,
             connections: alto_web::Limits {
                 header_read_timeout: Duration::from_millis(
                     self.config.header_read_timeout_ms.max(1),
                 ),
+                write_timeout: Duration::from_millis(self.config.write_timeout_ms.max(1)),
                 max_connections: self.config.max_connections,
+                max_connections_per_source: self.config.max_connections_per_source,
                 grace: Duration::from_secs(10),
             },
         }
@@ -450,6 +485,16 @@ max-age-secs = 60
 # beyond that the server stops accepting until one closes. Read at start only.
 header-read-timeout-ms = 10000
 max-connections = 1024
+# Connections one source (an IPv4 address, an IPv6 /64) may hold; more are closed at once.
+max-connections-per-source = 64
+# An answer the client does not read for this long (no progress) ends its connection.
+write-timeout-ms = 10000
+
+# What one query may cost: source-destination pairs (endpoint cost service, filtered cost
+# map) and bytes of the answer. More is refused with E_INVALID_FIELD_VALUE before any cost is
+# computed; a full cost map is a GET resource. Read at every load.
+max-pairs = 100000
+max-answer-bytes = 4194304
 
 # This server's name in ALTO-Via when it forwards (default: a random "alto-…" name), and the
 # most hops a forwarded query may make (docs/pid-head.md). Read at start only.

@@ -6,7 +6,8 @@
 use alto_model::messages::{
     ReqEndpointCostMap, ReqEndpointProp, ReqFilteredCostMap, ReqFilteredNetworkMap,
 };
-use alto_model::{AltoError, InformationBase, ResourceKind};
+pub use alto_model::AnswerError;
+use alto_model::{AltoError, InformationBase, QueryLimits, ResourceKind};
 use std::net::IpAddr;
 
 /// A decoded POST query of the base.
@@ -41,27 +42,25 @@ impl AltoQuery {
         })
     }
 
-    /// Answers the query from `base` with the response body. `client` stands in for the
-    /// sources an endpoint cost request leaves out (§11.5.1.3).
-    pub fn answer(&self, base: &InformationBase, client: IpAddr) -> Result<Vec<u8>, AnswerError> {
-        Ok(match self {
-            AltoQuery::FilteredNetworkMap(r) => serde_json::to_vec(&base.filtered_network_map(r))?,
-            AltoQuery::FilteredCostMap(r) => serde_json::to_vec(&base.filtered_cost_map(r)?)?,
-            AltoQuery::EndpointProp(r) => serde_json::to_vec(&base.endpoint_properties(r)?)?,
-            AltoQuery::EndpointCost(r) => {
-                serde_json::to_vec(&base.endpoint_cost(r, Some(client))?)?
+    /// Answers the query from `base` with the response body, within `limits`. `client`
+    /// stands in for the sources an endpoint cost request leaves out (§11.5.1.3).
+    pub fn answer(
+        &self,
+        base: &InformationBase,
+        client: IpAddr,
+        limits: &QueryLimits,
+    ) -> Result<Vec<u8>, AnswerError> {
+        match self {
+            AltoQuery::FilteredNetworkMap(r) => {
+                limits.encode("pids", &base.filtered_network_map(r))
             }
-        })
+            AltoQuery::FilteredCostMap(r) => {
+                limits.encode("pids", &base.filtered_cost_map(r, limits)?)
+            }
+            AltoQuery::EndpointProp(r) => limits.encode("endpoints", &base.endpoint_properties(r)?),
+            AltoQuery::EndpointCost(r) => {
+                limits.encode("endpoints", &base.endpoint_cost(r, Some(client), limits)?)
+            }
+        }
     }
-}
-
-/// Why a query got no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum AnswerError {
-    /// The request's fault, answered with its RFC 7285 §8.5.2 error.
-    #[error(transparent)]
-    Alto(#[from] AltoError),
-    /// The server's fault: the answer did not encode.
-    #[error("the answer does not encode: {0}")]
-    Encode(#[from] serde_json::Error),
 }

@@ -337,7 +337,10 @@ impl App {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let res = &snap.served[i].res;
-        let limit = snap.limits.max_body_bytes;
+        let limit = web::BodyLimit {
+            max_bytes: snap.limits.max_body_bytes,
+            timeout: snap.limits.connections.header_read_timeout,
+        };
         let bytes =
             match web::admit(parts, body, &res.path, res.media_type, res.accepts, limit).await {
                 Ok(b) => b,
@@ -387,7 +390,7 @@ impl App {
         {
             return (resp, n);
         }
-        let resp = match query.answer(base, client) {
+        let resp = match query.answer(base, client, &snap.limits.query) {
             Ok(body) => web::post_answer(res.media_type, body),
             Err(AnswerError::Alto(e)) => self.alto_error(StatusCode::BAD_REQUEST, e),
             Err(e @ AnswerError::Encode(_)) => server_fault(e),

@@ -184,3 +184,139 @@ async fn media_types_methods_and_sizes_are_enforced() {
     assert_eq!(post(&ecs, ECS, &body).await.status, 200);
     server.stop().await.unwrap();
 }
+
+/// `n` typed IPv4 endpoints in `127.{net}.0.0/16`.
+fn endpoints(net: u8, n: usize) -> String {
+    let v: Vec<String> = (0..n)
+        .map(|i| format!("\"ipv4:127.{net}.{}.{}\"", i / 250, i % 250 + 1))
+        .collect();
+    v.join(",")
+}
+
+#[tokio::test]
+async fn a_query_over_the_pair_or_answer_bound_is_refused_before_it_is_computed() {
+    let maps = MapDir::new("max-pairs = 200\nmax-answer-bytes = 3000");
+    let server = maps.start().await;
+    let ecs = format!("http://{}/endpointcost/lookup", server.addr);
+    let body = |srcs: usize, dsts: usize| {
+        format!(
+            "{{{ORD},\"endpoints\":{{\"srcs\":[{}],\"dsts\":[{}]}}}}",
+            endpoints(1, srcs),
+            endpoints(2, dsts)
+        )
+    };
+    // 10 x 10 is within both bounds.
+    let a = post(&ecs, ECS, &body(10, 10)).await;
+    assert_eq!(a.status, 200);
+    // 21 x 10 pairs: refused, naming the counts and the bound.
+    let a = post(&ecs, ECS, &body(21, 10)).await;
+    assert_eq!(a.status, 400);
+    let (code, field, value) = a.alto_error();
+    assert_eq!(
+        (code.as_str(), field.as_deref()),
+        ("E_INVALID_FIELD_VALUE", Some("endpoints"))
+    );
+    let value = value.unwrap();
+    assert!(
+        value.contains("210 pairs") && value.contains("at most 200"),
+        "{value}"
+    );
+    // A source listed many times counts once.
+    let twice = format!(
+        "{{{ORD},\"endpoints\":{{\"srcs\":[{}],\"dsts\":[{}]}}}}",
+        vec!["\"ipv4:127.1.0.1\""; 500].join(","),
+        endpoints(2, 10)
+    );
+    assert_eq!(post(&ecs, ECS, &twice).await.status, 200);
+    // 1 x 200 pairs, but their answer is over 3,000 bytes.
+    let a = post(&ecs, ECS, &body(1, 200)).await;
+    assert_eq!(a.status, 400);
+    let (code, _, value) = a.alto_error();
+    assert_eq!(code, "E_INVALID_FIELD_VALUE");
+    assert!(value.unwrap().contains("exceeds 3000 bytes"));
+    // The filtered cost map counts PID pairs: all 5 x 5 are within 200.
+    let cm = format!("http://{}/costmap/filtered", server.addr);
+    let a = post(
+        &cm,
+        CMF,
+        &format!("{{{ORD},\"pids\":{{\"srcs\":[],\"dsts\":[]}}}}"),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+}
+
+#[tokio::test]
+async fn a_filtered_cost_map_over_the_pair_bound_is_refused() {
+    let maps = MapDir::new("max-pairs = 20");
+    let server = maps.start().await;
+    let cm = format!("http://{}/costmap/filtered", server.addr);
+    // All 5 x 5 PIDs.
+    let a = post(
+        &cm,
+        CMF,
+        &format!("{{{ORD},\"pids\":{{\"srcs\":[],\"dsts\":[]}}}}"),
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    let (code, field, value) = a.alto_error();
+    assert_eq!(
+        (code.as_str(), field.as_deref()),
+        ("E_INVALID_FIELD_VALUE", Some("pids"))
+    );
+    assert!(value.unwrap().contains("25 pairs"));
+    // A PID named a thousand times is one PID.
+    let many = vec!["\"PID1\""; 1000].join(",");
+    let a = post(
+        &cm,
+        CMF,
+        &format!("{{{ORD},\"pids\":{{\"srcs\":[{many}],\"dsts\":[]}}}}"),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+}
+
+#[tokio::test]
+async fn a_body_trickled_slower_than_the_timeout_is_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let maps = MapDir::new("header-read-timeout-ms = 300");
+    let server = maps.start().await;
+    let mut c = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /endpointcost/lookup HTTP/1.1\r\nHost: x\r\nContent-Type: {ECS}\r\n\
+         Content-Length: 100\r\n\r\n{{\"cost-type\""
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(20), c.read_to_end(&mut out)).await;
+    assert!(read.is_ok(), "the server waited for the body without end");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("did not arrive within"), "{text}");
+}
+
+#[tokio::test]
+async fn a_client_that_sends_a_large_body_unasked_still_reads_its_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let maps = MapDir::new("");
+    let server = maps.start().await;
+    let mut c = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // As Python's http.client does: the whole 20 MB body first, no Expect: 100-continue,
+    // and only then the answer.
+    let body = vec![b' '; 20 << 20];
+    let head = format!(
+        "POST /endpointcost/lookup HTTP/1.1\r\nHost: x\r\nContent-Type: {ECS}\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    // A reset here is the broken pipe such a client reports instead of the answer.
+    c.write_all(&body).await.expect("the body was cut off");
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), c.read_to_end(&mut out))
+        .await
+        .expect("no end");
+    assert!(read.is_ok(), "reset instead of the answer: {read:?}");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+}

@@ -19,5 +19,7 @@ pub mod resource;
 pub mod serve;
 
 pub use client_addr::{canonical, client_addr, ClientAddr};
-pub use resource::{admit, alto_error, conditional, post_answer, simple, HttpResponse, Reject};
+pub use resource::{
+    admit, alto_error, conditional, post_answer, simple, BodyLimit, HttpResponse, Reject,
+};
 pub use serve::{serve, Limits};

@@ -8,6 +8,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
+use std::time::Duration;
 
 /// A response as the servers send it.
 pub type HttpResponse = Response<Full<Bytes>>;
@@ -38,15 +39,33 @@ impl Reject {
     }
 }
 
+/// How much of a request body is read, and for how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyLimit {
+    /// Largest body; a larger one is 413.
+    pub max_bytes: usize,
+    /// Time the whole body has to arrive once the head is in; a body trickled slower is 408.
+    pub timeout: Duration,
+}
+
+impl Default for BodyLimit {
+    fn default() -> Self {
+        BodyLimit {
+            max_bytes: 64 * 1024,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Checks a request for a resource at `path` answering `media_type`, taking POST bodies of
-/// type `accepts` (`None`: a GET resource), and reads the body up to `limit` bytes.
+/// type `accepts` (`None`: a GET resource), and reads the body within `limit`.
 pub async fn admit<B>(
     parts: &http::request::Parts,
     body: B,
     path: &str,
     media_type: &str,
     accepts: Option<&str>,
-    limit: usize,
+    limit: BodyLimit,
 ) -> Result<Bytes, Reject>
 where
     B: Body<Data = Bytes>,
@@ -84,20 +103,27 @@ where
         let e = AltoError::syntax(format!("the body of {path} must be {accepts}, not {got}"));
         return Err(Reject::Alto(StatusCode::UNSUPPORTED_MEDIA_TYPE, e, None));
     }
+    let max = limit.max_bytes;
     let too_large = || {
-        let e = AltoError::syntax(format!(
-            "the request body exceeds the limit of {limit} bytes"
-        ));
+        let e = AltoError::syntax(format!("the request body exceeds the limit of {max} bytes"));
         Reject::Alto(StatusCode::PAYLOAD_TOO_LARGE, e, None)
     };
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let read = tokio::time::timeout(limit.timeout, Limited::new(body, max).collect());
+    let Ok(read) = read.await else {
+        let e = AltoError::syntax(format!(
+            "the request body did not arrive within {:?}",
+            limit.timeout
+        ));
+        return Err(Reject::Alto(StatusCode::REQUEST_TIMEOUT, e, None));
+    };
+    match read {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(e) => {

@@ -7,9 +7,10 @@
 //!   review's amplification probe): status, answer bytes, time, the server's memory; six at
 //!   once with `/directory` timed meanwhile; twelve clients that send it and never read.
 //! - `slowloris`: 2,000 connections that trickle a request head a byte every 2 s plus 400 idle
-//!   ones, against `alto-server` and `tracker-shim`: the connections the server still holds
-//!   after 15 s (its open sockets), and `/directory` or `/announce` latency meanwhile
-//!   against the same request on a quiet server.
+//!   ones, from one address and then from 100, against `alto-server` and `tracker-shim`: the
+//!   connections the server still holds after 5 and 15 s (its open sockets), and
+//!   `/directory` or `/metrics` latency meanwhile, from another address, against the same
+//!   request on a quiet server.
 //! - `tracker`: announces of new info hashes from one address: memory per announce, and
 //!   swarms kept under `--max-swarms 1000`.
 //!
@@ -77,8 +78,8 @@ impl Server {
 
     /// `(VmHWM, VmRSS)` in MB.
     fn memory(&self) -> (f64, f64) {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         let kb = |key: &str| {
             status
                 .lines()
@@ -117,10 +118,21 @@ fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     Ok(p)
 }
 
-/// One request on a fresh connection: status, body bytes, time to the whole answer.
+/// A connection to `addr` from `127.0.0.{from}`.
+async fn connect_from(from: u8, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let s = tokio::net::TcpSocket::new_v4()?;
+    s.bind(SocketAddr::from(([127, 0, 0, from], 0)))?;
+    s.connect(addr).await
+}
+
+/// The address normal requests come from (hostile ones come from others).
+const NORMAL: u8 = 200;
+
+/// One request on a fresh connection from the normal client's address: status, body
+/// bytes, time to the whole answer.
 async fn exchange(addr: SocketAddr, request: &[u8]) -> anyhow::Result<(u16, usize, Duration)> {
     let t = Instant::now();
-    let mut s = TcpStream::connect(addr).await?;
+    let mut s = connect_from(NORMAL, addr).await?;
     s.write_all(request).await?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await?;
@@ -253,12 +265,28 @@ async fn ecs(alto: &Path, n: usize) -> anyhow::Result<()> {
     );
     drop(s);
 
-    // Twelve clients send the query and never read the answer.
+    // Twelve clients send a query within the default bound (316 x 316, 99,856 pairs) and
+    // never read the answer.
     let s = Server::start(alto, &[]).await?;
+    let within = ecs_body(316);
+    let (status, len, t) = exchange(
+        s.addr,
+        &post(
+            "/endpointcost/lookup",
+            "application/alto-endpointcostparams+json",
+            &within,
+            true,
+        ),
+    )
+    .await?;
+    println!(
+        "316 x 316 (within the default bound): HTTP {status}, answer {len} bytes, {:.0} ms",
+        t.as_secs_f64() * 1000.0
+    );
     let keep = post(
         "/endpointcost/lookup",
         "application/alto-endpointcostparams+json",
-        &body,
+        &within,
         false,
     );
     let mut held = Vec::new();
@@ -293,15 +321,22 @@ async fn ecs(alto: &Path, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// 2,000 connections trickling a request head and 400 idle ones against `s`.
-async fn slowloris(name: &str, s: &Server, path: &'static str) -> anyhow::Result<()> {
+/// 2,000 connections trickling a request head and 400 idle ones against `s`, from
+/// `sources` addresses (127.0.0.1 and up).
+async fn slowloris(
+    name: &str,
+    s: &Server,
+    path: &'static str,
+    sources: usize,
+) -> anyhow::Result<()> {
     let quiet = quiet_latency(s.addr, path).await;
     let sockets0 = s.sockets();
     let mut tasks = Vec::new();
     for i in 0..2400 {
         let addr = s.addr;
+        let from = 1 + (i % sources) as u8;
         tasks.push(tokio::spawn(async move {
-            let Ok(mut c) = TcpStream::connect(addr).await else {
+            let Ok(mut c) = connect_from(from, addr).await else {
                 return;
             };
             if i >= 2000 {
@@ -337,8 +372,9 @@ async fn slowloris(name: &str, s: &Server, path: &'static str) -> anyhow::Result
         t.abort();
     }
     println!(
-        "{name}: 2,000 slowloris + 400 idle connections: server holds {at5} after 5 s, {at15} \
-         after 15 s; {path} p50/max {:.1}/{:.1} ms meanwhile (quiet: {:.1}/{:.1} ms)",
+        "{name}: 2,000 slowloris + 400 idle connections from {sources} addresses: server holds \
+         {at5} after 5 s, {at15} after 15 s; {path} p50/max {:.1}/{:.1} ms meanwhile (quiet: \
+         {:.1}/{:.1} ms)",
         busy.0, busy.1, quiet.0, quiet.1
     );
     Ok(())
@@ -351,7 +387,12 @@ fn announce(h: u64, port: u16) -> Vec<u8> {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
     let mut hash = String::new();
-    for b in z.to_be_bytes().iter().chain(&h.to_be_bytes()).chain(&[0u8; 4]) {
+    for b in z
+        .to_be_bytes()
+        .iter()
+        .chain(&h.to_be_bytes())
+        .chain(&[0u8; 4])
+    {
         hash.push_str(&format!("%{b:02X}"));
     }
     format!(
@@ -446,11 +487,13 @@ async fn main() -> anyhow::Result<()> {
     }
     if want("slowloris") {
         println!("## slowloris");
-        let s = Server::start(&alto, &[]).await?;
-        slowloris("alto-server", &s, "/directory").await?;
-        drop(s);
-        let s = Server::start(&shim, &[]).await?;
-        slowloris("tracker-shim", &s, "/metrics").await?;
+        for sources in [1, 100] {
+            let s = Server::start(&alto, &[]).await?;
+            slowloris("alto-server", &s, "/directory", sources).await?;
+            drop(s);
+            let s = Server::start(&shim, &[]).await?;
+            slowloris("tracker-shim", &s, "/metrics", sources).await?;
+        }
     }
     if want("tracker") {
         tracker(&shim, args.announces).await?;

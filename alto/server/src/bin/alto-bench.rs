@@ -183,7 +183,7 @@ fn main() -> anyhow::Result<()> {
     let model = rate(seconds, |n| {
         for i in 0..n {
             black_box(
-                base.endpoint_cost(&reqs[i % reqs.len()], None)
+                base.endpoint_cost(&reqs[i % reqs.len()], None, &Default::default())
                     .expect("valid"),
             );
         }
@@ -191,7 +191,9 @@ fn main() -> anyhow::Result<()> {
     let wire = rate(seconds, |n| {
         for i in 0..n {
             let req = ReqEndpointCostMap::parse(&bodies[i % bodies.len()]).expect("valid");
-            let resp = base.endpoint_cost(&req, None).expect("valid");
+            let resp = base
+                .endpoint_cost(&req, None, &Default::default())
+                .expect("valid");
             black_box(serde_json::to_vec(&resp).expect("encodes"));
         }
     });

@@ -1,5 +1,7 @@
 //! Announcing upstream: to the PID Head and to a torrent's original trackers, over HTTP
-//! (BEP 3, BEP 23, BEP 7) and UDP (BEP 15), from the client's own address.
+//! (BEP 3, BEP 23, BEP 7) and UDP (BEP 15), from the client's own address. UDP requests
+//! carry random transaction ids and are sent again on a schedule that fits in the
+//! announce's timeout ([`retransmit_waits`]).
 
 use alto_web::client::{http_client, ClientOptions, HttpClient};
 use bytes::Bytes;
@@ -69,6 +71,53 @@ pub enum UpstreamError {
     /// The UDP tracker's answer was not a valid BEP 15 packet for this request.
     #[error("{0}")]
     Udp(Cause),
+    /// The operating system's random source failed: no transaction id can be made.
+    #[error("the operating system's random source failed: {0}")]
+    Random(getrandom::Error),
+}
+
+/// How long to wait for a UDP tracker's answer after each send but the last, for an announce
+/// allowed `timeout` in all: BEP 15's schedule (wait 15 x 2^n seconds, resend) compressed
+/// into it, so sends go at 0, 1/8, 3/8 and 7/8 of the timeout and the last waits for the
+/// rest. The schedule restarts for the announce after the connect; the timeout bounds both.
+pub fn retransmit_waits(timeout: Duration) -> [Duration; 3] {
+    [timeout / 8, timeout / 4, timeout / 2]
+}
+
+/// A random transaction id (BEP 15: "choose a random transaction ID").
+fn transaction_id() -> Result<u32, UpstreamError> {
+    getrandom::u32().map_err(UpstreamError::Random)
+}
+
+/// Sends `packet` on `sock` until an answer that `read` accepts comes, on the schedule of
+/// [`retransmit_waits`] for `timeout`, and then waits for ever (the caller's timeout ends
+/// it). Answers for another transaction (late ones to an earlier request) are skipped.
+async fn exchange<T>(
+    sock: &tokio::net::UdpSocket,
+    packet: &[u8],
+    timeout: Duration,
+    read: impl Fn(&[u8]) -> Result<T, udp::AnswerError>,
+) -> Result<T, UpstreamError> {
+    // Room for any datagram, so that none is cut short and misread.
+    let mut buf = vec![0u8; 65_536];
+    let mut waits = retransmit_waits(timeout).into_iter();
+    loop {
+        sock.send(packet).await?;
+        let until = waits.next().map(|w| tokio::time::Instant::now() + w);
+        loop {
+            let n = match until {
+                Some(t) => match tokio::time::timeout_at(t, sock.recv(&mut buf)).await {
+                    Ok(n) => n?,
+                    Err(_) => break,
+                },
+                None => sock.recv(&mut buf).await?,
+            };
+            match read(&buf[..n]) {
+                Err(udp::AnswerError::OtherTransaction) => continue,
+                r => return r.map_err(|e| UpstreamError::Udp(e.into())),
+            }
+        }
+    }
 }
 
 /// Announces over HTTP and UDP from one local address.
@@ -77,6 +126,8 @@ pub struct Upstream {
     http: HttpClient,
     local: IpAddr,
     timeout: Duration,
+    /// Mixed into the UDP `key` so that others cannot derive it.
+    key_salt: u32,
 }
 
 /// The request line's target for announcing `a` to the HTTP tracker at `url`, whose own
@@ -96,6 +147,9 @@ impl Upstream {
             }),
             local,
             timeout,
+            // Without the random source the key is merely guessable; transaction ids, which
+            // must be random, fail the announce instead (`UpstreamError::Random`).
+            key_salt: getrandom::u32().unwrap_or_default(),
         }
     }
 
@@ -175,16 +229,21 @@ impl Upstream {
             .ok_or_else(|| UpstreamError::NoAddress(authority.to_owned()))?;
         let sock = tokio::net::UdpSocket::bind(SocketAddr::new(self.local, 0)).await?;
         sock.connect(target).await?;
-        let tid = (a.port as u32) << 16 | (a.info_hash.0[0] as u32) << 8 | a.info_hash.0[1] as u32;
-        let mut buf = vec![0u8; 4096];
-        sock.send(&udp::connect(tid)).await?;
-        let n = sock.recv(&mut buf).await?;
-        let cid = udp::connected(&buf[..n], tid).map_err(|e| UpstreamError::Udp(e.into()))?;
-        // The transaction id, fixed by the port and the torrent, doubles as the key: a key
-        // only has to stay the same across one client's announces of a torrent.
-        sock.send(&udp::announce(cid, tid, tid, a)).await?;
-        let n = sock.recv(&mut buf).await?;
-        udp::announced(&buf[..n], tid, target.is_ipv6()).map_err(|e| UpstreamError::Udp(e.into()))
+        let tid = transaction_id()?;
+        let cid = exchange(&sock, &udp::connect(tid), self.timeout, |p| {
+            udp::connected(p, tid)
+        })
+        .await?;
+        // A key only has to stay the same across one client's announces of a torrent:
+        // the port and the torrent fix it, this upstream's random salt hides it.
+        let key = self.key_salt
+            ^ ((a.port as u32) << 16 | (a.info_hash.0[0] as u32) << 8 | a.info_hash.0[1] as u32);
+        let tid = transaction_id()?;
+        let v6 = target.is_ipv6();
+        exchange(&sock, &udp::announce(cid, tid, key, a), self.timeout, |p| {
+            udp::announced(p, tid, v6)
+        })
+        .await
     }
 }
 
@@ -193,22 +252,102 @@ mod tests {
     use super::*;
     use tracker_shim::protocol::{Event, InfoHash, PeerId};
 
-    #[test]
-    fn http_target_keeps_the_trackers_query_and_the_parameters_sent_so_far() {
-        let a = AnnounceRequest {
+    fn request() -> AnnounceRequest {
+        AnnounceRequest {
             info_hash: InfoHash([0x12; 20]),
             peer_id: PeerId(*b"-RB0001-abcdefghijkl"),
             port: 6881,
             uploaded: 1,
             downloaded: 2,
             left: 3,
-            event: Event::Stopped,
+            event: Event::Started,
             compact: true,
             no_peer_id: false,
-            numwant: Some(0),
+            numwant: Some(10),
             key: None,
             trackerid: None,
             ip: None,
+        }
+    }
+
+    #[test]
+    fn retransmits_fit_in_the_timeout() {
+        let t = Duration::from_secs(3);
+        let waits = retransmit_waits(t);
+        assert_eq!(waits.map(|w| w.as_millis()), [375, 750, 1500]);
+        assert!(
+            waits.iter().sum::<Duration>() < t,
+            "the last send has time for an answer"
+        );
+    }
+
+    /// A UDP tracker on 127.0.0.1 that drops the first connect and the first announce and
+    /// answers the rest; it returns every request's (action, transaction id, connection id).
+    async fn lossy_tracker(sock: tokio::net::UdpSocket) -> Vec<(u32, u32, u64)> {
+        let be32 = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+        let mut seen = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let (n, from) = sock.recv_from(&mut buf).await.unwrap();
+            let p = &buf[..n];
+            let (cid, action, tid) = (
+                u64::from_be_bytes(p[0..8].try_into().unwrap()),
+                be32(p, 8),
+                be32(p, 12),
+            );
+            seen.push((action, tid, cid));
+            if seen.iter().filter(|s| s.0 == action).count() == 1 {
+                continue;
+            }
+            let mut answer = action.to_be_bytes().to_vec();
+            answer.extend_from_slice(&tid.to_be_bytes());
+            if action == 0 {
+                answer.extend_from_slice(&0x5555u64.to_be_bytes());
+            } else {
+                // interval, leechers, seeders, then one peer: 127.9.0.1:6881.
+                answer.extend_from_slice(&[0, 0, 0, 60, 0, 0, 0, 1, 0, 0, 0, 0]);
+                answer.extend_from_slice(&[127, 9, 0, 1, 0x1a, 0xe1]);
+            }
+            sock.send_to(&answer, from).await.unwrap();
+            if action == 1 {
+                return seen;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn should_resend_unanswered_udp_requests_with_random_transaction_ids() {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("udp://{}/announce", sock.local_addr().unwrap());
+        let tracker = tokio::spawn(lossy_tracker(sock));
+        let up = Upstream::new("127.0.0.1".parse().unwrap(), Duration::from_secs(2));
+        let peers = up.announce(&url, &request()).await.unwrap();
+        assert_eq!(peers, ["127.9.0.1:6881".parse::<SocketAddr>().unwrap()]);
+        let seen = tracker.await.unwrap();
+        let connects: Vec<_> = seen.iter().filter(|s| s.0 == 0).collect();
+        let announces: Vec<_> = seen.iter().filter(|s| s.0 == 1).collect();
+        assert!(connects.len() >= 2 && announces.len() >= 2, "{seen:?}");
+        assert!(
+            connects.iter().all(|c| c.1 == connects[0].1),
+            "a resend is the same transaction"
+        );
+        assert!(announces
+            .iter()
+            .all(|a| a.1 == announces[0].1 && a.2 == 0x5555));
+        assert_ne!(
+            connects[0].1, announces[0].1,
+            "a new transaction id per request"
+        );
+        let derived = 6881 << 16 | 0x12 << 8 | 0x12;
+        assert!(connects[0].1 != derived && announces[0].1 != derived);
+    }
+
+    #[test]
+    fn http_target_keeps_the_trackers_query_and_the_parameters_sent_so_far() {
+        let a = AnnounceRequest {
+            event: Event::Stopped,
+            numwant: Some(0),
+            ..request()
         };
         // What the plugin sent before the announce was one type.
         let params = format!(

@@ -59,13 +59,22 @@ struct Args {
     /// Most peers sent in one answer.
     #[arg(long, default_value_t = 200)]
     max_numwant: usize,
-    /// Most torrents tracked.
+    /// Most torrents tracked (exact); an announce for a new one beyond it is refused.
     #[arg(long, default_value_t = 1_000_000)]
     max_swarms: usize,
-    /// Most peers kept per torrent.
+    /// Most peers kept over all torrents (exact); an announce of a new peer beyond it is
+    /// refused.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_peers: usize,
+    /// Most peers kept per torrent; a new peer beyond it gets peers but is not kept.
     #[arg(long, default_value_t = 10_000)]
     max_peers_per_swarm: usize,
-    /// Most info hashes in one scrape.
+    /// Most peers one address (an IPv6 /64 counts as one) keeps over all torrents; an
+    /// announce of a new peer beyond it is refused. Raise it for load generators that
+    /// announce many peers from one address.
+    #[arg(long, default_value_t = 1_000)]
+    max_peers_per_source: usize,
+    /// Most info hashes in one scrape (over UDP at most 74, as BEP 15 says).
     #[arg(long, default_value_t = 64)]
     max_scrape: usize,
     /// Longest query string accepted, bytes (longer: HTTP 414).
@@ -113,7 +122,9 @@ async fn main() -> anyhow::Result<()> {
         default_numwant: args.default_numwant,
         max_numwant: args.max_numwant,
         max_swarms: args.max_swarms,
+        max_peers: args.max_peers,
         max_peers_per_swarm: args.max_peers_per_swarm,
+        max_peers_per_source: args.max_peers_per_source,
         max_scrape: args.max_scrape,
         max_query_bytes: args.max_query_bytes,
         header_read_timeout_ms: args.header_read_timeout_ms,

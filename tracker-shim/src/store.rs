@@ -1,10 +1,13 @@
-//! The swarm store, with no I/O: swarms keyed by info hash, peers keyed by peer id and
-//! grouped by address family and PID so that ranking walks PIDs, not peers. Seeder, leecher
-//! and completion counts are running totals. Peers expire after a timeout; memory is bounded
-//! by caps on swarms and on peers per swarm. Each peer keeps the progress its last announces
-//! reported (a fixed number of samples), and each PID's bucket a summary of it for the
-//! locality policy (`alto_locality::policy`), remade at most once per
-//! [`SUMMARY_EVERY_MS`]. The clock comes in as `now` (seconds) or `now_ms`.
+//! The swarm store, with no I/O: swarms keyed by info hash, peers keyed by peer id and IP
+//! address ([`PeerKey`]) and grouped by address family and PID so that ranking walks PIDs,
+//! not peers. Seeder, leecher and completion counts are running totals. Peers expire after
+//! a timeout. Memory is bounded by caps on swarms, on peers in all, on peers per swarm and
+//! on peers per source address (an IPv6 /64 counting as one), all exact: the totals are
+//! counters of a [`Budget`] that every shard of a tracker shares, so no announce counts
+//! peers. Each peer keeps the progress its last announces reported (a fixed number of
+//! samples), and each PID's bucket a summary of it for the locality policy
+//! (`alto_locality::policy`), remade at most once per [`SUMMARY_EVERY_MS`]. The clock comes
+//! in as `now` (seconds) or `now_ms`.
 
 use crate::protocol::scrape::ScrapeCounts;
 use crate::protocol::{Event, InfoHash, PeerId};
@@ -12,18 +15,50 @@ use alto_locality::policy::{pid_summary, LocalityConfig, PidSummary};
 use alto_locality::rank::{self, Bucket, Policy, Random};
 use alto_locality::{Progress, Sample};
 use alto_model::PidIdx;
+use std::collections::hash_map::{Entry, RandomState};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 /// Limits of the store.
 #[derive(Clone, Copy, Debug)]
 pub struct StoreConfig {
     /// Most swarms kept; an announce for a new torrent beyond it is refused.
     pub max_swarms: usize,
+    /// Most peers kept in all swarms; an announce of a new peer beyond it is refused.
+    pub max_peers: usize,
     /// Most peers kept per swarm; a new peer beyond it gets peers but is not kept.
     pub max_peers_per_swarm: usize,
-    /// Seconds after its last announce that a peer is dropped.
+    /// Most peers one source holds over all swarms (an IPv4 address, or an IPv6 /64); an
+    /// announce of a new peer beyond it is refused.
+    pub max_peers_per_source: usize,
+    /// Seconds after its last announce that a peer is dropped; a swarm without peers that
+    /// keeps a completion count goes as long after its last announce.
     pub peer_timeout_secs: u64,
+}
+
+/// Who a peer of a swarm is: its peer id and its IP address. The port is not part of it, so
+/// a client whose port changes updates its entry; an announce with the same peer id from
+/// another address is another peer, so it can neither move nor (with `stopped`) remove the
+/// first one. (opentracker keys peers by address and port; a peer id is only what the client
+/// says it is.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerKey {
+    /// The peer id.
+    pub peer_id: PeerId,
+    /// The IP address.
+    pub ip: IpAddr,
+}
+
+impl PeerKey {
+    /// The key of `peer_id` announcing for `addr`.
+    pub fn new(peer_id: PeerId, addr: SocketAddr) -> Self {
+        PeerKey {
+            peer_id,
+            ip: addr.ip(),
+        }
+    }
 }
 
 /// A peer as kept.
@@ -39,6 +74,13 @@ pub struct StoredPeer {
     pub expires: u64,
     /// What its announces reported.
     pub progress: Progress,
+}
+
+impl StoredPeer {
+    /// Its key in the swarm.
+    pub fn key(&self) -> PeerKey {
+        PeerKey::new(self.peer_id, self.addr)
+    }
 }
 
 /// A PID's summary is remade at most this often, milliseconds: the work of an announce
@@ -69,16 +111,143 @@ pub enum Outcome {
     Kept,
     /// The swarm is full; the peer was not added.
     SwarmFull,
-    /// The peer left (`stopped`).
+    /// The peer left (`stopped`), or was not there.
     Removed,
 }
 
-/// Why an announce was refused by the store.
+/// Why an announce was refused by the store; the message is the failure reason (BEP 3) or
+/// the BEP 15 error message sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The store holds `max_swarms` swarms already.
     #[error("the tracker is full: it holds {0} torrents")]
     TooManySwarms(usize),
+    /// The store holds `max_peers` peers already.
+    #[error("the tracker is full: it holds {0} peers")]
+    TooManyPeers(usize),
+    /// The announcer's address (IPv6: its /64) holds `max_peers_per_source` peers already.
+    #[error("too many peers from one address: at most {0} over all torrents (IPv6: per /64)")]
+    TooManyFromSource(usize),
+}
+
+/// What the per-source cap counts an address as: an IPv4 address, or the /64 of an IPv6
+/// one (the smallest prefix a site is given, RFC 6177), so that a host does not multiply its
+/// share by picking interface identifiers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Source(alto_model::addr::SourceKey);
+
+impl Source {
+    fn of(ip: IpAddr) -> Self {
+        Source(alto_model::addr::subscriber(ip))
+    }
+}
+
+/// The totals the caps bound, shared by every shard of a store: swarms, peers, and peers
+/// per source. Taking a unit fails at the cap, so the caps are exact; each costs an atomic
+/// or a lock of one of a few small maps (keyed with a random hasher, since sources are the
+/// clients' choice), never a scan. Only the arrival and departure of a peer or a swarm
+/// touches it; a re-announce does not.
+#[derive(Debug)]
+pub struct Budget {
+    max_swarms: usize,
+    max_peers: usize,
+    max_per_source: usize,
+    swarms: AtomicUsize,
+    peers: AtomicUsize,
+    keys: RandomState,
+    /// Peers per source; a source with none has no entry.
+    sources: Vec<Mutex<HashMap<Source, usize>>>,
+}
+
+/// Adds one to `counter` unless it is at `max`.
+fn take(counter: &AtomicUsize, max: usize) -> bool {
+    counter
+        .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
+        .is_ok()
+}
+
+impl Budget {
+    /// The budget of `config`'s caps, its per-source counts split over `shards` locks.
+    pub fn new(config: &StoreConfig, shards: usize) -> Self {
+        Budget {
+            max_swarms: config.max_swarms,
+            max_peers: config.max_peers,
+            max_per_source: config.max_peers_per_source,
+            swarms: AtomicUsize::new(0),
+            peers: AtomicUsize::new(0),
+            keys: RandomState::new(),
+            sources: (0..shards.max(1))
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+        }
+    }
+
+    fn sources(&self, s: &Source) -> &Mutex<HashMap<Source, usize>> {
+        let i = std::hash::BuildHasher::hash_one(&self.keys, s) as usize % self.sources.len();
+        &self.sources[i]
+    }
+
+    fn take_swarm(&self) -> Result<(), StoreError> {
+        if take(&self.swarms, self.max_swarms) {
+            Ok(())
+        } else {
+            Err(StoreError::TooManySwarms(self.max_swarms))
+        }
+    }
+
+    fn give_swarms(&self, n: usize) {
+        self.swarms.fetch_sub(n, Relaxed);
+    }
+
+    fn take_peer(&self, ip: IpAddr) -> Result<(), StoreError> {
+        if !take(&self.peers, self.max_peers) {
+            return Err(StoreError::TooManyPeers(self.max_peers));
+        }
+        let source = Source::of(ip);
+        let mut counts = self.sources(&source).lock().expect("budget lock");
+        let n = counts.get(&source).copied().unwrap_or(0);
+        if n >= self.max_per_source {
+            drop(counts);
+            self.peers.fetch_sub(1, Relaxed);
+            return Err(StoreError::TooManyFromSource(self.max_per_source));
+        }
+        counts.insert(source, n + 1);
+        Ok(())
+    }
+
+    fn give_peer(&self, ip: IpAddr) {
+        let source = Source::of(ip);
+        if let Entry::Occupied(mut e) = self
+            .sources(&source)
+            .lock()
+            .expect("budget lock")
+            .entry(source)
+        {
+            if *e.get() <= 1 {
+                e.remove();
+            } else {
+                *e.get_mut() -= 1;
+            }
+        }
+        self.peers.fetch_sub(1, Relaxed);
+    }
+
+    /// Swarms kept, over all shards.
+    pub fn swarms(&self) -> usize {
+        self.swarms.load(Relaxed)
+    }
+
+    /// Peers kept, over all shards.
+    pub fn peers(&self) -> usize {
+        self.peers.load(Relaxed)
+    }
+
+    /// Peers kept from the source of `ip` (its /64 for IPv6), over all shards.
+    pub fn peers_from(&self, ip: IpAddr) -> usize {
+        let source = Source::of(ip);
+        let counts = self.sources(&source).lock().expect("budget lock");
+        counts.get(&source).copied().unwrap_or(0)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -86,20 +255,33 @@ struct PeerBucket {
     pid: Option<PidIdx>,
     v6: bool,
     peers: Vec<StoredPeer>,
-    /// The locality summary of these peers, and when it was made (milliseconds).
-    summary: Option<(u64, PidSummary<PeerId>)>,
+    /// The locality summary of these peers, and when it was made (milliseconds); boxed, as
+    /// only a head's buckets of its own PID have one.
+    summary: Option<Box<(u64, PidSummary<PeerKey>)>>,
+}
+
+/// Pushes `x`, allocating room for one only when `v` has none: most swarms have one peer
+/// in one bucket, and `Vec`'s first allocation is for four.
+fn push_tight<T>(v: &mut Vec<T>, x: T) {
+    if v.capacity() == 0 {
+        v.reserve_exact(1);
+    }
+    v.push(x);
 }
 
 #[derive(Debug, Default)]
 struct Swarm {
-    /// peer id → (bucket, position)
-    slots: HashMap<PeerId, (usize, usize)>,
+    /// peer → (bucket, position)
+    slots: HashMap<PeerKey, (usize, usize)>,
     buckets: Vec<PeerBucket>,
     seeders: u32,
     leechers: u32,
     downloaded: u32,
     /// The map generation the buckets were made with.
     generation: u64,
+    /// When the swarm may go once it has no peers (seconds): its last announce plus the
+    /// peer timeout. A completion count alone does not keep it for ever.
+    expires: u64,
 }
 
 impl Swarm {
@@ -107,12 +289,15 @@ impl Swarm {
         match self.buckets.iter().position(|b| b.pid == pid && b.v6 == v6) {
             Some(i) => i,
             None => {
-                self.buckets.push(PeerBucket {
-                    pid,
-                    v6,
-                    peers: Vec::new(),
-                    summary: None,
-                });
+                push_tight(
+                    &mut self.buckets,
+                    PeerBucket {
+                        pid,
+                        v6,
+                        peers: Vec::new(),
+                        summary: None,
+                    },
+                );
                 self.buckets.len() - 1
             }
         }
@@ -120,9 +305,9 @@ impl Swarm {
 
     fn insert(&mut self, p: StoredPeer, pid: Option<PidIdx>) {
         let b = self.bucket_for(pid, p.addr.is_ipv6());
-        self.buckets[b].peers.push(p);
+        push_tight(&mut self.buckets[b].peers, p);
         self.slots
-            .insert(p.peer_id, (b, self.buckets[b].peers.len() - 1));
+            .insert(p.key(), (b, self.buckets[b].peers.len() - 1));
         if p.seeder {
             self.seeders += 1;
         } else {
@@ -130,12 +315,12 @@ impl Swarm {
         }
     }
 
-    fn remove(&mut self, id: &PeerId) -> Option<StoredPeer> {
-        let (b, i) = self.slots.remove(id)?;
+    fn remove(&mut self, key: &PeerKey) -> Option<StoredPeer> {
+        let (b, i) = self.slots.remove(key)?;
         let bucket = &mut self.buckets[b].peers;
         let p = bucket.swap_remove(i);
         if let Some(moved) = bucket.get(i) {
-            self.slots.insert(moved.peer_id, (b, i));
+            self.slots.insert(moved.key(), (b, i));
         }
         if p.seeder {
             self.seeders -= 1;
@@ -163,8 +348,8 @@ impl Swarm {
 }
 
 /// What [`Store::select`] picks for: up to `want` live peers of the torrent for the peer
-/// `me` (never `me` itself; no seeders for a seeder) of the same address family as
-/// `me_addr`, ranked by `policy` for the announcer's PID `own` with the cost row `cost`;
+/// `me` (never a peer with its peer id; no seeders for a seeder) of the same address family
+/// as `me_addr`, ranked by `policy` for the announcer's PID `own` with the cost row `cost`;
 /// `ranked` false draws at random (plain mode).
 #[derive(Clone, Copy)]
 pub struct SelectRequest<'a> {
@@ -190,26 +375,45 @@ pub struct SelectRequest<'a> {
     pub now: u64,
 }
 
-/// Swarms by info hash.
+/// Swarms by info hash: one shard of a tracker's swarms, whose caps hold over all the shards
+/// that share its [`Budget`].
 #[derive(Debug)]
 pub struct Store {
     config: StoreConfig,
+    budget: Arc<Budget>,
     swarms: HashMap<InfoHash, Swarm>,
     peers: usize,
 }
 
 impl Store {
-    /// An empty store.
+    /// An empty store with a budget of its own.
     pub fn new(config: StoreConfig) -> Self {
+        Store::sharing(config, Arc::new(Budget::new(&config, 1)))
+    }
+
+    /// An empty store whose swarms and peers count against `budget`, which other stores
+    /// share (its caps, not `config`'s, are the ones that hold).
+    pub fn sharing(config: StoreConfig, budget: Arc<Budget>) -> Self {
         Store {
             config,
+            budget,
             swarms: HashMap::new(),
             peers: 0,
         }
     }
 
+    /// The budget the store counts against.
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
     /// Records an announce. `pid_of` maps addresses to PIDs under map `generation`; a swarm
     /// grouped under an older generation is re-grouped first.
+    ///
+    /// The peer is `(peer_id, IP)` ([`PeerKey`]): a known one updates its entry (a new port
+    /// included), `stopped` removes only that entry. A new peer takes a unit of each cap: a
+    /// full swarm answers [`Outcome::SwarmFull`]; the other caps refuse the announce, which
+    /// then changes nothing.
     pub fn announce(
         &mut self,
         u: &PeerUpdate,
@@ -217,49 +421,74 @@ impl Store {
         pid_of: &dyn Fn(IpAddr) -> Option<PidIdx>,
         generation: u64,
     ) -> Result<Outcome, StoreError> {
-        if !self.swarms.contains_key(&u.info_hash) {
-            if u.event == Event::Stopped {
-                return Ok(Outcome::Removed);
+        let key = PeerKey::new(u.peer_id, u.addr);
+        let stopped = u.event == Event::Stopped;
+        let known = match self.swarms.get_mut(&u.info_hash) {
+            Some(swarm) => {
+                if swarm.generation != generation {
+                    swarm.regroup(pid_of, generation);
+                }
+                if swarm.slots.contains_key(&key) {
+                    true
+                } else if stopped {
+                    return Ok(Outcome::Removed);
+                } else if swarm.len() >= self.config.max_peers_per_swarm {
+                    return Ok(Outcome::SwarmFull);
+                } else {
+                    self.budget.take_peer(key.ip)?;
+                    false
+                }
             }
-            if self.swarms.len() >= self.config.max_swarms {
-                return Err(StoreError::TooManySwarms(self.swarms.len()));
+            None => {
+                if stopped {
+                    return Ok(Outcome::Removed);
+                }
+                if self.config.max_peers_per_swarm == 0 {
+                    return Ok(Outcome::SwarmFull);
+                }
+                self.budget.take_swarm()?;
+                if let Err(e) = self.budget.take_peer(key.ip) {
+                    self.budget.give_swarms(1);
+                    return Err(e);
+                }
+                false
             }
-        }
+        };
         let swarm = self.swarms.entry(u.info_hash).or_insert_with(|| Swarm {
             generation,
             ..Swarm::default()
         });
-        if swarm.generation != generation {
-            swarm.regroup(pid_of, generation);
-        }
-        let before = swarm.len();
-        let old = swarm.remove(&u.peer_id);
-        let outcome = if u.event == Event::Stopped {
-            Outcome::Removed
-        } else if old.is_none() && swarm.len() >= self.config.max_peers_per_swarm {
-            Outcome::SwarmFull
-        } else {
-            if u.event == Event::Completed && !old.is_some_and(|o| o.seeder) {
-                swarm.downloaded += 1;
+        let old = if known { swarm.remove(&key) } else { None };
+        if stopped {
+            if old.is_some() {
+                self.budget.give_peer(key.ip);
+                self.peers -= 1;
             }
-            let mut progress = old.map(|o| o.progress).unwrap_or_default();
-            progress.record(u.sample);
-            let p = StoredPeer {
-                addr: u.addr,
-                peer_id: u.peer_id,
-                seeder: u.seeder,
-                expires: now + self.config.peer_timeout_secs,
-                progress,
-            };
-            swarm.insert(p, pid_of(u.addr.ip()));
-            Outcome::Kept
-        };
-        let after = swarm.len();
-        self.peers = self.peers + after - before;
-        if after == 0 && swarm.downloaded == 0 {
-            self.swarms.remove(&u.info_hash);
+            if swarm.len() == 0 && swarm.downloaded == 0 {
+                self.swarms.remove(&u.info_hash);
+                self.budget.give_swarms(1);
+            }
+            return Ok(Outcome::Removed);
         }
-        Ok(outcome)
+        if u.event == Event::Completed && !old.is_some_and(|o| o.seeder) {
+            swarm.downloaded = swarm.downloaded.saturating_add(1);
+        }
+        let mut progress = old.map(|o| o.progress).unwrap_or_default();
+        progress.record(u.sample);
+        let expires = now.saturating_add(self.config.peer_timeout_secs);
+        let p = StoredPeer {
+            addr: u.addr,
+            peer_id: u.peer_id,
+            seeder: u.seeder,
+            expires,
+            progress,
+        };
+        swarm.insert(p, pid_of(u.addr.ip()));
+        swarm.expires = expires;
+        if old.is_none() {
+            self.peers += 1;
+        }
+        Ok(Outcome::Kept)
     }
 
     /// Seeders, completions and leechers of a torrent (zeros when unknown).
@@ -326,9 +555,9 @@ impl Store {
     }
 
     /// The progress a peer of a torrent reported.
-    pub fn progress(&self, h: &InfoHash, id: &PeerId) -> Option<Progress> {
+    pub fn progress(&self, h: &InfoHash, key: &PeerKey) -> Option<Progress> {
         let s = self.swarms.get(h)?;
-        let &(b, i) = s.slots.get(id)?;
+        let &(b, i) = s.slots.get(key)?;
         Some(s.buckets[b].peers[i].progress)
     }
 
@@ -341,13 +570,13 @@ impl Store {
         v6: bool,
         now_ms: u64,
         cfg: &LocalityConfig,
-    ) -> Option<PidSummary<PeerId>> {
+    ) -> Option<PidSummary<PeerKey>> {
         let swarm = self.swarms.get_mut(h)?;
         let bucket = swarm
             .buckets
             .iter_mut()
             .find(|b| b.pid == pid && b.v6 == v6)?;
-        match &bucket.summary {
+        match bucket.summary.as_deref() {
             Some((at, s)) if now_ms < at + SUMMARY_EVERY_MS => Some(s.clone()),
             _ => {
                 let now = now_ms / 1000;
@@ -355,9 +584,9 @@ impl Store {
                     .peers
                     .iter()
                     .filter(|p| p.expires > now)
-                    .map(|p| (p.peer_id, &p.progress));
+                    .map(|p| (p.key(), &p.progress));
                 let s = pid_summary(cfg, live, now_ms);
-                bucket.summary = Some((now_ms, s.clone()));
+                bucket.summary = Some(Box::new((now_ms, s.clone())));
                 Some(s)
             }
         }
@@ -375,33 +604,43 @@ impl Store {
         })
     }
 
-    /// Drops expired peers and empty swarms; returns how many peers went.
+    /// Drops expired peers, and swarms left without peers (one with a completion count once
+    /// its last announce is a peer timeout old); returns how many peers went.
     pub fn expire(&mut self, now: u64) -> usize {
         let mut gone = 0;
+        let mut swarms_gone = 0;
+        let budget = &self.budget;
         self.swarms.retain(|_, s| {
-            let dead: Vec<PeerId> = s
+            let dead: Vec<PeerKey> = s
                 .buckets
                 .iter()
                 .flat_map(|b| b.peers.iter())
                 .filter(|p| p.expires <= now)
-                .map(|p| p.peer_id)
+                .map(StoredPeer::key)
                 .collect();
-            for id in &dead {
-                s.remove(id);
+            for key in &dead {
+                if s.remove(key).is_some() {
+                    budget.give_peer(key.ip);
+                    gone += 1;
+                }
             }
-            gone += dead.len();
-            s.len() > 0 || s.downloaded > 0
+            let keep = s.len() > 0 || (s.downloaded > 0 && s.expires > now);
+            if !keep {
+                swarms_gone += 1;
+            }
+            keep
         });
         self.peers -= gone;
+        self.budget.give_swarms(swarms_gone);
         gone
     }
 
-    /// Number of swarms.
+    /// Number of swarms in this store.
     pub fn swarm_count(&self) -> usize {
         self.swarms.len()
     }
 
-    /// Number of peers over all swarms.
+    /// Number of peers over the swarms of this store.
     pub fn peer_count(&self) -> usize {
         self.peers
     }
@@ -414,7 +653,9 @@ mod tests {
 
     const CFG: StoreConfig = StoreConfig {
         max_swarms: 2,
+        max_peers: 100,
         max_peers_per_swarm: 3,
+        max_peers_per_source: 100,
         peer_timeout_secs: 100,
     };
 
@@ -506,7 +747,7 @@ mod tests {
         );
         // A known peer may still announce in a full swarm.
         assert_eq!(
-            s.announce(&up(1, 3, "127.1.0.3", true, Event::None), 0, &pid_of, 0),
+            s.announce(&up(1, 3, "127.1.0.1", true, Event::None), 0, &pid_of, 0),
             Ok(Outcome::Kept)
         );
         s.announce(&up(2, 1, "127.1.0.1", false, Event::None), 0, &pid_of, 0)
@@ -556,6 +797,146 @@ mod tests {
         assert_eq!(s.expire(200), 1);
         assert_eq!(s.swarm_count(), 0);
         assert_eq!(s.peer_count(), 0);
+    }
+
+    fn at(h: u8, p: u8, addr: &str, event: Event) -> PeerUpdate {
+        PeerUpdate {
+            addr: addr.parse().unwrap(),
+            ..up(h, p, "127.0.0.1", false, event)
+        }
+    }
+
+    fn addrs(s: &Store, h: u8) -> Vec<String> {
+        let mut a: Vec<String> = s
+            .members(&InfoHash([h; 20]), 0)
+            .iter()
+            .map(|p| p.addr.to_string())
+            .collect();
+        a.sort();
+        a
+    }
+
+    #[test]
+    fn should_not_let_another_address_move_or_remove_a_peer() {
+        let mut s = Store::new(CFG);
+        let ann = |s: &mut Store, u: PeerUpdate| s.announce(&u, 0, &pid_of, 0).unwrap();
+        ann(&mut s, at(1, 1, "127.1.0.1:6881", Event::Started));
+        // The same client from a new port: its entry is updated.
+        ann(&mut s, at(1, 1, "127.1.0.1:7000", Event::None));
+        assert_eq!(addrs(&s, 1), ["127.1.0.1:7000"]);
+        // Its peer id from another address is another peer: the first stays where it is.
+        assert_eq!(
+            ann(&mut s, at(1, 1, "127.2.0.9:6881", Event::Started)),
+            Outcome::Kept
+        );
+        assert_eq!(addrs(&s, 1), ["127.1.0.1:7000", "127.2.0.9:6881"]);
+        // A forged `stopped` removes at most the forger's own entry.
+        assert_eq!(
+            ann(&mut s, at(1, 1, "127.3.0.1:7000", Event::Stopped)),
+            Outcome::Removed
+        );
+        ann(&mut s, at(1, 1, "127.2.0.9:6881", Event::Stopped));
+        assert_eq!(addrs(&s, 1), ["127.1.0.1:7000"]);
+        assert_eq!(
+            (s.peer_count(), s.counts(&InfoHash([1; 20])).incomplete),
+            (1, 1)
+        );
+        // The client itself may still leave.
+        ann(&mut s, at(1, 1, "127.1.0.1:7000", Event::Stopped));
+        assert_eq!((s.peer_count(), s.swarm_count()), (0, 0));
+    }
+
+    #[test]
+    fn caps_are_exact_over_shards_and_per_source() {
+        let cfg = StoreConfig {
+            max_swarms: 3,
+            max_peers: 5,
+            max_peers_per_swarm: 10,
+            max_peers_per_source: 2,
+            peer_timeout_secs: 100,
+        };
+        let budget = Arc::new(Budget::new(&cfg, 4));
+        let mut a = Store::sharing(cfg, budget.clone());
+        let mut b = Store::sharing(cfg, budget.clone());
+        let ann = |s: &mut Store, u: PeerUpdate| s.announce(&u, 0, &pid_of, 0);
+        // Per source: two peers from 127.1.0.1 over two shards, then no more.
+        assert_eq!(
+            ann(&mut a, up(1, 1, "127.1.0.1", false, Event::None)),
+            Ok(Outcome::Kept)
+        );
+        assert_eq!(
+            ann(&mut b, up(2, 1, "127.1.0.1", false, Event::None)),
+            Ok(Outcome::Kept)
+        );
+        assert_eq!(
+            ann(&mut a, up(1, 2, "127.1.0.1", false, Event::None)),
+            Err(StoreError::TooManyFromSource(2))
+        );
+        assert_eq!(
+            ann(&mut b, up(3, 1, "127.1.0.1", false, Event::None)),
+            Err(StoreError::TooManyFromSource(2)),
+            "a refused peer creates no swarm"
+        );
+        assert_eq!((budget.swarms(), budget.peers()), (2, 2));
+        // A known peer still re-announces, from a new port too.
+        assert_eq!(
+            ann(&mut a, at(1, 1, "127.1.0.1:9", Event::None)),
+            Ok(Outcome::Kept)
+        );
+        // IPv6 counts per /64: other interface ids are the same source, another /64 is not.
+        ann(&mut a, at(1, 3, "[2001:db8:0:1::1]:1", Event::None)).unwrap();
+        ann(&mut a, at(1, 4, "[2001:db8:0:1::2]:1", Event::None)).unwrap();
+        assert_eq!(
+            ann(&mut a, at(1, 5, "[2001:db8:0:1:ffff::3]:1", Event::None)),
+            Err(StoreError::TooManyFromSource(2))
+        );
+        assert_eq!(budget.peers_from("2001:db8:0:1::9".parse().unwrap()), 2);
+        // Swarms: exactly three over both shards.
+        assert_eq!(
+            ann(&mut b, up(3, 6, "127.6.0.1", false, Event::None)),
+            Ok(Outcome::Kept)
+        );
+        assert_eq!(
+            ann(&mut a, up(4, 7, "127.7.0.1", false, Event::None)),
+            Err(StoreError::TooManySwarms(3))
+        );
+        // Peers: five in all.
+        assert_eq!(
+            ann(&mut b, up(3, 8, "127.8.0.1", false, Event::None)),
+            Err(StoreError::TooManyPeers(5))
+        );
+        assert_eq!((budget.swarms(), budget.peers()), (3, 5));
+        assert_eq!(a.peer_count() + b.peer_count(), 5);
+        // Leaving and expiring give the units back.
+        ann(&mut b, up(2, 1, "127.1.0.1", false, Event::Stopped)).unwrap();
+        assert_eq!((budget.swarms(), budget.peers()), (2, 4));
+        assert_eq!(
+            ann(&mut a, up(4, 2, "127.1.0.1", false, Event::None)),
+            Ok(Outcome::Kept)
+        );
+        assert_eq!(a.expire(100) + b.expire(100), 5);
+        assert_eq!((budget.swarms(), budget.peers()), (0, 0));
+        assert_eq!(budget.peers_from("127.1.0.1".parse().unwrap()), 0);
+    }
+
+    #[test]
+    fn a_swarm_kept_for_its_completions_goes_a_peer_timeout_later() {
+        let mut s = Store::new(CFG);
+        s.announce(
+            &up(1, 1, "127.1.0.1", true, Event::Completed),
+            0,
+            &pid_of,
+            0,
+        )
+        .unwrap();
+        s.announce(&up(1, 1, "127.1.0.1", true, Event::Stopped), 10, &pid_of, 0)
+            .unwrap();
+        assert_eq!(s.swarm_count(), 1, "kept for its completion count");
+        assert_eq!(s.expire(50), 0);
+        assert_eq!(s.swarm_count(), 1);
+        s.expire(100);
+        assert_eq!(s.swarm_count(), 0, "not for ever: it would fill max_swarms");
+        assert_eq!(s.budget().swarms(), 0);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::protocol::scrape::{self, ScrapeCounts};
 use crate::protocol::udp;
 use crate::protocol::{Event, InfoHash, PeerId};
 use crate::store::{
-    Outcome, PeerUpdate, SelectRequest, Store, StoreConfig, StoreError, StoredPeer,
+    Budget, Outcome, PeerKey, PeerUpdate, SelectRequest, Store, StoreConfig, StoreError, StoredPeer,
 };
 use alto_locality::policy::{head_quota, spread, LocalityConfig};
 use alto_locality::rank::{Policy, Random};
@@ -36,11 +36,20 @@ pub struct TrackerConfig {
     pub default_numwant: usize,
     /// Most peers sent, whatever `numwant` says.
     pub max_numwant: usize,
-    /// Most torrents tracked.
+    /// Most torrents tracked; an announce for a new one beyond it gets a failure reason.
     pub max_swarms: usize,
-    /// Most peers kept per torrent.
+    /// Most peers kept over all torrents; an announce of a new peer beyond it gets a
+    /// failure reason.
+    pub max_peers: usize,
+    /// Most peers kept per torrent; a new peer beyond it gets peers and a warning, but is
+    /// not kept.
     pub max_peers_per_swarm: usize,
-    /// Most info hashes in one scrape.
+    /// Most peers one source address (an IPv6 /64 counts as one) holds over all torrents;
+    /// an announce of a new peer beyond it gets a failure reason. The address is the peer's
+    /// as recorded, so that of `ip` from a trusted source.
+    pub max_peers_per_source: usize,
+    /// Most info hashes in one scrape (over UDP never more than
+    /// [`udp::MAX_SCRAPE`], 74, as BEP 15 says).
     pub max_scrape: usize,
     /// Longest query string accepted (longer gets HTTP 414).
     pub max_query_bytes: usize,
@@ -72,7 +81,9 @@ impl Default for TrackerConfig {
             default_numwant: 50,
             max_numwant: 200,
             max_swarms: 1_000_000,
+            max_peers: 1_000_000,
             max_peers_per_swarm: 10_000,
+            max_peers_per_source: 1_000,
             max_scrape: 64,
             max_query_bytes: 4096,
             header_read_timeout_ms: 10_000,
@@ -220,6 +231,11 @@ pub const NOT_HEAD: &str = "this tracker is not its PID's head: ask the ALTO ser
 /// Seconds a list of other heads' members is used before it is asked for again.
 pub const FOREIGN_TTL_SECS: u64 = 10;
 
+/// Seconds after its last announce that a peer is dropped.
+fn peer_timeout_secs(config: &TrackerConfig) -> u64 {
+    config.interval as u64 * config.peer_timeout_intervals.max(1) as u64
+}
+
 /// A tracker: store shards, optional head maps, settings.
 pub struct Tracker {
     foreign: Mutex<std::collections::HashMap<InfoHash, (u64, Vec<ForeignPeer>)>>,
@@ -232,6 +248,8 @@ pub struct Tracker {
     journal: Mutex<std::collections::VecDeque<JournalEntry>>,
     config: TrackerConfig,
     shards: Vec<Mutex<Store>>,
+    /// The totals every shard counts against.
+    budget: Arc<Budget>,
     maps: RwLock<Option<Arc<HeadMaps>>>,
     member: std::sync::atomic::AtomicBool,
     own_client: RwLock<Option<IpAddr>>,
@@ -246,10 +264,15 @@ impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
         let shards = config.shards.max(1);
         let store_config = StoreConfig {
-            max_swarms: config.max_swarms.div_ceil(shards),
+            max_swarms: config.max_swarms,
+            max_peers: config.max_peers,
             max_peers_per_swarm: config.max_peers_per_swarm,
-            peer_timeout_secs: config.interval as u64 * config.peer_timeout_intervals.max(1) as u64,
+            max_peers_per_source: config.max_peers_per_source,
+            peer_timeout_secs: peer_timeout_secs(&config),
         };
+        // One budget over all shards, so that the caps are exact however the info hashes
+        // fall into shards.
+        let budget = Arc::new(Budget::new(&store_config, shards));
         let id: u64 = std::hash::BuildHasher::hash_one(&RandomState::new(), 0u8);
         Tracker {
             foreign: Mutex::new(std::collections::HashMap::new()),
@@ -259,8 +282,9 @@ impl Tracker {
             heads: RwLock::new(Vec::new()),
             journal: Mutex::new(std::collections::VecDeque::with_capacity(config.journal)),
             shards: (0..shards)
-                .map(|_| Mutex::new(Store::new(store_config)))
+                .map(|_| Mutex::new(Store::sharing(store_config, budget.clone())))
                 .collect(),
+            budget,
             maps: RwLock::new(None),
             member: std::sync::atomic::AtomicBool::new(false),
             own_client: RwLock::new(None),
@@ -464,6 +488,7 @@ impl Tracker {
             event: a.event,
             sample: a.sample,
         };
+        let key = PeerKey::new(a.peer_id, a.addr);
         let mut shard = self.shard(&a.info_hash).lock().expect("store lock");
         let outcome = shard.announce(&update, now, &pid_of, generation)?;
         let mut peers = Vec::with_capacity(a.want.min(64));
@@ -493,12 +518,12 @@ impl Tracker {
                 now_ms,
                 &self.config.locality,
             );
-            let progress = shard.progress(&a.info_hash, &a.peer_id);
+            let progress = shard.progress(&a.info_hash, &key);
             match (summary, progress) {
                 (Some(s), Some(p)) => head_quota(
                     &self.config.locality,
                     &s,
-                    &a.peer_id,
+                    &key,
                     &p,
                     own_client == Some(a.addr.ip()),
                     a.want,
@@ -725,20 +750,28 @@ impl Tracker {
             .collect()
     }
 
-    /// Drops expired peers everywhere; returns how many went.
+    /// Drops expired peers everywhere, and other heads' member lists a peer timeout old
+    /// (their torrents are no longer asked for); returns how many peers went.
     pub fn expire(&self, now: u64) -> usize {
+        let timeout = peer_timeout_secs(&self.config);
+        self.foreign
+            .lock()
+            .expect("foreign lock")
+            .retain(|_, (at, _)| now < at.saturating_add(timeout));
         self.shards
             .iter()
             .map(|s| s.lock().expect("store lock").expire(now))
             .sum()
     }
 
-    /// Swarms and peers tracked.
+    /// Swarms and peers tracked (the caps' counters: no lock taken).
     pub fn size(&self) -> (usize, usize) {
-        self.shards.iter().fold((0, 0), |(s, p), shard| {
-            let g = shard.lock().expect("store lock");
-            (s + g.swarm_count(), p + g.peer_count())
-        })
+        (self.budget.swarms(), self.budget.peers())
+    }
+
+    /// Peers kept from the source of `ip` (its /64 for IPv6), as the per-source cap counts.
+    pub fn peers_from(&self, ip: IpAddr) -> usize {
+        self.budget.peers_from(canonical(ip))
     }
 
     /// Answers a bad request with a failure reason, counting it.

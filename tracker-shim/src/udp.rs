@@ -8,8 +8,12 @@ use alto_web::clock::now_millis;
 use std::sync::Arc;
 use tokio::net::UdpSocket;
 
-/// Largest datagram read; BEP 15 requests are at most a scrape of 74 info hashes (1,496 bytes).
-const MAX_DATAGRAM: usize = 2048;
+/// The receive buffer: room for the largest UDP payload (65,507 bytes over IPv4, 65,527
+/// over IPv6), so that no datagram is cut short. A cut one would be misread: a scrape of
+/// 1,000 hashes, cut at 2 KB, looked like one with a broken hash instead of one with too
+/// many (BEP 15 requests are at most a scrape of 74 hashes, 1,496 bytes; longer ones get an
+/// error saying so, from [`crate::protocol::udp::parse`]).
+const MAX_DATAGRAM: usize = 65_536;
 
 /// Serves UDP (BEP 15) on `socket` for ever; stops only when receiving fails.
 pub async fn run_udp(socket: UdpSocket, tracker: Arc<Tracker>) -> std::io::Result<()> {

@@ -2,21 +2,13 @@
 //! `numwant`, IPv6, trusted addresses, and every kind of bad request, which gets a bencoded
 //! `failure reason` and changes nothing.
 
+mod common;
+use common::start;
+
 use test_support::http::*;
 use tracker_shim::protocol::decode;
 use tracker_shim::protocol::query::percent_encode;
 use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
-
-async fn start(config: TrackerConfig) -> RunningTracker {
-    RunningTracker::start(
-        Tracker::new(config),
-        "127.0.0.1:0".parse().unwrap(),
-        None,
-        Mode::Plain,
-    )
-    .await
-    .unwrap()
-}
 
 fn scrape_url(t: &RunningTracker, hashes: &[u8]) -> String {
     let q: Vec<String> = hashes

@@ -1,5 +1,6 @@
 //! The UDP tracker protocol (BEP 15) over a real socket: connect, announce, scrape, and
-//! errors for forged connection ids and broken packets.
+//! errors for forged connection ids, broken packets, scrapes of too many hashes and
+//! announces beyond the tracker's caps.
 
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -31,10 +32,15 @@ async fn connect(sock: &UdpSocket, to: std::net::SocketAddr) -> u64 {
 }
 
 fn announce(cid: u64, peer: u8, left: u64, port: u16) -> Vec<u8> {
+    announce_of(cid, 7, peer, left, port)
+}
+
+/// An announce of torrent `[h; 20]`; the transaction id is the peer's number.
+fn announce_of(cid: u64, h: u8, peer: u8, left: u64, port: u16) -> Vec<u8> {
     let mut p = cid.to_be_bytes().to_vec();
     p.extend_from_slice(&1u32.to_be_bytes());
     p.extend_from_slice(&(peer as u32).to_be_bytes());
-    p.extend_from_slice(&[7; 20]);
+    p.extend_from_slice(&[h; 20]);
     p.extend_from_slice(&[peer; 20]);
     p.extend_from_slice(&0u64.to_be_bytes());
     p.extend_from_slice(&left.to_be_bytes());
@@ -122,5 +128,76 @@ async fn connect_announce_scrape_and_errors() {
         (3, 4, "unknown action".to_string())
     );
     assert_eq!(t.tracker.size(), (1, 2), "errors changed nothing");
+    t.stop().await;
+}
+
+async fn start(config: TrackerConfig) -> RunningTracker {
+    RunningTracker::start(
+        Tracker::new(config),
+        "127.0.0.1:0".parse().unwrap(),
+        Some("127.0.0.1:0".parse().unwrap()),
+        Mode::Plain,
+    )
+    .await
+    .unwrap()
+}
+
+fn scrape(cid: u64, hashes: usize) -> Vec<u8> {
+    let mut s = cid.to_be_bytes().to_vec();
+    s.extend_from_slice(&2u32.to_be_bytes());
+    s.extend_from_slice(&5u32.to_be_bytes());
+    for i in 0..hashes {
+        s.extend_from_slice(&[i as u8; 20]);
+    }
+    s
+}
+
+#[tokio::test]
+async fn should_answer_a_scrape_of_too_many_hashes_with_an_error_saying_so() {
+    let t = start(TrackerConfig {
+        max_scrape: 100,
+        ..TrackerConfig::default()
+    })
+    .await;
+    let to = t.udp.unwrap();
+    let a = UdpSocket::bind("127.1.0.1:0").await.unwrap();
+    let cid = connect(&a, to).await;
+    // 1,000 hashes: 20,016 bytes, read whole.
+    let r = ask(&a, to, &scrape(cid, 1000)).await;
+    assert_eq!((be32(&r, 0), be32(&r, 4)), (3, 5));
+    assert_eq!(
+        String::from_utf8_lossy(&r[8..]),
+        "too many info hashes in one scrape: 1000, at most 74 (BEP 15)"
+    );
+    // BEP 15's 74 are answered, above a lower `max_scrape` too.
+    let r = ask(&a, to, &scrape(cid, 74)).await;
+    assert_eq!((be32(&r, 0), r.len()), (2, 8 + 74 * 12));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn should_answer_an_announce_beyond_a_cap_with_a_bep_15_error() {
+    let t = start(TrackerConfig {
+        max_peers_per_source: 2,
+        ..TrackerConfig::default()
+    })
+    .await;
+    let to = t.udp.unwrap();
+    let a = UdpSocket::bind("127.1.0.1:0").await.unwrap();
+    let cid = connect(&a, to).await;
+    for h in 1..=2 {
+        let r = ask(&a, to, &announce_of(cid, h, 1, 5, 6881)).await;
+        assert_eq!(be32(&r, 0), 1, "an announce answer");
+    }
+    let r = ask(&a, to, &announce_of(cid, 3, 9, 5, 6881)).await;
+    assert_eq!((be32(&r, 0), be32(&r, 4)), (3, 9));
+    assert_eq!(
+        String::from_utf8_lossy(&r[8..]),
+        "too many peers from one address: at most 2 over all torrents (IPv6: per /64)"
+    );
+    // A known peer still announces.
+    let r = ask(&a, to, &announce_of(cid, 1, 1, 0, 6881)).await;
+    assert_eq!(be32(&r, 0), 1);
+    assert_eq!(t.tracker.size(), (2, 2));
     t.stop().await;
 }

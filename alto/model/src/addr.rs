@@ -66,6 +66,30 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A source as limits count it: the address family (4 or 6) and the bits of its prefix.
+pub type SourceKey = (u8, u128);
+
+/// The key of `ip`'s prefix of `v4_bits` (IPv4) or `v6_bits` (IPv6) bits, IPv4-mapped
+/// addresses counted as IPv4.
+pub fn prefix_key(ip: IpAddr, v4_bits: u8, v6_bits: u8) -> SourceKey {
+    let mask = |bits: u8, width: u32| -> u128 {
+        match u32::from(bits).min(width) {
+            0 => 0,
+            bits => (u128::MAX << (128 - bits)) >> (128 - width),
+        }
+    };
+    match canonical(ip) {
+        IpAddr::V4(v4) => (4, u128::from(u32::from(v4)) & mask(v4_bits, 32)),
+        IpAddr::V6(v6) => (6, u128::from(v6) & mask(v6_bits, 128)),
+    }
+}
+
+/// The source of `ip` as one subscriber: an IPv4 address, or an IPv6 /64 (the prefix a
+/// subscriber is given, RFC 6177). Every per-source bound of the workspace counts this.
+pub fn subscriber(ip: IpAddr) -> SourceKey {
+    prefix_key(ip, 32, 64)
+}
+
 /// Formats an address as a typed endpoint address; IPv6 in the RFC 5952 form that
 /// `Ipv6Addr`'s `Display` writes.
 pub fn typed_addr(ip: IpAddr) -> String {

@@ -14,6 +14,7 @@
 //! - [`ird`]: the Information Resource Directory (§9).
 //! - [`base`]: one network map and its cost maps, the resources they make, and the
 //!   filtered-map, endpoint-property and endpoint-cost services.
+//! - [`check`]: the checks a PID Head's answer passes before the server relays it.
 //! - [`limits`]: the bounds on one query's pairs and answer bytes.
 //! - [`pidhead`]: the PID Head extension's wire types (join, lease, head answers, the head
 //!   directory as a property map; `docs/pid-head.md`).
@@ -23,6 +24,7 @@
 
 pub mod addr;
 pub mod base;
+pub mod check;
 pub mod cost;
 pub mod cost_map;
 pub mod error;

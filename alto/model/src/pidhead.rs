@@ -95,6 +95,19 @@ fn number(obj: &Map<String, Value>, name: &str) -> Result<Option<f64>, AltoError
     }
 }
 
+/// The socket address of an `http://` URL with an IP-literal host, no user information and
+/// a port from 1 to 65535 (80 when none is given): what a head's URLs must be, so that the
+/// server can check whose they are and connect back.
+pub fn url_socket(url: &str) -> Option<std::net::SocketAddr> {
+    let u = url::Url::parse(url).ok()?;
+    if u.scheme() != "http" || !u.username().is_empty() || u.password().is_some() {
+        return None;
+    }
+    let ip = url_ip(url)?;
+    let port = u.port_or_known_default().filter(|&p| p != 0)?;
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
 /// An `http://` URL with an IP-literal host: the only kind a head may announce, so that its
 /// PID can be checked.
 pub fn url_ip(url: &str) -> Option<IpAddr> {

@@ -87,6 +87,29 @@ pub struct HeadSettings {
     /// …and per second after that.
     #[serde(default = "default_join_rate")]
     pub join_per_sec: f64,
+    /// Joins one source prefix may make at once (all its addresses together)…
+    #[serde(default = "default_prefix_burst")]
+    pub join_prefix_burst: f64,
+    /// …and per second after that.
+    #[serde(default = "default_prefix_rate")]
+    pub join_prefix_per_sec: f64,
+    /// The prefix length of an IPv4 source prefix.
+    #[serde(default = "default_prefix_v4")]
+    pub join_prefix_v4: u8,
+    /// The prefix length of an IPv6 source prefix.
+    #[serde(default = "default_prefix_v6")]
+    pub join_prefix_v6: u8,
+    /// PIDs that never have a head (their joiners are answered as members): by default the
+    /// catch-all `default` PID, whose members share nothing.
+    #[serde(default = "default_no_heads")]
+    pub no_heads: Vec<String>,
+    /// A head whose answers fail the server's checks this many times in a row loses its
+    /// lease, and the PID elects another.
+    #[serde(default = "default_max_head_failures")]
+    pub max_head_failures: u32,
+    /// A head that lost its lease so is not elected again for this many seconds.
+    #[serde(default = "default_revoked_secs")]
+    pub revoked_secs: u64,
     /// Whether queries for PIDs with a head are forwarded to it.
     #[serde(default = "default_true")]
     pub forward: bool,
@@ -164,6 +187,27 @@ fn default_join_burst() -> f64 {
 }
 fn default_join_rate() -> f64 {
     1.0
+}
+fn default_prefix_burst() -> f64 {
+    64.0
+}
+fn default_prefix_rate() -> f64 {
+    16.0
+}
+fn default_prefix_v4() -> u8 {
+    24
+}
+fn default_prefix_v6() -> u8 {
+    64
+}
+fn default_no_heads() -> Vec<String> {
+    vec!["default".into()]
+}
+fn default_max_head_failures() -> u32 {
+    3
+}
+fn default_revoked_secs() -> u64 {
+    600
 }
 fn default_true() -> bool {
     true
@@ -524,13 +568,26 @@ file = "hopcount.json"
 policy = "first"
 lease-ttl-secs = 30
 standby-window-secs = 90
-# Joins per source: a burst, then a rate.
+# Joins per source address: a burst, then a rate; and per source prefix (an IPv4 /24, an
+# IPv6 /64), all its addresses together.
 join-burst = 10
 join-per-sec = 1.0
-# Forward endpoint cost and filtered cost map queries to the PID's head.
+join-prefix-burst = 64
+join-prefix-per-sec = 16.0
+join-prefix-v4 = 24
+join-prefix-v6 = 64
+# PIDs that never have a head; their joiners are answered as members.
+no-heads = ["default"]
+# Forward endpoint cost and filtered cost map queries to the PID's head. Its answers are
+# checked (media type, size, JSON shape, the endpoints asked for, a sample of costs against
+# the server's own maps); one that fails is answered locally and the head is suspect for
+# suspect-secs; after max-head-failures failures in a row it loses its lease and is not
+# elected again for revoked-secs.
 forward = true
 forward-timeout-ms = 1000
 suspect-secs = 30
+max-head-failures = 3
+revoked-secs = 600
 # Proxies allowed to join on behalf of others.
 trusted-proxies = []
 

@@ -118,7 +118,12 @@ impl HeadLease {
 struct PidState {
     head: Option<HeadLease>,
     candidates: Vec<Candidate>,
+    /// Endpoints whose headship was revoked, and until when they are no candidates.
+    revoked: Vec<(IpAddr, u64)>,
 }
+
+/// Most revoked endpoints remembered per PID (the oldest ban goes first).
+const MAX_REVOKED: usize = 64;
 
 /// What happened, for counters and logs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -301,17 +306,35 @@ impl Registry {
                 }
             }
             None => {
+                if st
+                    .revoked
+                    .iter()
+                    .any(|&(e, until)| e == endpoint && until > now)
+                {
+                    // Its answers failed the server's checks: a member only, for a while.
+                    return Joined {
+                        lease: None,
+                        head: info(st),
+                        events,
+                    };
+                }
                 if st.candidates.len() >= config.max_candidates {
-                    // Forget the candidate seen longest ago, never the head.
+                    // Make room, never at the head's or a long-present standby's cost: a
+                    // candidate gone quiet first, else the newest arrival. So a flood of
+                    // joins churns among itself and cannot push a standby out.
                     let head = st.head.as_ref().map(|h| h.endpoint);
-                    let oldest = st
-                        .candidates
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, c)| Some(c.endpoint) != head)
+                    let others = || {
+                        st.candidates
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, c)| Some(c.endpoint) != head)
+                    };
+                    let quiet = others()
+                        .filter(|(_, c)| now.saturating_sub(c.last_seen) > window)
                         .min_by_key(|(_, c)| c.last_seen)
                         .map(|(i, _)| i);
-                    if let Some(i) = oldest {
+                    let newest = || others().max_by_key(|(_, c)| c.first_seen).map(|(i, _)| i);
+                    if let Some(i) = quiet.or_else(newest) {
                         st.candidates.swap_remove(i);
                     }
                 }
@@ -438,6 +461,36 @@ impl Registry {
         expire(config, &pid, st, now, &mut new_token, &mut events);
         events.retain(|e| !matches!(e, ElectionEvent::Lapsed { .. }));
         Ok((pid, events))
+    }
+
+    /// Revokes the headship of `pid` if `endpoint` holds it (its answers failed the
+    /// server's checks): its lease ends now, it is no candidate until `until`, and the best
+    /// standby is made head at once (unless `new_token` yields `None`).
+    pub fn revoke(
+        &mut self,
+        pid: &str,
+        endpoint: IpAddr,
+        now: u64,
+        until: u64,
+        mut new_token: impl FnMut() -> Option<String>,
+    ) -> Vec<ElectionEvent> {
+        let mut events = Vec::new();
+        let Some(st) = self.pids.get_mut(pid) else {
+            return events;
+        };
+        let Some(h) = st.head.as_mut().filter(|h| h.endpoint == endpoint) else {
+            return events;
+        };
+        h.expires = now;
+        st.candidates.retain(|c| c.endpoint != endpoint);
+        st.revoked
+            .retain(|&(e, until)| e != endpoint && until > now);
+        if st.revoked.len() >= MAX_REVOKED {
+            st.revoked.remove(0);
+        }
+        st.revoked.push((endpoint, until));
+        expire(&self.config, pid, st, now, &mut new_token, &mut events);
+        events
     }
 
     /// The PID and state whose live lease has `token`, if `source` holds it.
@@ -722,6 +775,58 @@ mod tests {
         assert_eq!(r.pids["PID1"].candidates.len(), 4);
         assert!(r.renew("t1", ia, 20).is_ok());
         assert_eq!(r.head("PID1", 20).unwrap().endpoint, "ipv4:127.1.0.1");
+    }
+
+    #[test]
+    fn a_flood_of_joins_never_pushes_out_a_long_present_standby() {
+        let mut r = Registry::new(ElectionConfig {
+            max_candidates: 8,
+            ..ElectionConfig::default()
+        });
+        let mut t = tokens();
+        let (a, ia) = req("127.1.0.1", 1e9);
+        let (b, ib) = req("127.1.0.2", 1e9);
+        r.join("PID1", &a, ia, None, 0, &mut t);
+        r.join("PID1", &b, ib, None, 1, &mut t);
+        // 5,000 newcomers in a few seconds; the standby keeps rejoining as it does.
+        for k in 0..5000u32 {
+            let ip = format!("127.1.{}.{}", 1 + k / 250, 1 + k % 250);
+            let (m, im) = req(&ip, 1e9);
+            r.join("PID1", &m, im, None, 10 + u64::from(k) / 2000, &mut t);
+        }
+        r.join("PID1", &b, ib, None, 12, &mut t);
+        assert_eq!(r.pids["PID1"].candidates.len(), 8);
+        assert!(r.pids["PID1"].candidates.iter().any(|c| c.endpoint == ib));
+        // The head resigns: the long-present standby is promoted, not a newcomer.
+        let token = r.pids["PID1"].head.as_ref().unwrap().token.clone();
+        r.resign(&token, ia, 13, &mut t).unwrap();
+        assert_eq!(r.head("PID1", 13).unwrap().endpoint, "ipv4:127.1.0.2");
+    }
+
+    #[test]
+    fn a_revoked_head_is_replaced_and_barred_until_its_ban_ends() {
+        let mut r = Registry::new(ElectionConfig::default());
+        let mut t = tokens();
+        let (a, ia) = req("127.1.0.1", 1e9);
+        let (b, ib) = req("127.1.0.2", 1e9);
+        r.join("PID1", &a, ia, None, 0, &mut t);
+        r.join("PID1", &b, ib, None, 1, &mut t);
+        // Another endpoint's revocation is no revocation.
+        assert!(r.revoke("PID1", ib, 2, 100, &mut t).is_empty());
+        let token = r.pids["PID1"].head.as_ref().unwrap().token.clone();
+        let events = r.revoke("PID1", ia, 2, 100, &mut t);
+        assert!(events.contains(&ElectionEvent::Elected {
+            pid: "PID1".into(),
+            endpoint: ib
+        }));
+        assert_eq!(r.renew(&token, ia, 3), Err(LeaseError::Unknown));
+        // Rejoining while barred: a member, no candidate, even once the PID has no head.
+        let tb = r.pids["PID1"].head.as_ref().unwrap().token.clone();
+        r.resign(&tb, ib, 4, &mut t).unwrap();
+        let j = r.join("PID1", &a, ia, None, 5, &mut t);
+        assert!(j.lease.is_none() && r.head("PID1", 5).is_none());
+        // After the ban it can be elected again.
+        assert!(r.join("PID1", &a, ia, None, 101, &mut t).lease.is_some());
     }
 
     #[test]

@@ -12,13 +12,13 @@ use crate::metrics::HeadCounters;
 use crate::pidhead::{lease_token, now, Heads, TokenError};
 use crate::query::AltoQuery;
 use alto_model::addr::{self, Prefix};
-use alto_model::{media, pidhead, AltoError, InformationBase};
+use alto_model::{check, media, pidhead, AltoError, InformationBase, QueryLimits};
 use alto_web::client::{http_client, ClientOptions, HttpClient};
 use alto_web::{self as web, HttpResponse};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::StatusCode;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -63,6 +63,8 @@ pub struct Forwarder {
     max_hops: u32,
     client: HttpClient,
     counters: Arc<HeadCounters>,
+    /// The state of the generator that draws which pairs of a head's answer are checked.
+    sampler: Mutex<u64>,
 }
 
 fn loop_detected(e: &AltoError) -> HttpResponse {
@@ -79,6 +81,7 @@ impl Forwarder {
             Some(id) => id.clone(),
             None => format!("alto-{}", &lease_token()?[..8]),
         };
+        let seed = u64::from_str_radix(&lease_token()?[..16], 16).unwrap_or(0);
         let client = http_client(ClientOptions {
             connect_timeout: Some(Duration::from_millis(s.forward_timeout_ms)),
             ..ClientOptions::default()
@@ -105,7 +108,18 @@ impl Forwarder {
             max_hops: config.max_hops,
             client,
             counters,
+            sampler: Mutex::new(seed),
         })
+    }
+
+    /// A draw below `n` (SplitMix64), for the pairs a head's answer is checked on.
+    fn pick(&self, n: usize) -> usize {
+        let mut state = self.sampler.lock().expect("sampler lock");
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) % n.max(1) as u64) as usize
     }
 
     /// This server's name in `ALTO-Via`.
@@ -141,15 +155,15 @@ impl Forwarder {
     /// Forwards `query` (whose encoded body is `body`) to a PID's head or cascades it to the
     /// ALTO server authoritative for its endpoints, and relays the answer. `None`: answer it
     /// here (nobody to forward to, or they failed).
-    pub async fn forward(
-        &self,
-        heads: &Heads,
-        base: &InformationBase,
-        query: &AltoQuery,
-        body: &Bytes,
-        hop: &Hop,
-        client: IpAddr,
-    ) -> Option<HttpResponse> {
+    pub async fn forward(&self, ask: &Ask<'_>, body: &Bytes) -> Option<HttpResponse> {
+        let Ask {
+            base,
+            query,
+            hop,
+            client,
+            limits,
+            ..
+        } = *ask;
         let net = base.network_map();
         let same_pid = |ips: &[IpAddr]| {
             let first = net.pid_of(*ips.first()?)?;
@@ -170,12 +184,11 @@ impl Forwarder {
                     accepts: media::ENDPOINT_COST_PARAMS,
                     body: serde_json::to_vec(&req).ok()?.into(),
                 };
-                if let Some(r) = self.cascade(&sources, &q, hop).await {
+                if let Some(r) = self.cascade(&sources, &q, hop, limits).await {
                     return Some(r);
                 }
                 let pid = same_pid(&sources)?;
-                self.to_head(heads, &pid, "/endpointcost/lookup", &q, hop, client)
-                    .await
+                self.to_head(ask, &pid, "/endpointcost/lookup", &q).await
             }
             AltoQuery::FilteredCostMap(req) => {
                 let srcs = req
@@ -192,8 +205,7 @@ impl Forwarder {
                     accepts: media::COST_MAP_FILTER,
                     body: body.clone(),
                 };
-                self.to_head(heads, &pid, "/costmap/filtered", &q, hop, client)
-                    .await
+                self.to_head(ask, &pid, "/costmap/filtered", &q).await
             }
             AltoQuery::EndpointProp(req) => {
                 let ips: Option<Vec<IpAddr>> = req
@@ -206,7 +218,7 @@ impl Forwarder {
                     accepts: media::ENDPOINT_PROP_PARAMS,
                     body: body.clone(),
                 };
-                self.cascade(&ips?, &q, hop).await
+                self.cascade(&ips?, &q, hop, limits).await
             }
             AltoQuery::FilteredNetworkMap(_) => None,
         }
@@ -241,12 +253,14 @@ impl Forwarder {
         loop_detected(&AltoError::invalid_value(HOPS, hops.to_string()))
     }
 
-    /// POSTs the query to `url` with the hop headers; the answer if it came in time.
+    /// POSTs the query to `url` with the hop headers; the answer if it came in time and
+    /// within `max_bytes` (more is not read).
     async fn post(
         &self,
         url: &str,
         q: &Outgoing,
         hop: &Hop,
+        max_bytes: usize,
     ) -> Option<(StatusCode, HeaderMap, Bytes)> {
         let mut chain = hop.via.clone();
         chain.push(self.server_id.clone());
@@ -260,7 +274,11 @@ impl Forwarder {
         let exchange = async {
             let resp = self.client.request(req).await.ok()?;
             let (parts, body) = resp.into_parts();
-            let body = body.collect().await.ok()?.to_bytes();
+            let body = Limited::new(body, max_bytes)
+                .collect()
+                .await
+                .ok()?
+                .to_bytes();
             Some((parts.status, parts.headers, body))
         };
         tokio::time::timeout(self.timeout, exchange)
@@ -300,7 +318,13 @@ impl Forwarder {
 
     /// Cascades a query about `ips` to the peer authoritative for them, relaying whatever it
     /// answers. `None`: no peer is, or it failed (the caller answers itself).
-    async fn cascade(&self, ips: &[IpAddr], q: &Outgoing, hop: &Hop) -> Option<HttpResponse> {
+    async fn cascade(
+        &self,
+        ips: &[IpAddr],
+        q: &Outgoing,
+        hop: &Hop,
+        limits: &QueryLimits,
+    ) -> Option<HttpResponse> {
         let peer = self.peer_for(ips)?;
         if hop.hops >= self.max_hops {
             return Some(self.exhausted(hop.hops));
@@ -314,7 +338,7 @@ impl Forwarder {
             return None;
         };
         self.counters.cascaded.fetch_add(1, Relaxed);
-        match self.post(&url, q, hop).await {
+        match self.post(&url, q, hop, limits.max_answer_bytes).await {
             Some((status, headers, body)) => Some(relay(status, &headers, body)),
             None => {
                 tracing::warn!(
@@ -328,43 +352,89 @@ impl Forwarder {
     }
 
     /// Forwards a query whose sources are all in `pid` to that PID's head at `path` on its
-    /// server. `None`: no usable head, or it failed (then it is suspect, and the caller
+    /// server, and relays the answer once it passed [`alto_model::check`]. `None`: no usable
+    /// head, or it failed (no answer in time, an error, or an answer that fails the checks:
+    /// then it is suspect, its failure counts toward revoking its lease, and the caller
     /// answers itself).
     async fn to_head(
         &self,
-        heads: &Heads,
+        ask: &Ask<'_>,
         pid: &str,
         path: &str,
         q: &Outgoing,
-        hop: &Hop,
-        client: IpAddr,
     ) -> Option<HttpResponse> {
-        let head = self.usable_head(heads, pid)?;
-        if hop.hops >= self.max_hops || addr::parse_typed_addr(&head.endpoint) == Some(client) {
+        let head = self.usable_head(ask.heads, pid)?;
+        let head_ip = addr::parse_typed_addr(&head.endpoint)?;
+        if ask.hop.hops >= self.max_hops || head_ip == ask.client {
             return None; // out of hops, or the head asking about itself: answer here
         }
         let url = pidhead::sibling(&head.ecs_url, path);
         self.counters.forwarded.fetch_add(1, Relaxed);
-        match self.post(&url, q, hop).await {
-            Some((status, headers, body)) if status == StatusCode::OK => {
-                self.counters.relayed.fetch_add(1, Relaxed);
-                Some(relay(status, &headers, body))
+        let limits = ask.limits;
+        let why = match self.post(&url, q, ask.hop, limits.max_answer_bytes).await {
+            Some((StatusCode::OK, headers, body)) => {
+                let ctype = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok());
+                let mut pick = |n| self.pick(n);
+                let checked = match ask.query {
+                    AltoQuery::EndpointCost(req) => check::endpoint_cost(
+                        ask.base, req, ask.client, ctype, &body, limits, &mut pick,
+                    )
+                    .map(|_| ()),
+                    AltoQuery::FilteredCostMap(req) => {
+                        check::filtered_cost_map(ask.base, req, ctype, &body, limits, &mut pick)
+                            .map(|_| ())
+                    }
+                    _ => Err(check::Refused::Shape("not a query heads answer".into())),
+                };
+                match checked {
+                    Ok(()) => {
+                        ask.heads.answer_passed(pid, head_ip);
+                        self.counters.relayed.fetch_add(1, Relaxed);
+                        return Some(relay_as(q.media_type, body));
+                    }
+                    Err(refused) => format!("its answer was refused: {refused}"),
+                }
             }
-            other => {
-                let why = other.map_or("no answer in time".to_owned(), |(s, _, _)| {
-                    format!("HTTP {s}")
-                });
-                tracing::warn!(
-                    pid,
-                    head = head.endpoint,
-                    "head failed ({why}); answering locally and marking it suspect"
-                );
-                self.suspect(pid);
-                self.counters.fallback.fetch_add(1, Relaxed);
-                None
-            }
-        }
+            Some((status, _, _)) => format!("HTTP {status}"),
+            None => "no answer in time, or one too large".to_owned(),
+        };
+        tracing::warn!(
+            pid,
+            head = head.endpoint,
+            "head failed ({why}); answering locally and marking it suspect"
+        );
+        self.suspect(pid);
+        ask.heads.answer_failed(pid, head_ip);
+        self.counters.fallback.fetch_add(1, Relaxed);
+        None
     }
+}
+
+/// A query to forward, with what its answer is checked against.
+#[derive(Clone, Copy)]
+pub struct Ask<'a> {
+    /// The election, for the PID's head and its failures.
+    pub heads: &'a Heads,
+    /// The server's maps.
+    pub base: &'a InformationBase,
+    /// The decoded query.
+    pub query: &'a AltoQuery,
+    /// Where the request has been.
+    pub hop: &'a Hop,
+    /// The client's address.
+    pub client: IpAddr,
+    /// What one query may cost.
+    pub limits: &'a QueryLimits,
+}
+
+/// A head's checked answer as this server sends it on: its own media type, not the head's.
+fn relay_as(media_type: &'static str, body: Bytes) -> HttpResponse {
+    let mut r = web::simple(StatusCode::OK, media_type, body);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// A head's or peer's answer as this server sends it on.

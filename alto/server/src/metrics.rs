@@ -230,6 +230,12 @@ pub struct HeadCounters {
     pub joins: AtomicU64,
     /// Joins refused by the per-source limit.
     pub joins_limited: AtomicU64,
+    /// Joins whose tracker the server could not connect to (registered as no candidate).
+    pub joins_unreachable: AtomicU64,
+    /// Head answers that failed the server's checks.
+    pub answers_refused: AtomicU64,
+    /// Leases revoked after repeated failed answers.
+    pub revoked: AtomicU64,
     /// Heads elected.
     pub elections: AtomicU64,
     /// Leases that lapsed.
@@ -255,6 +261,21 @@ impl HeadCounters {
                 "alto_pidhead_joins_limited_total",
                 "Joins refused by the per-source limit.",
                 &self.joins_limited,
+            ),
+            (
+                "alto_pidhead_joins_unreachable_total",
+                "Joins whose tracker the server could not connect to (no candidate).",
+                &self.joins_unreachable,
+            ),
+            (
+                "alto_pidhead_answers_refused_total",
+                "Head answers that failed the server's checks (answered locally).",
+                &self.answers_refused,
+            ),
+            (
+                "alto_pidhead_revoked_total",
+                "Head leases revoked after repeated failed answers.",
+                &self.revoked,
             ),
             (
                 "alto_pidhead_elections_total",

@@ -9,7 +9,7 @@ use crate::config::{parse_prefix, Config};
 use crate::election::{ElectionConfig, ElectionEvent, ElectionPolicy, Registry, Weights};
 use crate::metrics::HeadCounters;
 use crate::probe;
-use crate::ratelimit::RateLimit;
+use crate::ratelimit::{prefix_key, RateLimit};
 use alto_model::addr::{self, Prefix};
 use alto_model::pidhead::{
     self, HeadAnswer, HeadInfo, HeadMeta, JoinRequest, LeaseAction, LeaseRequest, PropertyMap, Role,
@@ -60,6 +60,13 @@ impl Tokens {
 pub struct Heads {
     registry: Mutex<Registry>,
     limiter: Mutex<RateLimit>,
+    prefix_limiter: Mutex<RateLimit>,
+    prefix_bits: (u8, u8),
+    no_heads: Vec<String>,
+    /// Failed answers in a row of each PID's head: its endpoint and the count.
+    failures: Mutex<BTreeMap<String, (IpAddr, u32)>>,
+    max_failures: u32,
+    revoked_secs: u64,
     trusted: Vec<Prefix>,
     scored: bool,
     probe_timeout: Duration,
@@ -106,6 +113,15 @@ impl Heads {
                 s.join_burst.max(1.0),
                 s.join_per_sec.max(0.0),
             )),
+            prefix_limiter: Mutex::new(RateLimit::new(
+                s.join_prefix_burst.max(1.0),
+                s.join_prefix_per_sec.max(0.0),
+            )),
+            prefix_bits: (s.join_prefix_v4, s.join_prefix_v6),
+            no_heads: s.no_heads.clone(),
+            failures: Mutex::new(BTreeMap::new()),
+            max_failures: s.max_head_failures.max(1),
+            revoked_secs: s.revoked_secs,
             trusted: s
                 .trusted_proxies
                 .iter()
@@ -191,18 +207,12 @@ impl Heads {
             ip: source,
             via_trusted_proxy: trusted,
         } = web::client_addr(&self.trusted, conn, headers);
-        let started = self.started.elapsed().as_secs_f64();
-        if !self
-            .limiter
-            .lock()
-            .expect("limiter lock")
-            .allow(source, started)
-        {
+        if !self.admit_join(source) {
             self.counters.joins_limited.fetch_add(1, Relaxed);
             let mut r = web::simple(
                 StatusCode::TOO_MANY_REQUESTS,
                 "text/plain",
-                format!("too many joins from {source}; try again later\n"),
+                format!("too many joins from {source} or its network; try again later\n"),
             );
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -223,23 +233,52 @@ impl Heads {
         let Some(pid) = net.pid_of(endpoint) else {
             return bad(AltoError::invalid_value("endpoint", req.endpoint.clone()));
         };
-        // A head serves its own PID only: the URLs it hands out must be inside it.
+        // A head serves its PID from its own address: the URLs it hands out must name the
+        // joining endpoint, with a valid port (a trusted proxy may name another host of the
+        // PID), so that nobody points a PID's members at an address of its choosing.
         for (field, url) in [
             ("tracker", Some(req.tracker.as_str())),
             ("alto", req.ecs_url.as_deref()),
         ] {
-            if let Some(url) = url {
-                if pidhead::url_ip(url).and_then(|ip| net.pid_of(ip)) != Some(pid) {
-                    return bad(AltoError::invalid_value(field, url));
+            let Some(url) = url else { continue };
+            let ok = pidhead::url_socket(url).is_some_and(|to| {
+                let ip = addr::canonical(to.ip());
+                if trusted {
+                    net.pid_of(ip) == Some(pid)
+                } else {
+                    ip == endpoint
                 }
+            });
+            if !ok {
+                return bad(AltoError::invalid_value(field, url));
             }
         }
-        let distance = if self.scored {
-            probe::tcp_round_trip(&req.tracker, self.probe_timeout).await
-        } else {
-            None
-        };
         let pid_name = net.pid_name(pid).to_owned();
+        let member = |head| {
+            let answer = HeadAnswer {
+                meta: meta(base),
+                pid: pid_name.clone(),
+                role: Role::Member,
+                head,
+                lease: None,
+            };
+            match answer::json(&answer) {
+                Ok(body) => web::post_answer(pidhead::HEAD, body),
+                Err(fault) => fault.into_response(),
+            }
+        };
+        if self.no_heads.contains(&pid_name) {
+            return member(None);
+        }
+        // The connect-back check, under every policy: only a candidate whose tracker the
+        // server reached itself can be elected (its round trip is the scored policy's
+        // distance).
+        let Some(distance) = probe::tcp_round_trip(&req.tracker, self.probe_timeout).await else {
+            self.counters.joins_unreachable.fetch_add(1, Relaxed);
+            tracing::debug!(%endpoint, tracker = req.tracker, "join: tracker unreachable");
+            return member(self.head(&pid_name));
+        };
+        let distance = self.scored.then_some(distance);
         let mut tokens = Tokens::new();
         let joined = self.registry.lock().expect("registry lock").join(
             &pid_name,
@@ -270,6 +309,60 @@ impl Heads {
         match answer::json(&answer) {
             Ok(body) => web::post_answer(pidhead::HEAD, body),
             Err(fault) => fault.into_response(),
+        }
+    }
+
+    /// Takes a join for `source` from both its address's and its prefix's allowance, or
+    /// none when either is spent.
+    fn admit_join(&self, source: IpAddr) -> bool {
+        let at = self.started.elapsed().as_secs_f64();
+        let (v4, v6) = self.prefix_bits;
+        let own = prefix_key(source, 32, 128);
+        let net = prefix_key(source, v4, v6);
+        let mut limiter = self.limiter.lock().expect("limiter lock");
+        let mut prefix = self.prefix_limiter.lock().expect("limiter lock");
+        if !limiter.has(own, at) || !prefix.has(net, at) {
+            return false;
+        }
+        limiter.allow(own, at) && prefix.allow(net, at)
+    }
+
+    /// An answer of `pid`'s head at `endpoint` failed the server's checks; after
+    /// `max-head-failures` in a row its lease is revoked and the PID elects another.
+    /// Whether it was revoked.
+    pub fn answer_failed(&self, pid: &str, endpoint: IpAddr) -> bool {
+        self.counters.answers_refused.fetch_add(1, Relaxed);
+        let mut failures = self.failures.lock().expect("failures lock");
+        let entry = failures.entry(pid.to_owned()).or_insert((endpoint, 0));
+        if entry.0 != endpoint {
+            *entry = (endpoint, 0);
+        }
+        entry.1 += 1;
+        if entry.1 < self.max_failures {
+            return false;
+        }
+        failures.remove(pid);
+        drop(failures);
+        let mut tokens = Tokens::new();
+        let now = now();
+        let events = self.registry.lock().expect("registry lock").revoke(
+            pid,
+            endpoint,
+            now,
+            now + self.revoked_secs,
+            || tokens.draw(),
+        );
+        self.counters.revoked.fetch_add(1, Relaxed);
+        tracing::warn!(pid, %endpoint, "PID Head lease revoked: its answers failed the checks");
+        self.count(&events);
+        true
+    }
+
+    /// An answer of `pid`'s head at `endpoint` passed the checks: its failures start over.
+    pub fn answer_passed(&self, pid: &str, endpoint: IpAddr) {
+        let mut failures = self.failures.lock().expect("failures lock");
+        if failures.get(pid).is_some_and(|f| f.0 == endpoint) {
+            failures.remove(pid);
         }
     }
 

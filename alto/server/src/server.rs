@@ -6,7 +6,7 @@
 
 use crate::answer::{server_fault, Fault};
 use crate::config::{Limits, LoadError, Source};
-use crate::forward::Forwarder;
+use crate::forward::{Ask, Forwarder};
 use crate::metrics::{self, HeadCounters, Metrics, ResourceCounters};
 use crate::pidhead::{Heads, TokenError};
 use crate::query::{AltoQuery, AnswerError};
@@ -384,10 +384,15 @@ impl App {
                 return (server_fault(why), n);
             }
         };
-        if let Some(resp) = forwarder
-            .forward(heads, base, &query, &bytes, &hop, client)
-            .await
-        {
+        let ask = Ask {
+            heads,
+            base,
+            query: &query,
+            hop: &hop,
+            client,
+            limits: &snap.limits.query,
+        };
+        if let Some(resp) = forwarder.forward(&ask, &bytes).await {
             return (resp, n);
         }
         let resp = match query.answer(base, client, &snap.limits.query) {

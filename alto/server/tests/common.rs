@@ -151,8 +151,27 @@ pub async fn request_from(
 pub const JOIN: &str = "application/alto-pidheadjoin+json";
 pub const LEASE: &str = "application/alto-pidheadlease+json";
 
-/// Joins as `ip` with a tracker on `ip:port`.
+/// A listening socket on `ip:port` kept open for the rest of the test process (`SO_REUSEPORT`,
+/// so tests running at once may listen on the same address): the server's connect-back to a
+/// candidate's tracker reaches it. It accepts nothing; connections wait in its backlog.
+pub fn listen_on(ip: &str, port: u16) -> u16 {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.set_reuseport(true).unwrap();
+    s.bind(format!("{ip}:{port}").parse().unwrap()).unwrap();
+    let l = s.listen(64).unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::mem::forget(l);
+    port
+}
+
+/// Joins as `ip` with a tracker on `ip:port`, listening there first (port 0: any).
 pub async fn join_as(base: &str, ip: &str, port: u16) -> Answer {
+    let port = listen_on(ip, port);
+    join_unreachable(base, ip, port).await
+}
+
+/// Joins as `ip` with a tracker on `ip:port`, whether anything listens there or not.
+pub async fn join_unreachable(base: &str, ip: &str, port: u16) -> Answer {
     let body = format!(r#"{{"endpoint":"ipv4:{ip}","tracker":"http://{ip}:{port}/announce"}}"#);
     request_from(
         ip.parse().unwrap(),

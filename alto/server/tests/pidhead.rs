@@ -294,13 +294,9 @@ async fn joins_are_rate_limited_per_source() {
 async fn a_failing_head_gets_the_query_answered_locally_and_is_suspect() {
     let server = start_embedded().await;
     let base = format!("http://{}", server.addr);
-    // A head whose tracker port is closed: forwarding to it fails.
-    let closed = std::net::TcpListener::bind("127.1.0.7:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    join_as(&base, "127.1.0.7", closed).await;
+    // A head whose tracker accepts connections but never answers: forwarding to it times out.
+    let silent = listen_on("127.1.0.7", 0);
+    join_as(&base, "127.1.0.7", silent).await;
     let body = r#"{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"},"endpoints":{"srcs":["ipv4:127.1.0.9"],"dsts":["ipv4:127.2.0.1","ipv4:127.1.0.3"]}}"#;
     let a = post(&format!("{base}/endpointcost/lookup"), ECS, body).await;
     assert_eq!(a.status, 200);
@@ -474,6 +470,206 @@ async fn a_loop_of_two_misconfigured_servers_ends_in_an_error() {
     assert_eq!(
         (r.status, r.alto_error().1.as_deref()),
         (508, Some("alto-hops"))
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_join_must_name_its_own_address_a_valid_port_and_a_pid_that_has_heads() {
+    let server = start_embedded().await;
+    let base = format!("http://{}", server.addr);
+    let url = format!("{base}/pidhead/join");
+    let from = "127.1.0.5".parse().unwrap();
+    listen_on("127.1.0.5", 6969);
+    for (body, field) in [
+        // Another host of the same PID.
+        (
+            r#"{"endpoint":"ipv4:127.1.0.5","tracker":"http://127.1.0.99:22/announce"}"#,
+            "tracker",
+        ),
+        (
+            r#"{"endpoint":"ipv4:127.1.0.5","tracker":"http://127.1.0.5:6969/announce","alto":"http://127.1.0.99:6969/x"}"#,
+            "alto",
+        ),
+        (
+            r#"{"endpoint":"ipv4:127.1.0.5","tracker":"http://127.1.0.5:70000/announce"}"#,
+            "tracker",
+        ),
+        (
+            r#"{"endpoint":"ipv4:127.1.0.5","tracker":"http://127.1.0.5:0/announce"}"#,
+            "tracker",
+        ),
+        (
+            r#"{"endpoint":"ipv4:127.1.0.5","tracker":"http://user:pw@127.1.0.5:6969/announce"}"#,
+            "tracker",
+        ),
+        (
+            r#"{"endpoint":"ipv4:127.1.0.5","tracker":"https://127.1.0.5:6969/announce"}"#,
+            "tracker",
+        ),
+    ] {
+        let a = request_from(from, "POST", &url, &[("content-type", JOIN)], body).await;
+        assert_eq!(a.status, 400, "{body}");
+        let (code, f, _) = a.alto_error();
+        assert_eq!(
+            (code.as_str(), f.as_deref()),
+            ("E_INVALID_FIELD_VALUE", Some(field)),
+            "{body}"
+        );
+    }
+    // The catch-all `default` PID has no heads: its joiner is told it is a member.
+    let a = join_as(&base, "127.0.0.1", 0).await;
+    assert_eq!(a.status, 200);
+    let v = a.json();
+    assert_eq!(
+        (v["pid"].as_str(), v["role"].as_str()),
+        (Some("default"), Some("member"))
+    );
+    assert!(v.get("lease").is_none());
+    let dir = get(&format!("{base}/pidheads"), &[]).await.json();
+    assert!(dir["property-map"].as_object().unwrap().is_empty());
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn only_a_candidate_whose_tracker_the_server_reached_is_elected() {
+    let server = start_embedded().await;
+    let base = format!("http://{}", server.addr);
+    // Nothing listens: registered as no candidate, told it is a member.
+    let closed = std::net::TcpListener::bind("127.1.0.5:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let a = join_unreachable(&base, "127.1.0.5", closed).await.json();
+    assert_eq!(a["role"], "member");
+    assert!(a.get("head").is_none());
+    let metrics =
+        String::from_utf8(get(&format!("{base}/metrics"), &[]).await.body.to_vec()).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "alto_pidhead_joins_unreachable_total 1"),
+        "{metrics}"
+    );
+    // Once its tracker listens, the same client is elected.
+    let a = join_as(&base, "127.1.0.5", closed).await.json();
+    assert_eq!(a["role"], "head");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn joins_are_limited_per_source_prefix_too() {
+    let maps = MapDir::new("[pid-heads]\njoin-prefix-burst = 4\njoin-prefix-per-sec = 0.01");
+    let server = maps.start().await;
+    let base = format!("http://{}", server.addr);
+    // Four addresses of one /24 join; the fifth is over the prefix's allowance.
+    for k in 1..=4 {
+        assert_eq!(join_as(&base, &format!("127.1.0.{k}"), 0).await.status, 200);
+    }
+    let a = join_as(&base, "127.1.0.5", 0).await;
+    assert_eq!((a.status, a.header("retry-after")), (429, Some("1")));
+    // Another /24 of the same PID is another source.
+    assert_eq!(join_as(&base, "127.1.1.1", 0).await.status, 200);
+    server.stop().await.unwrap();
+}
+
+/// A head's tracker and ALTO service on `ip` answering every query with `answers[i]` (media
+/// type, body) in turn, the last one for ever; its port.
+async fn lying_head(ip: &str, answers: Vec<(&'static str, String)>) -> u16 {
+    let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
+        .await
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let answers = std::sync::Arc::new(answers);
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handle = move |_req, _remote| {
+        let (answers, served) = (answers.clone(), served.clone());
+        async move {
+            let i = served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (ctype, body) = answers[i.min(answers.len() - 1)].clone();
+            alto_web::simple(http::StatusCode::OK, ctype, body)
+        }
+    };
+    tokio::spawn(alto_web::serve(
+        listener,
+        handle,
+        std::future::pending(),
+        alto_web::Limits::default(),
+    ));
+    port
+}
+
+#[tokio::test]
+async fn a_head_whose_answers_fail_the_checks_is_answered_for_and_then_unseated() {
+    let maps = MapDir::new("[pid-heads]\nsuspect-secs = 0\nmax-head-failures = 3");
+    let server = maps.start().await;
+    let base = format!("http://{}", server.addr);
+    let ecs_type = "application/alto-endpointcost+json";
+    let reversed = r#"{"meta":{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"}},"endpoint-cost-map":{"ipv4:127.1.0.20":{"ipv4:127.1.0.2":2,"ipv4:127.3.0.2":1}}}"#;
+    let port = lying_head(
+        "127.1.0.8",
+        vec![
+            ("text/html", "<html>hello</html>".into()),
+            (ecs_type, "not json at all".into()),
+            (ecs_type, reversed.into()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        join_unreachable(&base, "127.1.0.8", port).await.json()["role"],
+        "head"
+    );
+    let standby = listen_on("127.1.0.9", 0);
+    assert_eq!(
+        join_as(&base, "127.1.0.9", standby).await.json()["role"],
+        "member"
+    );
+    let body = r#"{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"},"endpoints":{"dsts":["ipv4:127.1.0.2","ipv4:127.3.0.2"]}}"#;
+    for _ in 0..3 {
+        let a = request_from(
+            "127.1.0.20".parse().unwrap(),
+            "POST",
+            &format!("{base}/endpointcost/lookup"),
+            &[("content-type", ECS)],
+            body,
+        )
+        .await;
+        // Answered locally: the server's own ranks, in the ALTO media type.
+        assert_eq!(a.status, 200);
+        assert_eq!(a.header("content-type"), Some(ecs_type));
+        let row = &a.json()["endpoint-cost-map"]["ipv4:127.1.0.20"];
+        assert_eq!(
+            (
+                row["ipv4:127.1.0.2"].as_u64(),
+                row["ipv4:127.3.0.2"].as_u64()
+            ),
+            (Some(1), Some(2))
+        );
+    }
+    let metrics =
+        String::from_utf8(get(&format!("{base}/metrics"), &[]).await.body.to_vec()).unwrap();
+    for line in [
+        "alto_forwarded_total 3",
+        "alto_relayed_total 0",
+        "alto_pidhead_answers_refused_total 3",
+        "alto_pidhead_revoked_total 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing `{line}`:\n{metrics}"
+        );
+    }
+    // The standby is head now; the liar rejoining is a member.
+    let dir = get(&format!("{base}/pidheads"), &[]).await.json();
+    assert_eq!(
+        dir["property-map"]["loopback-network-map.pid:PID1"]["head-tracker"],
+        format!("http://127.1.0.9:{standby}/announce")
+    );
+    let again = join_unreachable(&base, "127.1.0.8", port).await.json();
+    assert_eq!(
+        (again["role"].as_str(), again["head"]["endpoint"].as_str()),
+        (Some("member"), Some("ipv4:127.1.0.9"))
     );
     server.stop().await.unwrap();
 }

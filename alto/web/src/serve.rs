@@ -14,6 +14,7 @@
 //! second, with the count of those not logged.
 
 use crate::resource::HttpResponse;
+use alto_model::addr::SourceKey;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -284,14 +285,14 @@ impl ErrorLog {
 /// The connections each source holds: an IPv4 address, or an IPv6 /64 (one subscriber's
 /// prefix, RFC 6177), IPv4-mapped addresses counted as IPv4.
 struct Sources {
-    held: Arc<Mutex<HashMap<u128, usize>>>,
+    held: Arc<Mutex<HashMap<SourceKey, usize>>>,
     max: usize,
 }
 
 /// One connection of a source, given back when dropped.
 struct Held {
-    held: Arc<Mutex<HashMap<u128, usize>>>,
-    key: u128,
+    held: Arc<Mutex<HashMap<SourceKey, usize>>>,
+    key: SourceKey,
 }
 
 impl Sources {
@@ -302,16 +303,9 @@ impl Sources {
         }
     }
 
-    fn key(ip: IpAddr) -> u128 {
-        match crate::canonical(ip) {
-            IpAddr::V4(v4) => u32::from(v4) as u128,
-            IpAddr::V6(v6) => (u128::from(v6) >> 64 << 64) | 1,
-        }
-    }
-
     /// A connection for `ip`, unless it holds its share already.
     fn admit(&self, ip: IpAddr) -> Option<Held> {
-        let key = Self::key(ip);
+        let key = alto_model::addr::subscriber(ip);
         let mut held = self.held.lock().expect("sources lock");
         let n = held.entry(key).or_default();
         if *n >= self.max {

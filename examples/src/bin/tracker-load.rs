@@ -329,8 +329,13 @@ fn main() -> anyhow::Result<()> {
             let alto =
                 alto_server::Running::start(alto_server::Source::Embedded, "127.0.0.1:0".parse()?)
                     .await?;
+            // The load's peers come from a few source addresses: no per-source cap.
+            let config = TrackerConfig {
+                max_peers_per_source: usize::MAX,
+                ..TrackerConfig::default()
+            };
             let plain = RunningTracker::start(
-                Tracker::new(TrackerConfig::default()),
+                Tracker::new(config.clone()),
                 "127.0.0.1:0".parse()?,
                 None,
                 Mode::Plain,
@@ -341,13 +346,9 @@ fn main() -> anyhow::Result<()> {
                 pid: "PID1".into(),
                 refresh: Duration::from_secs(30),
             };
-            let head = RunningTracker::start(
-                Tracker::new(TrackerConfig::default()),
-                "127.1.0.1:0".parse()?,
-                None,
-                follow,
-            )
-            .await?;
+            let head =
+                RunningTracker::start(Tracker::new(config), "127.1.0.1:0".parse()?, None, follow)
+                    .await?;
             while head.tracker.maps().is_none() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

@@ -63,6 +63,12 @@ pub struct UdpAnnounce {
     pub port: u16,
 }
 
+/// Most info hashes one UDP scrape may carry, whatever the tracker allows over HTTP: BEP 15
+/// says "up to about 74 torrents can be scraped at once", so that the request (16 + 74 x 20
+/// = 1,496 bytes) fits a 1,500-byte MTU. A longer scrape gets an error saying so rather
+/// than an answer for some of its hashes, which a client could not tell from a whole one.
+pub const MAX_SCRAPE: usize = 74;
+
 /// A packet that cannot be served, with the transaction id to answer to when it was read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UdpError {
@@ -79,8 +85,10 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(b[at..at + 8].try_into().expect("length checked"))
 }
 
-/// Parses a request packet; `max_scrape` caps the hashes of a scrape.
+/// Parses a request packet; `max_scrape` caps the hashes of a scrape, and never above
+/// [`MAX_SCRAPE`].
 pub fn parse(packet: &[u8], max_scrape: usize) -> Result<Request, UdpError> {
+    let max_scrape = max_scrape.min(MAX_SCRAPE);
     if packet.len() < 16 {
         return Err(UdpError {
             transaction_id: None,
@@ -139,7 +147,7 @@ pub fn parse(packet: &[u8], max_scrape: usize) -> Result<Request, UdpError> {
             let n = body.len() / 20;
             if n > max_scrape {
                 return Err(err(&format!(
-                    "too many info hashes in one scrape: {n}, at most {max_scrape}"
+                    "too many info hashes in one scrape: {n}, at most {max_scrape} (BEP 15)"
                 )));
             }
             let info_hashes = body
@@ -300,6 +308,30 @@ mod tests {
         };
         assert_eq!(info_hashes.len(), 2);
         assert!(parse(&s, 1).unwrap_err().message.contains("too many"));
+    }
+
+    fn scrape_of(n: usize) -> Vec<u8> {
+        let mut s = 42u64.to_be_bytes().to_vec();
+        s.extend_from_slice(&2u32.to_be_bytes());
+        s.extend_from_slice(&8u32.to_be_bytes());
+        s.extend(std::iter::repeat_n(1, 20 * n));
+        s
+    }
+
+    #[test]
+    fn should_refuse_a_scrape_longer_than_bep_15_allows_whatever_the_http_cap() {
+        let Request::Scrape { info_hashes, .. } = parse(&scrape_of(MAX_SCRAPE), 1000).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(info_hashes.len(), 74);
+        assert_eq!(
+            parse(&scrape_of(1000), 1000).err(),
+            Some(UdpError {
+                transaction_id: Some(8),
+                message: "too many info hashes in one scrape: 1000, at most 74 (BEP 15)".into()
+            })
+        );
     }
 
     #[test]

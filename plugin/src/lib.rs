@@ -22,7 +22,8 @@
 //! - [`mapfollow`]: following the head's network map, published on a watch channel.
 //! - [`accounting`]: the [`Report`] of a torrent, bytes attributed to PIDs.
 //! - [`allowlist`]: strict mode's allowlist of the own and the cheapest PIDs.
-//! - [`metainfo`]: taking trackers out of `.torrent` files and magnet links.
+//! - [`metainfo`]: taking trackers out of `.torrent` files and magnet links (from
+//!   `tracker_shim::protocol`, re-exported).
 //! - [`rqbit`]: the only module that imports librqbit (session, torrents, per-peer bytes,
 //!   torrent creation, the opt-in DHT node).
 //! - `bin/rqbit-alto.rs`: the command line client.
@@ -30,7 +31,7 @@
 pub mod accounting;
 pub mod allowlist;
 pub mod mapfollow;
-pub mod metainfo;
+pub use tracker_shim::protocol::metainfo;
 pub mod proxy;
 pub mod rqbit;
 pub mod session;

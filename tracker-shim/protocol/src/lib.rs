@@ -10,6 +10,8 @@
 //! - [`query`]: query strings and the strict percent-decoder (binary info hashes).
 //! - [`bencode`]: the hand-written bencode writer, checked against `bendy` in the tests.
 //! - [`decode`]: reading tracker answers with `bendy` (clients, proxies, load generators).
+//! - [`metainfo`]: taking the trackers out of `.torrent` files (BEP 3, BEP 12) and magnet
+//!   links (BEP 9) byte for byte, so the info hash never changes.
 //! - [`udp`]: the UDP tracker protocol (BEP 15), connection ids, and [`udp::client`], the
 //!   client side.
 //! - This file: [`InfoHash`], [`PeerId`] and [`Event`], shared by all of them.
@@ -17,6 +19,7 @@
 pub mod announce;
 pub mod bencode;
 pub mod decode;
+pub mod metainfo;
 pub mod query;
 pub mod scrape;
 pub mod udp;

@@ -7,7 +7,7 @@
 //! canonical. That is why this scanner is written by hand: a bencode library decodes into
 //! values and encodes them back canonically.
 
-use tracker_shim::protocol::query::percent_decode;
+use crate::query::percent_decode;
 
 /// Why a torrent cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +128,25 @@ pub fn strip_torrent(bytes: &[u8]) -> Result<(Vec<u8>, Vec<String>), MetainfoErr
     Ok((out, trackers))
 }
 
+/// The bytes of a `.torrent`'s `info` dictionary, exactly as they are in the file: their
+/// SHA-1 is the info hash (BEP 3).
+pub fn info(bytes: &[u8]) -> Result<&[u8], MetainfoError> {
+    if bytes.first() != Some(&b'd') {
+        return Err(MetainfoError::Torrent("not a bencoded dictionary".into()));
+    }
+    value_len(bytes, 0)?;
+    let mut i = 1;
+    while bytes[i] != b'e' {
+        let v = i + value_len(bytes, i)?;
+        let v_len = value_len(bytes, v)?;
+        if string_at(bytes, i)? == b"info" {
+            return Ok(&bytes[v..v + v_len]);
+        }
+        i = v + v_len;
+    }
+    Err(MetainfoError::Torrent("no `info` dictionary".into()))
+}
+
 /// A magnet link without its `tr=` parameters, and the trackers they named.
 pub fn strip_magnet(link: &str) -> Result<(String, Vec<String>), MetainfoError> {
     let query = link
@@ -177,9 +196,11 @@ mod tests {
             ["http://a.example/announce", "udp://b.example:80"]
         );
         assert!(!String::from_utf8_lossy(&stripped).contains("announce"));
-        let info_at = stripped.windows(6).position(|w| w == b"4:info").unwrap() + 6;
-        let info = &stripped[info_at..info_at + value_len(&stripped, info_at).unwrap()];
-        assert_eq!(testdata::torrent::sha1(info), t.info_hash);
+        assert_eq!(
+            testdata::torrent::sha1(info(&stripped).unwrap()),
+            t.info_hash
+        );
+        assert_eq!(info(&t.metainfo).unwrap(), info(&stripped).unwrap());
     }
 
     #[test]

@@ -144,6 +144,7 @@ impl Upstream {
             http: http_client(ClientOptions {
                 local: Some(local),
                 connect_timeout: Some(timeout),
+                ..ClientOptions::default()
             }),
             local,
             timeout,

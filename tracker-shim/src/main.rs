@@ -32,6 +32,10 @@ struct Args {
     /// join the server and serve as head when elected.
     #[arg(long)]
     alto: Option<String>,
+    /// Verify an `https://` ALTO server (and other heads) against the CA certificates in
+    /// this PEM file instead of the system's roots.
+    #[arg(long, env = "ALTO_CA")]
+    alto_ca: Option<std::path::PathBuf>,
     /// The PID this head serves.
     #[arg(long, requires = "alto", conflicts_with = "join")]
     pid: Option<String>,
@@ -115,6 +119,9 @@ async fn main() -> anyhow::Result<()> {
         (0.0..=1.0).contains(&args.random_share),
         "--random-share must be between 0 and 1"
     );
+    if let Some(ca) = &args.alto_ca {
+        alto_web::tls::set_default_ca(ca)?;
+    }
     let config = TrackerConfig {
         interval: args.interval,
         min_interval: args.min_interval.min(args.interval),

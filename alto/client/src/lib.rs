@@ -67,7 +67,8 @@ pub enum ClientError {
     /// The directory lists no resource for the request.
     #[error("the directory lists no resource for {0}")]
     NoResource(String),
-    /// A URL the client cannot use (only `http://` is spoken).
+    /// A URL the client cannot use (`http://` and `https://` are spoken; a directory read
+    /// over `https://` may list `https://` resources only).
     #[error("unusable URL `{0}`")]
     Url(String),
 }
@@ -75,6 +76,7 @@ pub enum ClientError {
 /// A client bound to one server's directory.
 pub struct AltoClient {
     http: HttpClient,
+    options: ClientOptions,
     directory_url: Uri,
     timeout: Duration,
     cache: Mutex<HashMap<String, (HeaderValue, Bytes)>>,
@@ -83,16 +85,19 @@ pub struct AltoClient {
 }
 
 impl AltoClient {
-    /// A client for the server whose directory is at `directory_url` (`http://…`).
+    /// A client for the server whose directory is at `directory_url` (`http://…` or
+    /// `https://…`; the server's certificate is verified as [`alto_web::tls`] says, or
+    /// against [`AltoClient::with_tls`]'s CA).
     pub fn new(directory_url: &str) -> Result<Self, ClientError> {
         let uri: Uri = directory_url
             .parse()
             .map_err(|_| ClientError::Url(directory_url.into()))?;
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
             return Err(ClientError::Url(directory_url.into()));
         }
         Ok(AltoClient {
             http: http_client(ClientOptions::default()),
+            options: ClientOptions::default(),
             directory_url: uri,
             timeout: Duration::from_secs(10),
             cache: Mutex::new(HashMap::new()),
@@ -104,10 +109,15 @@ impl AltoClient {
     /// Sends every request from `ip`: a client joining as a PID Head candidate must speak
     /// from the endpoint it names.
     pub fn with_local_address(mut self, ip: std::net::IpAddr) -> Self {
-        self.http = http_client(ClientOptions {
-            local: Some(ip),
-            ..ClientOptions::default()
-        });
+        self.options.local = Some(ip);
+        self.http = http_client(self.options.clone());
+        self
+    }
+
+    /// Verifies `https://` servers against `tls` instead of the process's default.
+    pub fn with_tls(mut self, tls: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.options.tls = Some(tls);
+        self.http = http_client(self.options.clone());
         self
     }
 
@@ -124,14 +134,17 @@ impl AltoClient {
 
     /// Resolves a directory `uri` (absolute, or relative to the directory, RFC 3986 §5).
     pub fn resolve(&self, uri: &str) -> Result<String, ClientError> {
-        if uri.starts_with("http://") {
+        let base = &self.directory_url;
+        let secure = base.scheme_str() == Some("https");
+        // No downgrade: a directory read over TLS lists resources over TLS.
+        if uri.starts_with("https://") || (uri.starts_with("http://") && !secure) {
             return Ok(uri.to_owned());
         }
         if uri.contains("://") {
             return Err(ClientError::Url(uri.into()));
         }
-        let base = &self.directory_url;
-        let origin = format!("http://{}", base.authority().expect("checked in new"));
+        let scheme = if secure { "https" } else { "http" };
+        let origin = format!("{scheme}://{}", base.authority().expect("checked in new"));
         if uri.starts_with('/') {
             return Ok(format!("{origin}{uri}"));
         }
@@ -420,9 +433,19 @@ impl AltoClient {
         url: &str,
         req: Request<Full<Bytes>>,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes), ClientError> {
-        let transport = |e: &dyn std::fmt::Display| ClientError::Transport {
-            url: url.into(),
-            message: e.to_string(),
+        // The whole chain of causes: "client error (Connect)" alone hides a refused
+        // certificate or a refused connection.
+        let transport = |e: &dyn std::error::Error| {
+            let mut message = e.to_string();
+            let mut cause = e.source();
+            while let Some(c) = cause {
+                message.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            ClientError::Transport {
+                url: url.into(),
+                message,
+            }
         };
         let exchange = async {
             let resp = self.http.request(req).await.map_err(|e| transport(&e))?;
@@ -501,7 +524,17 @@ mod tests {
             "http://127.0.0.1:7285/alto/costmap/num"
         );
         assert_eq!(c.resolve("http://other:1/x").unwrap(), "http://other:1/x");
-        assert!(c.resolve("https://other/x").is_err());
+        assert_eq!(c.resolve("https://other/x").unwrap(), "https://other/x");
+        assert!(c.resolve("ftp://other/x").is_err());
+        let tls = AltoClient::new("https://127.0.0.1:7285/directory").unwrap();
+        assert_eq!(
+            tls.resolve("/networkmap").unwrap(),
+            "https://127.0.0.1:7285/networkmap"
+        );
+        assert!(
+            tls.resolve("http://127.0.0.1:7285/networkmap").is_err(),
+            "no downgrade"
+        );
         assert!(AltoClient::new("ftp://x/directory").is_err());
         assert!(AltoClient::new("not a url").is_err());
     }

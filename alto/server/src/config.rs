@@ -63,6 +63,24 @@ pub struct Config {
     /// Other ALTO servers and the prefixes they are authoritative for.
     #[serde(default, rename = "peer")]
     pub peers: Vec<PeerServer>,
+    /// HTTPS on `listen` (RFC 7285 §8.3.5; read at start, the files again on every reload).
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+}
+
+/// The server's certificate, and a plain-HTTP listener beside HTTPS if the operator wants
+/// one.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TlsSettings {
+    /// The certificate chain (PEM, the server's certificate first), relative to the config
+    /// file's folder.
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// Also serve plain HTTP on this address (none by default).
+    #[serde(default)]
+    pub plain_listen: Option<SocketAddr>,
 }
 
 /// Settings of the PID Head extension.
@@ -325,8 +343,8 @@ pub enum ConfigError {
     /// A trusted proxy is no prefix.
     #[error("pid-heads.trusted-proxies: {0}")]
     TrustedProxy(#[source] PrefixError),
-    /// A peer's directory is no `http://` URL.
-    #[error("peer `{0}`: directory must be an http:// URL")]
+    /// A peer's directory is no `http://` or `https://` URL.
+    #[error("peer `{0}`: directory must be an http:// or https:// URL")]
     PeerDirectory(String),
     /// A peer's prefix is no prefix.
     #[error("peer `{name}`: {source}")]
@@ -352,7 +370,7 @@ impl Config {
             parse_prefix(p).map_err(ConfigError::TrustedProxy)?;
         }
         for peer in &self.peers {
-            if !peer.directory.starts_with("http://") {
+            if !(peer.directory.starts_with("http://") || peer.directory.starts_with("https://")) {
                 return Err(ConfigError::PeerDirectory(peer.name.clone()));
             }
             for p in &peer.prefixes {
@@ -399,6 +417,15 @@ impl Loaded {
 }
 
 impl Source {
+    /// A path named in the configuration, relative to its folder (the embedded topology's:
+    /// the current one).
+    pub fn resolve(&self, name: &Path) -> PathBuf {
+        match self {
+            Source::File(path) => path.parent().unwrap_or(Path::new(".")).join(name),
+            Source::Embedded => name.to_owned(),
+        }
+    }
+
     /// Reads the configuration and every map it names. Nothing is half-loaded: any defect
     /// fails the whole load.
     pub fn load(&self) -> Result<Loaded, LoadError> {
@@ -597,6 +624,14 @@ memory = 1.0
 lifetime = 2.0
 distance = 1.0
 hysteresis = 0.25
+
+# HTTPS on `listen` (RFC 7285 section 8.3.5): the certificate chain and key as PEM files,
+# read again on SIGHUP with the maps (on a defect the old certificate stays). A plain-HTTP
+# listener beside it only if plain-listen is given. `--tls-cert` and `--tls-key` override.
+# [tls]
+# cert = "server.pem"
+# key = "server-key.pem"
+# plain-listen = "127.0.0.1:7286"
 
 # Other ALTO servers: queries about endpoints in their prefixes are cascaded to them.
 # [[peer]]

@@ -41,4 +41,4 @@ pub mod server;
 mod answer;
 
 pub use config::Source;
-pub use server::{run, App, Running, StartError};
+pub use server::{run, run_with_plain, App, Running, StartError};

@@ -1,9 +1,11 @@
 //! `alto-server`: serves an ALTO information base (RFC 7285) over HTTP.
 //!
-//! `alto-server [--config FILE] [--listen ADDR]`. Without `--config` it serves the embedded
-//! loopback topology. SIGHUP reloads the maps; SIGINT or SIGTERM stops it gracefully.
+//! `alto-server [--config FILE] [--listen ADDR] [--tls-cert FILE --tls-key FILE]`. Without
+//! `--config` it serves the embedded loopback topology. With a certificate it serves HTTPS
+//! (RFC 7285 §8.3.5). SIGHUP reloads the maps and the certificate; SIGINT or SIGTERM stops
+//! it gracefully.
 
-use alto_server::{run, App, Source};
+use alto_server::{run_with_plain, App, Source};
 use clap::Parser;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -20,6 +22,13 @@ struct Args {
     /// Address to listen on; overrides the configuration's `listen`.
     #[arg(short, long, env = "ALTO_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Serve HTTPS with this certificate chain (PEM, the server's first); overrides the
+    /// configuration's `[tls]`.
+    #[arg(long, requires = "tls_key", env = "ALTO_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert", env = "ALTO_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// Print the configuration of the embedded topology, every field documented, and exit.
     #[arg(long)]
     print_config: bool,
@@ -42,7 +51,8 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => Source::File(path),
         None => Source::Embedded,
     };
-    let app = match App::new(source.clone()) {
+    let tls = args.tls_cert.clone().zip(args.tls_key.clone());
+    let app = match App::with_tls(source.clone(), tls) {
         Ok(app) => app,
         Err(e) => {
             eprintln!("alto-server: {e}");
@@ -62,6 +72,16 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let addr = listener.local_addr()?;
+    let plain = match app.plain_listen() {
+        Some(at) => match tokio::net::TcpListener::bind(at).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("alto-server: cannot listen on {at} (plain-listen): {e}");
+                std::process::exit(1);
+            }
+        },
+        None => None,
+    };
     {
         let snap = app.snapshot();
         let net = snap.base().network_map();
@@ -83,15 +103,19 @@ async fn main() -> anyhow::Result<()> {
                     vtag = reloader.snapshot().base().network_map().tag(),
                     "maps reloaded"
                 ),
-                Err(e) => tracing::error!("reload refused, the old maps stay served: {e}"),
+                Err(e) => tracing::error!("reload refused: {e}"),
             }
         }
     });
     // A closed stdout must not stop the server: write errors are ignored.
+    let scheme = app.scheme();
     let _ = writeln!(
         std::io::stdout(),
-        "ALTO directory: http://{addr}/directory\nmetrics:        http://{addr}/metrics"
+        "ALTO directory: {scheme}://{addr}/directory\nmetrics:        {scheme}://{addr}/metrics"
     );
+    if let Some(p) = plain.as_ref().and_then(|l| l.local_addr().ok()) {
+        let _ = writeln!(std::io::stdout(), "plain HTTP:     http://{p}/directory");
+    }
     let shutdown = async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
@@ -99,6 +123,6 @@ async fn main() -> anyhow::Result<()> {
         }
         tracing::info!("shutting down");
     };
-    run(listener, app, shutdown).await?;
+    run_with_plain(listener, plain, app, shutdown).await?;
     Ok(())
 }

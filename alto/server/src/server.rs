@@ -20,10 +20,12 @@ use hyper::body::Body;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+use alto_web::tls::ServerTls;
 pub use alto_web::HttpResponse;
 use alto_web::{self as web, simple};
 
@@ -36,6 +38,9 @@ pub enum StartError {
     /// No `server-id` is configured and no random one could be made.
     #[error("cannot name the server for ALTO-Via: {0}")]
     ServerId(#[from] TokenError),
+    /// The certificate or key cannot be used.
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(#[from] alto_web::tls::TlsError),
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -209,6 +214,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     heads: Heads,
     forwarder: Forwarder,
+    tls: Option<Arc<ServerTls>>,
+    plain_listen: Option<SocketAddr>,
 }
 
 /// The ALTO server: shared state behind a cheap handle.
@@ -220,7 +227,21 @@ pub struct App {
 impl App {
     /// Loads the configuration and maps from `source`.
     pub fn new(source: Source) -> Result<Self, StartError> {
+        Self::with_tls(source, None)
+    }
+
+    /// Loads the configuration and maps from `source`, serving HTTPS with the certificate
+    /// and key `tls` (PEM files) if given, else as the configuration's `[tls]` says.
+    pub fn with_tls(source: Source, tls: Option<(PathBuf, PathBuf)>) -> Result<Self, StartError> {
         let loaded = source.load()?;
+        let configured = loaded.config.tls.as_ref();
+        let plain_listen = configured.and_then(|t| t.plain_listen);
+        let files =
+            tls.or_else(|| configured.map(|t| (source.resolve(&t.cert), source.resolve(&t.key))));
+        let tls = match files {
+            Some((cert, key)) => Some(Arc::new(ServerTls::load(&cert, &key)?)),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::default());
         let limits = loaded.limits();
         let counters = Arc::new(HeadCounters::default());
@@ -234,8 +255,29 @@ impl App {
                 metrics,
                 heads,
                 forwarder,
+                tls,
+                plain_listen,
             }),
         })
+    }
+
+    /// The server's certificate, when it serves HTTPS.
+    pub fn tls(&self) -> Option<Arc<ServerTls>> {
+        self.inner.tls.clone()
+    }
+
+    /// The plain-HTTP address served beside HTTPS, if configured.
+    pub fn plain_listen(&self) -> Option<SocketAddr> {
+        self.inner.plain_listen
+    }
+
+    /// `https` or `http`, as the main listener speaks.
+    pub fn scheme(&self) -> &'static str {
+        if self.inner.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// The snapshot being served now.
@@ -260,9 +302,10 @@ impl App {
         )
     }
 
-    /// Reads the configuration and maps again and swaps them in at once. On any defect the
-    /// old maps stay served and the error names the file and line. Version tags change
-    /// exactly when content changes.
+    /// Reads the configuration and maps again and swaps them in at once, then the
+    /// certificate and key when the server speaks HTTPS. On any defect the old maps (or the
+    /// old certificate) stay served and the error names the file and line. Version tags
+    /// change exactly when content changes.
     pub fn reload(&self) -> Result<(), LoadError> {
         let result = self.inner.source.load();
         self.inner.metrics.reload(result.is_ok());
@@ -276,6 +319,12 @@ impl App {
         ));
         self.inner.heads.retain_pids(&snap.base);
         *self.inner.current.write().expect("snapshot lock") = snap;
+        if let Some(tls) = &self.inner.tls {
+            tls.reload().map_err(|e| LoadError {
+                file: "the TLS certificate (the old one stays)".into(),
+                message: e.to_string(),
+            })?;
+        }
         Ok(())
     }
 
@@ -422,10 +471,20 @@ impl App {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets requests
-/// in flight finish (up to 10 s) and returns.
+/// Serves `app` on `listener` (HTTPS when the app has a certificate) until `shutdown`
+/// resolves, then stops accepting, lets requests in flight finish (up to 10 s) and returns.
 pub async fn run(
     listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    run_with_plain(listener, None, app, shutdown).await
+}
+
+/// [`run`], and plain HTTP on `plain` as well when given (`[tls] plain-listen`).
+pub async fn run_with_plain(
+    listener: TcpListener,
+    plain: Option<TcpListener>,
     app: App,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -442,11 +501,37 @@ pub async fn run(
     };
     let _stop_ticker = AbortOnDrop(ticker);
     let limits = app.snapshot().limits.connections;
+    let tls = app.tls();
     let handle = move |req, remote| {
         let app = app.clone();
         async move { app.handle(req, remote).await }
     };
-    web::serve(listener, handle, shutdown, limits).await
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let plain = plain.map(|l| {
+        tokio::spawn(web::serve(
+            l,
+            handle.clone(),
+            until(stopped.clone()),
+            limits,
+        ))
+    });
+    let main = web::serve_tls(listener, tls, handle, until(stopped), limits);
+    tokio::pin!(main, shutdown);
+    let served = tokio::select! {
+        r = &mut main => r,
+        () = &mut shutdown => {
+            let _ = stop.send(true);
+            main.await
+        }
+    };
+    let _ = stop.send(true);
+    if let Some(p) = plain {
+        p.await.map_err(std::io::Error::other)??;
+    }
+    served
 }
 
 /// Aborts a task when dropped.
@@ -472,15 +557,25 @@ pub struct Running {
 impl Running {
     /// Loads `source` and serves it on `listen` (port 0 picks a free port).
     pub async fn start(source: Source, listen: SocketAddr) -> Result<Self, StartError> {
-        let app = App::new(source)?;
-        let listen_error = |source| StartError::Listen {
-            addr: listen,
-            source,
+        Self::start_app(App::new(source)?, listen).await
+    }
+
+    /// Serves `app` on `listen` (port 0 picks a free port), and plain HTTP on its
+    /// `plain-listen` if configured.
+    pub async fn start_app(app: App, listen: SocketAddr) -> Result<Self, StartError> {
+        let bind = |addr: SocketAddr| async move {
+            let listen_error = |source| StartError::Listen { addr, source };
+            let l = TcpListener::bind(addr).await.map_err(listen_error)?;
+            let at = l.local_addr().map_err(listen_error)?;
+            Ok::<_, StartError>((l, at))
         };
-        let listener = TcpListener::bind(listen).await.map_err(listen_error)?;
-        let addr = listener.local_addr().map_err(listen_error)?;
+        let (listener, addr) = bind(listen).await?;
+        let plain = match app.plain_listen() {
+            Some(p) => Some(bind(p).await?.0),
+            None => None,
+        };
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(run(listener, app.clone(), async move {
+        let task = tokio::spawn(run_with_plain(listener, plain, app.clone(), async move {
             let _ = rx.await;
         }));
         Ok(Running {
@@ -491,9 +586,9 @@ impl Running {
         })
     }
 
-    /// The URL of the directory.
+    /// The URL of the directory (`https://` when the server speaks HTTPS).
     pub fn directory_url(&self) -> String {
-        format!("http://{}/directory", self.addr)
+        format!("{}://{}/directory", self.app.scheme(), self.addr)
     }
 
     /// Stops accepting, waits for requests in flight, and returns.

@@ -8,6 +8,7 @@
 //! - [`client_addr`]: the client's address (IPv4-mapped canonicalised, `X-Forwarded-For` from
 //!   trusted proxies only).
 //! - [`client`]: the hyper client every outgoing request of the workspace goes through.
+//! - [`tls`]: server certificates (reloadable) and what clients verify servers against.
 //! - [`clock`]: wall-clock seconds that follow tokio's clock, so tests can drive time.
 //! - [`prometheus`]: the Prometheus text format of every `/metrics`.
 
@@ -17,9 +18,10 @@ pub mod clock;
 pub mod prometheus;
 pub mod resource;
 pub mod serve;
+pub mod tls;
 
 pub use client_addr::{canonical, client_addr, ClientAddr};
 pub use resource::{
     admit, alto_error, conditional, post_answer, simple, BodyLimit, HttpResponse, Reject,
 };
-pub use serve::{serve, Limits};
+pub use serve::{serve, serve_tls, Limits};

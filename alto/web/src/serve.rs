@@ -14,6 +14,7 @@
 //! second, with the count of those not logged.
 
 use crate::resource::HttpResponse;
+use crate::tls::ServerTls;
 use alto_model::addr::SourceKey;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -69,6 +70,22 @@ impl Default for Limits {
 /// lets requests in flight finish for up to `limits.grace`.
 pub async fn serve<H, F>(
     listener: TcpListener,
+    handle: H,
+    shutdown: impl Future<Output = ()>,
+    limits: Limits,
+) -> std::io::Result<()>
+where
+    H: Fn(http::Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = HttpResponse> + Send + 'static,
+{
+    serve_tls(listener, None, handle, shutdown, limits).await
+}
+
+/// [`serve`], over TLS when `tls` is given (HTTPS, RFC 2818): each connection's handshake
+/// must end within the header-read timeout, with the certificate current when it began.
+pub async fn serve_tls<H, F>(
+    listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
     handle: H,
     shutdown: impl Future<Output = ()>,
     limits: Limits,
@@ -138,13 +155,41 @@ where
                 }
             })
         };
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
         let conns = conns.clone();
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let tls = tls.as_ref().map(|t| t.current());
+        let handshake = limits.header_read_timeout;
         tokio::spawn(async move {
-            tokio::select! {
-                ended = conn => if let Err(e) = ended {
+            let served = async {
+                let ended = match tls {
+                    None => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                        watcher.watch(conn).await
+                    }
+                    Some(config) => {
+                        let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+                        match tokio::time::timeout(handshake, accept).await {
+                            Ok(Ok(stream)) => {
+                                let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                                watcher.watch(conn).await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!("TLS handshake with {remote} failed: {e}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!("TLS handshake with {remote} timed out");
+                                return;
+                            }
+                        }
+                    }
+                };
+                if let Err(e) = ended {
                     tracing::debug!("connection from {remote} ended: {e}");
-                },
+                }
+            };
+            tokio::select! {
+                () = served => {}
                 () = state.evict.notified() => {
                     tracing::debug!("connection from {remote} closed for a newcomer");
                 }

@@ -30,6 +30,10 @@ struct Common {
     /// The ALTO server's directory URL.
     #[arg(long, env = "ALTO_URL")]
     alto: Option<String>,
+    /// Verify an `https://` ALTO server against the CA certificates in this PEM file
+    /// instead of the system's roots.
+    #[arg(long, env = "ALTO_CA")]
+    alto_ca: Option<PathBuf>,
     /// Address to listen on for peers (its IP is the client's endpoint); port 0 picks one.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
@@ -165,6 +169,9 @@ fn check_alto(common: &Common, session: &AltoSession) {
 }
 
 async fn session(common: &Common, output: PathBuf) -> Result<AltoSession, Failure> {
+    if let Some(ca) = &common.alto_ca {
+        alto_web::tls::set_default_ca(ca).map_err(|e| Failure(2, format!("--alto-ca: {e}")))?;
+    }
     let mut config = Config::new(common.listen.ip(), output);
     config.port = common.listen.port();
     config.alto = common.alto.clone();

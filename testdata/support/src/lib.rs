@@ -8,11 +8,13 @@
 //! - [`netns`]: namespaces joined by a bridge, links shaped with `tbf`, removed on drop.
 //! - [`clients`]: aria2, transmission and libtorrent launched with discovery off.
 //! - [`wait`]: waiting for state a test cannot be told about, with a deadline.
+//! - [`tls`]: a CA made in the test and the server certificates it issues.
 //! - [`skip`]: an early return with its reason, which CI turns into a failure.
 
 pub mod clients;
 pub mod http;
 pub mod netns;
+pub mod tls;
 pub mod wait;
 
 /// Set by `scripts/test` when asked to (`.ci/run` does): every test that would return early

@@ -1,5 +1,7 @@
-//! Announcing upstream: to the PID Head and to a torrent's original trackers, over HTTP
-//! (BEP 3, BEP 23, BEP 7) and UDP (BEP 15), from the client's own address. UDP requests
+//! Announcing upstream: to the PID Head and to a torrent's original trackers, over HTTP or
+//! HTTPS (BEP 3, BEP 23, BEP 7; certificates verified as `alto_web::tls` says) and UDP
+//! (BEP 15), from the client's own address. A tracker's answer is read up to
+//! [`MAX_ANSWER`]. UDP requests
 //! carry random transaction ids and are sent again on a schedule that fits in the
 //! announce's timeout ([`retransmit_waits`]).
 
@@ -19,8 +21,8 @@ type Cause = Box<dyn std::error::Error + Send + Sync>;
 /// Why an announce upstream gave no peers.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    /// Neither `http://` nor `udp://`.
-    #[error("unsupported tracker URL `{0}` (http:// and udp:// are)")]
+    /// Neither `http://`, `https://` nor `udp://`.
+    #[error("unsupported tracker URL `{0}` (http://, https:// and udp:// are)")]
     UnsupportedUrl(String),
     /// The tracker did not answer in time.
     #[error("{url}: no answer within {after:?}")]
@@ -120,6 +122,10 @@ async fn exchange<T>(
     }
 }
 
+/// Largest tracker answer read: 200 peers are 1.2 KB compact, 3.6 KB over IPv6; a tracker
+/// is not trusted to keep its answer short.
+pub const MAX_ANSWER: usize = 256 * 1024;
+
 /// Announces over HTTP and UDP from one local address.
 #[derive(Clone)]
 pub struct Upstream {
@@ -154,6 +160,16 @@ impl Upstream {
         }
     }
 
+    /// Verifies `https://` trackers against `tls` instead of the process's default.
+    pub fn with_tls(mut self, tls: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.http = http_client(ClientOptions {
+            local: Some(self.local),
+            connect_timeout: Some(self.timeout),
+            tls: Some(tls),
+        });
+        self
+    }
+
     /// Announces to `url` and returns the peers it gave.
     pub async fn announce(
         &self,
@@ -161,7 +177,7 @@ impl Upstream {
         a: &AnnounceRequest,
     ) -> Result<Vec<SocketAddr>, UpstreamError> {
         let work = async {
-            if url.starts_with("http://") {
+            if url.starts_with("http://") || url.starts_with("https://") {
                 self.http_announce(url, a).await
             } else if let Some(rest) = url.strip_prefix("udp://") {
                 self.udp_announce(rest, a).await
@@ -192,8 +208,7 @@ impl Upstream {
             .map_err(|e| http(e.into()))?;
         let resp = self.http.request(req).await.map_err(|e| http(e.into()))?;
         let status = resp.status();
-        let body = resp
-            .into_body()
+        let body = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER)
             .collect()
             .await
             .map_err(|e| http(e.into()))?
@@ -341,6 +356,69 @@ mod tests {
         );
         let derived = 6881 << 16 | 0x12 << 8 | 0x12;
         assert!(connects[0].1 != derived && announces[0].1 != derived);
+    }
+
+    /// A tracker on 127.0.0.1 answering every announce with `body`, over TLS with a
+    /// certificate of `ca` when given; its announce URL.
+    async fn tracker(body: Vec<u8>, ca: Option<&test_support::tls::TestCa>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tls = ca.map(|ca| {
+            let issued = ca.issue("tracker", &["127.0.0.1"]);
+            std::sync::Arc::new(alto_web::tls::ServerTls::load(&issued.cert, &issued.key).unwrap())
+        });
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let body = Bytes::from(body);
+        let handle = move |_req, _remote| {
+            let body = body.clone();
+            async move { alto_web::simple(http::StatusCode::OK, "text/plain", body) }
+        };
+        let limits = alto_web::Limits::default();
+        tokio::spawn(alto_web::serve_tls(
+            listener,
+            tls,
+            handle,
+            std::future::pending(),
+            limits,
+        ));
+        format!("{scheme}://{addr}/announce")
+    }
+
+    #[tokio::test]
+    async fn should_announce_to_an_https_tracker_verified_against_its_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = test_support::tls::TestCa::new("trackers", dir.path());
+        let answer = b"d8:intervali60e5:peers6:\x7f\x01\x00\x02\x1a\xe1e".to_vec();
+        let url = tracker(answer, Some(&ca)).await;
+        let up = Upstream::new("127.0.0.1".parse().unwrap(), Duration::from_secs(3));
+        let verified = up
+            .clone()
+            .with_tls(alto_web::tls::client_config(Some(&ca.cert())).unwrap());
+        let peers = verified.announce(&url, &request()).await.unwrap();
+        assert_eq!(peers, ["127.1.0.2:6881".parse::<SocketAddr>().unwrap()]);
+        // Another CA's client refuses the tracker.
+        let other = test_support::tls::TestCa::new("other", dir.path());
+        let refused = up
+            .with_tls(alto_web::tls::client_config(Some(&other.cert())).unwrap())
+            .announce(&url, &request())
+            .await;
+        assert!(
+            matches!(refused, Err(UpstreamError::Http { .. })),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn should_not_read_more_of_an_answer_than_the_bound() {
+        let mut huge = b"d8:intervali60e5:peers".to_vec();
+        let n = MAX_ANSWER * 2;
+        huge.extend_from_slice(format!("{n}:").as_bytes());
+        huge.extend(std::iter::repeat_n(7u8, n));
+        huge.push(b'e');
+        let url = tracker(huge, None).await;
+        let up = Upstream::new("127.0.0.1".parse().unwrap(), Duration::from_secs(3));
+        let r = up.announce(&url, &request()).await;
+        assert!(matches!(r, Err(UpstreamError::Http { .. })), "{r:?}");
     }
 
     #[test]

@@ -211,7 +211,7 @@ impl Upstream {
         let body = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER)
             .collect()
             .await
-            .map_err(|e| http(e.into()))?
+            .map_err(http)?
             .to_bytes();
         if !status.is_success() {
             return Err(UpstreamError::Status {

@@ -200,6 +200,7 @@ async fn run_one(
     let net = NetworkMap::from_json(testdata::loopback::NETWORK_MAP_ID, &map_text)?;
     let Services {
         alto,
+        ca,
         plain,
         torrent,
     } = crate::lab::services(c, dir, &map_text, test_support::netns::BRIDGE, data).await?;
@@ -226,6 +227,9 @@ async fn run_one(
         }
         if with_alto {
             cmd.args(["--alto", &alto.directory_url()]);
+            if let Some(ca) = &ca {
+                cmd.arg("--alto-ca").arg(ca);
+            }
         }
         // Everyone keeps seeding until the lab ends the run.
         cmd.args(["--seed-after", "100000"]);

@@ -153,3 +153,16 @@ async fn the_netns_lab_runs_where_the_machine_allows_it() {
         "namespaces left behind"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alto_path_runs_over_https_with_the_labs_ca() {
+    let config = LabConfig {
+        tls: true,
+        ..small(Scenario::Homogeneous)
+    };
+    let r = lab::run(&config).await.unwrap();
+    assert_eq!(r.alto.completed, 6, "failed clients {:?}", r.alto.failed);
+    // The clients reached the server over HTTPS: they joined, and heads were elected.
+    assert!(r.alto.alto_server_requests > 0);
+    assert!(r.alto.elections >= 2, "elections: {}", r.alto.elections);
+}

@@ -54,6 +54,10 @@ struct Args {
     /// Draw the PID-to-PID traffic of both runs as SVG into this file.
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// Run the ALTO path over HTTPS: the ALTO server with a certificate of a CA the lab
+    /// makes, every client verifying against it (the heads' trackers stay plain HTTP).
+    #[arg(long)]
+    tls: bool,
     /// Keep the data and logs in this folder (a temporary one otherwise).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -144,10 +148,16 @@ async fn main() {
         aria2_per_pid: args.aria2_per_pid,
         transmission_per_pid: args.transmission_per_pid,
         scenario: scenarios[0],
+        tls: args.tls,
     };
     eprintln!(
-        "[lab] {} PIDs x {} clients, one seeder in PID1, {} MiB, upload {} KiB/s per client, policy `{}`",
-        config.pids, config.clients_per_pid, args.file_mib, args.upload_kib, config.policy
+        "[lab] {} PIDs x {} clients, one seeder in PID1, {} MiB, upload {} KiB/s per client, policy `{}`{}",
+        config.pids,
+        config.clients_per_pid,
+        args.file_mib,
+        args.upload_kib,
+        config.policy,
+        if config.tls { ", ALTO over HTTPS" } else { "" }
     );
     // Ctrl-C drops the run, and with it the namespaces and the client processes.
     let run = async {

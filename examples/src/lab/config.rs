@@ -42,6 +42,9 @@ pub struct LabConfig {
     pub transmission_per_pid: usize,
     /// The hard case to run.
     pub scenario: Scenario,
+    /// Run the ALTO path over HTTPS: the server with a certificate of a CA the lab makes,
+    /// every client verifying against that CA.
+    pub tls: bool,
 }
 
 impl LabConfig {
@@ -72,6 +75,7 @@ impl Default for LabConfig {
             aria2_per_pid: 0,
             transmission_per_pid: 0,
             scenario: Scenario::Homogeneous,
+            tls: false,
         }
     }
 }

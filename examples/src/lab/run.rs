@@ -132,6 +132,7 @@ async fn run_one(
         alto,
         plain,
         torrent,
+        ..
     } = services(
         c,
         dir,
@@ -324,6 +325,8 @@ async fn run_one(
 pub struct Services {
     /// The ALTO server.
     pub alto: alto_server::Running,
+    /// With `tls`: the CA certificate the clients verify the server against.
+    pub ca: Option<std::path::PathBuf>,
     /// The plain tracker (the baseline's, and the torrent's announce URL).
     pub plain: RunningTracker,
     /// The lab's torrent, announcing to `plain`.
@@ -353,11 +356,16 @@ pub async fn services(
         c.policy
     );
     std::fs::write(cfg_dir.join("alto.toml"), config)?;
-    let alto = alto_server::Running::start(
-        alto_server::Source::File(cfg_dir.join("alto.toml")),
-        std::net::SocketAddr::new(ip, 0),
-    )
-    .await?;
+    let source = alto_server::Source::File(cfg_dir.join("alto.toml"));
+    let (app, ca) = if c.tls {
+        let ca = lab_ca()?;
+        let issued = ca.issue(&cfg_dir, &ip.to_string());
+        let app = alto_server::App::with_tls(source, Some((issued.cert, issued.key)))?;
+        (app, Some(ca.cert()))
+    } else {
+        (alto_server::App::new(source)?, None)
+    };
+    let alto = alto_server::Running::start_app(app, std::net::SocketAddr::new(ip, 0)).await?;
     let tracker = Tracker::new(TrackerConfig {
         interval: 60,
         min_interval: 5,
@@ -368,9 +376,46 @@ pub async fn services(
     let torrent = torrent(data, &plain.announce_url());
     Ok(Services {
         alto,
+        ca,
         plain,
         torrent,
     })
+}
+
+/// The lab's CA, one per process, in a folder of its own: the in-process clients of every
+/// run verify against it (it is the process's default CA), `rqbit-alto` processes are given
+/// it with `--alto-ca`.
+struct LabCa {
+    ca: test_support::tls::TestCa,
+    _dir: tempfile::TempDir,
+}
+
+impl LabCa {
+    fn cert(&self) -> std::path::PathBuf {
+        self.ca.cert()
+    }
+
+    /// A certificate for `ip`, written into `dir`.
+    fn issue(&self, dir: &Path, ip: &str) -> test_support::tls::Issued {
+        let issued = self.ca.issue("alto-server", &[ip]);
+        let (cert, key) = (dir.join("alto-server.pem"), dir.join("alto-server-key.pem"));
+        let moved = std::fs::rename(&issued.cert, &cert).and(std::fs::rename(&issued.key, &key));
+        match moved {
+            Ok(()) => test_support::tls::Issued { cert, key },
+            Err(_) => issued,
+        }
+    }
+}
+
+fn lab_ca() -> anyhow::Result<&'static LabCa> {
+    static CA: std::sync::OnceLock<LabCa> = std::sync::OnceLock::new();
+    if let Some(ca) = CA.get() {
+        return Ok(ca);
+    }
+    let dir = tempfile::tempdir()?;
+    let ca = test_support::tls::TestCa::new("swarm-lab", dir.path());
+    alto_web::tls::set_default_ca(&ca.cert())?;
+    Ok(CA.get_or_init(|| LabCa { ca, _dir: dir }))
 }
 
 /// The lab's torrent of `data` announcing to `announce`; the info hash does not depend on

@@ -36,6 +36,13 @@ struct Args {
     /// this PEM file instead of the system's roots.
     #[arg(long, env = "ALTO_CA")]
     alto_ca: Option<std::path::PathBuf>,
+    /// Present this client certificate chain (PEM) to an ALTO server that asks for one
+    /// (TLS client authentication for joins and leases).
+    #[arg(long, requires = "alto_client_key", env = "ALTO_CLIENT_CERT")]
+    alto_client_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "alto_client_cert", env = "ALTO_CLIENT_KEY")]
+    alto_client_key: Option<std::path::PathBuf>,
     /// The PID this head serves.
     #[arg(long, requires = "alto", conflicts_with = "join")]
     pid: Option<String>,
@@ -121,6 +128,9 @@ async fn main() -> anyhow::Result<()> {
     );
     if let Some(ca) = &args.alto_ca {
         alto_web::tls::set_default_ca(ca)?;
+    }
+    if let (Some(cert), Some(key)) = (&args.alto_client_cert, &args.alto_client_key) {
+        alto_web::tls::set_default_identity(cert, key)?;
     }
     let config = TrackerConfig {
         interval: args.interval,

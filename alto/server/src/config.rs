@@ -81,6 +81,14 @@ pub struct TlsSettings {
     /// Also serve plain HTTP on this address (none by default).
     #[serde(default)]
     pub plain_listen: Option<SocketAddr>,
+    /// Ask clients for a certificate and verify it against these CA certificates (PEM),
+    /// relative to the config file's folder (TLS client authentication, RFC 7285 §8.3.5).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// The resources (by resource id: `pid-head-join`, `pid-head-lease`, …) that only a
+    /// client with such a certificate may use; others get 403. Needs `client-ca`.
+    #[serde(default)]
+    pub client_cert_for: Vec<String>,
 }
 
 /// Settings of the PID Head extension.
@@ -343,6 +351,9 @@ pub enum ConfigError {
     /// A trusted proxy is no prefix.
     #[error("pid-heads.trusted-proxies: {0}")]
     TrustedProxy(#[source] PrefixError),
+    /// Resources require a client certificate but no `client-ca` verifies them.
+    #[error("tls.client-cert-for needs tls.client-ca")]
+    ClientCertWithoutCa,
     /// A peer's directory is no `http://` or `https://` URL.
     #[error("peer `{0}`: directory must be an http:// or https:// URL")]
     PeerDirectory(String),
@@ -362,6 +373,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !["first", "scored"].contains(&self.pid_heads.policy.as_str()) {
             return Err(ConfigError::Policy(self.pid_heads.policy.clone()));
+        }
+        if let Some(t) = &self.tls {
+            if !t.client_cert_for.is_empty() && t.client_ca.is_none() {
+                return Err(ConfigError::ClientCertWithoutCa);
+            }
         }
         if self.pid_heads.lease_ttl_secs == 0 {
             return Err(ConfigError::LeaseTtl);
@@ -632,6 +648,10 @@ hysteresis = 0.25
 # cert = "server.pem"
 # key = "server-key.pem"
 # plain-listen = "127.0.0.1:7286"
+# TLS client authentication: clients' certificates verified against this CA, and the
+# resources that require one (a client without gets 403; plain-listen never serves them).
+# client-ca = "clients-ca.pem"
+# client-cert-for = ["pid-head-join", "pid-head-lease"]
 
 # Other ALTO servers: queries about endpoints in their prefixes are cascaded to them.
 # [[peer]]

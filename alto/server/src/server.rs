@@ -25,7 +25,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-use alto_web::tls::ServerTls;
+use alto_web::tls::{ClientCertificate, ServerTls};
 pub use alto_web::HttpResponse;
 use alto_web::{self as web, simple};
 
@@ -216,6 +216,8 @@ struct Inner {
     forwarder: Forwarder,
     tls: Option<Arc<ServerTls>>,
     plain_listen: Option<SocketAddr>,
+    /// Resource ids only a client with a verified certificate may use.
+    client_cert_for: Vec<String>,
 }
 
 /// The ALTO server: shared state behind a cheap handle.
@@ -238,8 +240,16 @@ impl App {
         let plain_listen = configured.and_then(|t| t.plain_listen);
         let files =
             tls.or_else(|| configured.map(|t| (source.resolve(&t.cert), source.resolve(&t.key))));
+        let client_ca = configured
+            .and_then(|t| t.client_ca.as_ref())
+            .map(|p| source.resolve(p));
+        let client_cert_for = configured.map_or(Vec::new(), |t| t.client_cert_for.clone());
         let tls = match files {
-            Some((cert, key)) => Some(Arc::new(ServerTls::load(&cert, &key)?)),
+            Some((cert, key)) => Some(Arc::new(ServerTls::with_client_ca(
+                &cert,
+                &key,
+                client_ca.as_deref(),
+            )?)),
             None => None,
         };
         let metrics = Arc::new(Metrics::default());
@@ -257,6 +267,7 @@ impl App {
                 forwarder,
                 tls,
                 plain_listen,
+                client_cert_for,
             }),
         })
     }
@@ -386,6 +397,16 @@ impl App {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let res = &snap.served[i].res;
+        if self.inner.client_cert_for.contains(&res.id)
+            && parts.extensions.get::<ClientCertificate>().is_none()
+        {
+            let text = format!(
+                "{} requires a client certificate from the operator's CA (TLS client \
+                 authentication, RFC 7285 section 8.3.5)\n",
+                res.path
+            );
+            return (simple(StatusCode::FORBIDDEN, "text/plain", text), 0);
+        }
         let limit = web::BodyLimit {
             max_bytes: snap.limits.max_body_bytes,
             timeout: snap.limits.connections.header_read_timeout,

@@ -89,3 +89,60 @@ async fn the_certificate_is_reloaded_with_the_maps() {
     assert!(network_map_tag(&url, &new.cert()).await.is_ok());
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn joins_need_a_client_certificate_from_the_operators_ca_when_configured() {
+    let maps = MapDir::new("");
+    let dir = maps.dir.path();
+    let (servers, members) = (TestCa::new("servers", dir), TestCa::new("members", dir));
+    servers.issue("server", &["127.0.0.1"]);
+    let config = maps.read("alto.toml").replace(
+        "[network-map]",
+        &format!(
+            "[tls]\ncert = \"server.pem\"\nkey = \"server-key.pem\"\nclient-ca = \"{}\"\n\
+             client-cert-for = [\"pid-head-join\"]\n\n[network-map]",
+            members.cert().display()
+        ),
+    );
+    maps.write("alto.toml", &config);
+    let server = Running::start_app(
+        App::new(Source::File(maps.config())).unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let url = server.directory_url();
+    let port = common::listen_on("127.1.0.5", 0);
+    let join = alto_model::pidhead::JoinRequest {
+        endpoint: "ipv4:127.1.0.5".into(),
+        tracker: format!("http://127.1.0.5:{port}/announce"),
+        ecs_url: None,
+        capabilities: Default::default(),
+    };
+    let client = |identity: Option<(&std::path::Path, &std::path::Path)>| {
+        let tls = alto_web::tls::client_config_as(Some(&servers.cert()), identity).unwrap();
+        AltoClient::new(&url)
+            .unwrap()
+            .with_local_address("127.1.0.5".parse().unwrap())
+            .with_tls(tls)
+    };
+    // Without a certificate: 403, no head; the maps are still served.
+    let anonymous = client(None);
+    let e = anonymous.join(&join).await.unwrap_err().to_string();
+    assert!(e.contains("403"), "{e}");
+    assert!(anonymous.network_map().await.is_ok());
+    // With one the servers' CA issued (not the members' CA): refused in the handshake.
+    let stranger = servers.issue("stranger", &["127.1.0.5"]);
+    let e = client(Some((&stranger.cert, &stranger.key)))
+        .join(&join)
+        .await;
+    assert!(e.is_err());
+    // With one the members' CA issued: elected.
+    let member = members.issue("member", &["127.1.0.5"]);
+    let a = client(Some((&member.cert, &member.key)))
+        .join(&join)
+        .await
+        .unwrap();
+    assert_eq!(a.role, alto_model::pidhead::Role::Head);
+    server.stop().await.unwrap();
+}

@@ -14,11 +14,12 @@
 //! second, with the count of those not logged.
 
 use crate::resource::HttpResponse;
-use crate::tls::ServerTls;
+use crate::tls::{ClientCertificate, ServerTls};
 use alto_model::addr::SourceKey;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
 use std::future::Future;
@@ -170,6 +171,19 @@ where
                         let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
                         match tokio::time::timeout(handshake, accept).await {
                             Ok(Ok(stream)) => {
+                                // rustls keeps a client's certificate only once verified.
+                                let cert = stream
+                                    .get_ref()
+                                    .1
+                                    .peer_certificates()
+                                    .and_then(|c| c.first())
+                                    .map(|c| ClientCertificate(c.clone().into_owned()));
+                                let svc = service_fn(move |mut req: http::Request<Incoming>| {
+                                    if let Some(c) = &cert {
+                                        req.extensions_mut().insert(c.clone());
+                                    }
+                                    svc.call(req)
+                                });
                                 let conn = builder.serve_connection(TokioIo::new(stream), svc);
                                 watcher.watch(conn).await
                             }

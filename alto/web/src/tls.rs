@@ -56,28 +56,48 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     Ok(certs)
 }
 
-/// The server's side of TLS: its certificate chain and key, reloadable.
+/// The server's side of TLS: its certificate chain and key, reloadable, and the CA whose
+/// client certificates it verifies, if any (RFC 7285 §8.3.5: "TLS Client Authentication is
+/// the preferred mechanism").
 pub struct ServerTls {
     cert: PathBuf,
     key: PathBuf,
+    client_ca: Option<PathBuf>,
     config: RwLock<Arc<ServerConfig>>,
 }
+
+/// A request's connection presented a client certificate that the server's client CA
+/// verified (a request extension; absent otherwise).
+#[derive(Clone, Debug)]
+pub struct ClientCertificate(pub CertificateDer<'static>);
 
 impl ServerTls {
     /// Reads the certificate chain (`cert`, PEM, the server's certificate first) and its
     /// private key (`key`, PEM: PKCS#8, PKCS#1 or SEC1).
     pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
-        let config = server_config(cert, key)?;
+        Self::with_client_ca(cert, key, None)
+    }
+
+    /// [`ServerTls::load`], also asking clients for a certificate and verifying one
+    /// against the CA certificates in `client_ca` (PEM). A client without one is served
+    /// too; the resources that require one refuse it ([`ClientCertificate`]).
+    pub fn with_client_ca(
+        cert: &Path,
+        key: &Path,
+        client_ca: Option<&Path>,
+    ) -> Result<Self, TlsError> {
+        let config = server_config(cert, key, client_ca)?;
         Ok(ServerTls {
             cert: cert.to_owned(),
             key: key.to_owned(),
+            client_ca: client_ca.map(Path::to_owned),
             config: RwLock::new(config),
         })
     }
 
-    /// Reads both files again; on any defect the current certificate stays.
+    /// Reads the files again; on any defect the current configuration stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = server_config(&self.cert, &self.key)?;
+        let config = server_config(&self.cert, &self.key, self.client_ca.as_deref())?;
         *self.config.write().expect("tls lock") = config;
         Ok(())
     }
@@ -88,12 +108,29 @@ impl ServerTls {
     }
 }
 
-fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let chain = read_certs(cert)?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e))?;
-    let mut config = ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+    let builder = ServerConfig::builder();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for c in read_certs(path)? {
+                roots.add(c).map_err(|e| file_error(path, e))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| file_error(path, e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -101,6 +138,15 @@ fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError>
 /// A client configuration verifying servers against the CA certificates in `ca` (PEM), or,
 /// without one, against the system's roots.
 pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
+    client_config_as(ca, None)
+}
+
+/// [`client_config`], presenting the client certificate chain and key `identity` (PEM
+/// files) to servers that ask for one.
+pub fn client_config_as(
+    ca: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let mut roots = RootCertStore::empty();
     match ca {
         Some(path) => {
@@ -121,14 +167,19 @@ pub fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
         }
     }
     // No ALPN here: the HTTP client sets it (http/1.1).
-    Ok(Arc::new(
-        ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    ))
+    let builder = ClientConfig::builder().with_root_certificates(roots);
+    Ok(Arc::new(match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = read_certs(cert)?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e))?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+    }))
 }
 
 static DEFAULT_CA: OnceLock<PathBuf> = OnceLock::new();
+static DEFAULT_IDENTITY: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
 
 /// Makes `ca` the CA that clients of this process verify servers against when not told
 /// otherwise (a binary's `--alto-ca`); before any client is made.
@@ -136,6 +187,16 @@ pub fn set_default_ca(ca: &Path) -> Result<(), TlsError> {
     client_config(Some(ca))?;
     DEFAULT_CA
         .set(ca.to_owned())
+        .map_err(|_| TlsError::AlreadySet)
+}
+
+/// Makes the certificate chain `cert` and key `key` (PEM) what clients of this process
+/// present to servers that ask for a client certificate (a binary's `--alto-client-cert`
+/// and `--alto-client-key`); before any client is made.
+pub fn set_default_identity(cert: &Path, key: &Path) -> Result<(), TlsError> {
+    client_config_as(DEFAULT_CA.get().map(PathBuf::as_path), Some((cert, key)))?;
+    DEFAULT_IDENTITY
+        .set((cert.to_owned(), key.to_owned()))
         .map_err(|_| TlsError::AlreadySet)
 }
 
@@ -151,7 +212,10 @@ pub fn default_client_config() -> Arc<ClientConfig> {
                 .get()
                 .cloned()
                 .or_else(|| std::env::var_os("ALTO_CA").map(PathBuf::from));
-            client_config(ca.as_deref()).unwrap_or_else(|e| {
+            let identity = DEFAULT_IDENTITY
+                .get()
+                .map(|(c, k)| (c.as_path(), k.as_path()));
+            client_config_as(ca.as_deref(), identity).unwrap_or_else(|e| {
                 tracing::warn!("https servers cannot be verified by this process: {e}");
                 Arc::new(
                     ClientConfig::builder()

@@ -34,6 +34,13 @@ struct Common {
     /// instead of the system's roots.
     #[arg(long, env = "ALTO_CA")]
     alto_ca: Option<PathBuf>,
+    /// Present this client certificate chain (PEM) to an ALTO server that asks for one
+    /// (TLS client authentication for joins and leases).
+    #[arg(long, requires = "alto_client_key", env = "ALTO_CLIENT_CERT")]
+    alto_client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "alto_client_cert", env = "ALTO_CLIENT_KEY")]
+    alto_client_key: Option<PathBuf>,
     /// Address to listen on for peers (its IP is the client's endpoint); port 0 picks one.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
@@ -171,6 +178,10 @@ fn check_alto(common: &Common, session: &AltoSession) {
 async fn session(common: &Common, output: PathBuf) -> Result<AltoSession, Failure> {
     if let Some(ca) = &common.alto_ca {
         alto_web::tls::set_default_ca(ca).map_err(|e| Failure(2, format!("--alto-ca: {e}")))?;
+    }
+    if let (Some(cert), Some(key)) = (&common.alto_client_cert, &common.alto_client_key) {
+        alto_web::tls::set_default_identity(cert, key)
+            .map_err(|e| Failure(2, format!("--alto-client-cert: {e}")))?;
     }
     let mut config = Config::new(common.listen.ip(), output);
     config.port = common.listen.port();

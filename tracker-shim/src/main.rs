@@ -40,6 +40,12 @@ struct Args {
     /// (TLS client authentication for joins and leases).
     #[arg(long, requires = "alto_client_key", env = "ALTO_CLIENT_CERT")]
     alto_client_cert: Option<std::path::PathBuf>,
+    /// Answer the ALTO server's HTTP Digest challenges (RFC 7616) as this user…
+    #[arg(long, requires = "alto_password_file", env = "ALTO_USER")]
+    alto_user: Option<String>,
+    /// …with the password in this file (its first line).
+    #[arg(long, requires = "alto_user", env = "ALTO_PASSWORD_FILE")]
+    alto_password_file: Option<std::path::PathBuf>,
     /// The client certificate's private key (PEM).
     #[arg(long, requires = "alto_client_cert", env = "ALTO_CLIENT_KEY")]
     alto_client_key: Option<std::path::PathBuf>,
@@ -131,6 +137,11 @@ async fn main() -> anyhow::Result<()> {
     }
     if let (Some(cert), Some(key)) = (&args.alto_client_cert, &args.alto_client_key) {
         alto_web::tls::set_default_identity(cert, key)?;
+    }
+    if let (Some(user), Some(file)) = (&args.alto_user, &args.alto_password_file) {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("--alto-password-file {}: {e}", file.display()))?;
+        alto_client::set_default_credentials(user, text.lines().next().unwrap_or_default());
     }
     let config = TrackerConfig {
         interval: args.interval,

@@ -8,6 +8,7 @@ use alto_model::ird::InfoResourceDirectory;
 use alto_model::messages::*;
 use alto_model::{media, pidhead, AltoError, CostType};
 use alto_web::client::{http_client, ClientOptions, HttpClient};
+use alto_web::digest;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, StatusCode, Uri};
@@ -73,10 +74,22 @@ pub enum ClientError {
     Url(String),
 }
 
+static DEFAULT_CREDENTIALS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+
+/// Makes `user` and `password` what every client of this process answers HTTP Digest
+/// challenges with (a binary's `--alto-user` and `--alto-password-file`). `false` if they
+/// were set already.
+pub fn set_default_credentials(user: &str, password: &str) -> bool {
+    DEFAULT_CREDENTIALS
+        .set((user.to_owned(), password.to_owned()))
+        .is_ok()
+}
+
 /// A client bound to one server's directory.
 pub struct AltoClient {
     http: HttpClient,
     options: ClientOptions,
+    credentials: Option<(String, String)>,
     directory_url: Uri,
     timeout: Duration,
     cache: Mutex<HashMap<String, (HeaderValue, Bytes)>>,
@@ -98,6 +111,7 @@ impl AltoClient {
         Ok(AltoClient {
             http: http_client(ClientOptions::default()),
             options: ClientOptions::default(),
+            credentials: None,
             directory_url: uri,
             timeout: Duration::from_secs(10),
             cache: Mutex::new(HashMap::new()),
@@ -112,6 +126,19 @@ impl AltoClient {
         self.options.local = Some(ip);
         self.http = http_client(self.options.clone());
         self
+    }
+
+    /// Answers HTTP Digest challenges (RFC 7616) as `user` with `password` instead of the
+    /// process's default credentials ([`set_default_credentials`]).
+    pub fn with_credentials(mut self, user: &str, password: &str) -> Self {
+        self.credentials = Some((user.to_owned(), password.to_owned()));
+        self
+    }
+
+    fn credentials(&self) -> Option<(String, String)> {
+        self.credentials
+            .clone()
+            .or_else(|| DEFAULT_CREDENTIALS.get().cloned())
     }
 
     /// Verifies `https://` servers against `tls` instead of the process's default.
@@ -447,11 +474,45 @@ impl AltoClient {
                 message,
             }
         };
-        let exchange = async {
+        let (head, body) = req.into_parts();
+        let make = |authorization: Option<HeaderValue>| {
+            let mut r = Request::new(body.clone());
+            *r.method_mut() = head.method.clone();
+            *r.uri_mut() = head.uri.clone();
+            *r.headers_mut() = head.headers.clone();
+            if let Some(a) = authorization {
+                r.headers_mut().insert(header::AUTHORIZATION, a);
+            }
+            r
+        };
+        let once = |req: Request<Full<Bytes>>| async {
             let resp = self.http.request(req).await.map_err(|e| transport(&e))?;
             let (parts, body) = resp.into_parts();
             let body = body.collect().await.map_err(|e| transport(&e))?.to_bytes();
-            Ok((parts.status, parts.headers, body))
+            Ok::<_, ClientError>((parts.status, parts.headers, body))
+        };
+        let exchange = async {
+            let first = once(make(None)).await?;
+            // A Digest challenge (RFC 7616) answered once with the client's credentials.
+            let challenge = first
+                .1
+                .get(header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok());
+            let answer = match (first.0, challenge, self.credentials()) {
+                (StatusCode::UNAUTHORIZED, Some(c), Some((user, password))) => {
+                    let uri = head.uri.path_and_query().map_or("/", |p| p.as_str());
+                    let mut cnonce = [0u8; 12];
+                    let _ = getrandom::fill(&mut cnonce);
+                    let cnonce = alto_model::hex(&cnonce);
+                    digest::respond(c, head.method.as_str(), uri, &user, &password, &cnonce)
+                        .and_then(|a| HeaderValue::from_str(&a).ok())
+                }
+                _ => None,
+            };
+            match answer {
+                Some(a) => once(make(Some(a))).await,
+                None => Ok(first),
+            }
         };
         tokio::time::timeout(self.timeout, exchange)
             .await

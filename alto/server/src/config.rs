@@ -66,6 +66,28 @@ pub struct Config {
     /// HTTPS on `listen` (RFC 7285 §8.3.5; read at start, the files again on every reload).
     #[serde(default)]
     pub tls: Option<TlsSettings>,
+    /// HTTP Digest authentication (RFC 7616) of chosen resources (read at start).
+    #[serde(default)]
+    pub auth: Option<AuthSettings>,
+}
+
+/// HTTP Digest authentication (RFC 7616, SHA-256), RFC 7285 §8.3.5's mandatory mechanism.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuthSettings {
+    /// The users file: `user:realm:HA1` lines, `HA1` the hex SHA-256 of
+    /// `user:realm:password`; relative to the config file's folder.
+    pub digest_users: PathBuf,
+    /// The realm.
+    #[serde(default = "default_realm")]
+    pub realm: String,
+    /// The resources (by resource id) that need a user of the file; others get 401 with
+    /// the challenge.
+    pub digest_for: Vec<String>,
+}
+
+fn default_realm() -> String {
+    "alto".into()
 }
 
 /// The server's certificate, and a plain-HTTP listener beside HTTPS if the operator wants
@@ -652,6 +674,14 @@ hysteresis = 0.25
 # resources that require one (a client without gets 403; plain-listen never serves them).
 # client-ca = "clients-ca.pem"
 # client-cert-for = ["pid-head-join", "pid-head-lease"]
+
+# HTTP Digest authentication (RFC 7616, SHA-256) of chosen resources: users file lines are
+# user:realm:HA1 with HA1 = hex SHA-256 of "user:realm:password". Without credentials, or
+# with wrong ones, a request gets 401 with the challenge. Read at start.
+# [auth]
+# digest-users = "users.txt"
+# realm = "alto"
+# digest-for = ["pid-head-join", "pid-head-lease"]
 
 # Other ALTO servers: queries about endpoints in their prefixes are cascaded to them.
 # [[peer]]

@@ -25,6 +25,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+use alto_web::digest::{self, Users};
 use alto_web::tls::{ClientCertificate, ServerTls};
 pub use alto_web::HttpResponse;
 use alto_web::{self as web, simple};
@@ -218,6 +219,8 @@ struct Inner {
     plain_listen: Option<SocketAddr>,
     /// Resource ids only a client with a verified certificate may use.
     client_cert_for: Vec<String>,
+    /// Digest authentication: the users, the nonces' secret, the resource ids it guards.
+    digest: Option<(Users, [u8; 32], Vec<String>)>,
 }
 
 /// The ALTO server: shared state behind a cheap handle.
@@ -244,6 +247,26 @@ impl App {
             .and_then(|t| t.client_ca.as_ref())
             .map(|p| source.resolve(p));
         let client_cert_for = configured.map_or(Vec::new(), |t| t.client_cert_for.clone());
+        let digest = match &loaded.config.auth {
+            Some(a) => {
+                let path = source.resolve(&a.digest_users);
+                let text = std::fs::read_to_string(&path).map_err(|e| LoadError {
+                    file: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                let users = Users::parse(&text, &a.realm).map_err(|e| LoadError {
+                    file: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                let mut secret = [0u8; 32];
+                getrandom::fill(&mut secret).map_err(|e| LoadError {
+                    file: "the random source".into(),
+                    message: e.to_string(),
+                })?;
+                Some((users, secret, a.digest_for.clone()))
+            }
+            None => None,
+        };
         let tls = match files {
             Some((cert, key)) => Some(Arc::new(ServerTls::with_client_ca(
                 &cert,
@@ -268,6 +291,7 @@ impl App {
                 tls,
                 plain_listen,
                 client_cert_for,
+                digest,
             }),
         })
     }
@@ -406,6 +430,30 @@ impl App {
                 res.path
             );
             return (simple(StatusCode::FORBIDDEN, "text/plain", text), 0);
+        }
+        if let Some((users, secret, guarded)) = &self.inner.digest {
+            if guarded.contains(&res.id) {
+                let uri = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                let auth = parts
+                    .headers
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                let now = crate::pidhead::now();
+                let checked = digest::verify(users, secret, parts.method.as_str(), uri, auth, now);
+                if let Err(why) = checked {
+                    let stale = why == digest::Refused::Stale;
+                    let mut r = simple(
+                        StatusCode::UNAUTHORIZED,
+                        "text/plain",
+                        format!("{} needs Digest credentials: {why}\n", res.path),
+                    );
+                    let challenge = digest::challenge(secret, users.realm(), now, stale);
+                    if let Ok(v) = HeaderValue::from_str(&challenge) {
+                        r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+                    }
+                    return (r, 0);
+                }
+            }
         }
         let limit = web::BodyLimit {
             max_bytes: snap.limits.max_body_bytes,

@@ -673,3 +673,49 @@ async fn a_head_whose_answers_fail_the_checks_is_answered_for_and_then_unseated(
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn joins_need_digest_credentials_when_configured() {
+    let maps = MapDir::new("");
+    let ha1 = alto_web::digest::ha1("member-1", "isp", "s3cret");
+    maps.write(
+        "users.txt",
+        &format!("# ALTO members\nmember-1:isp:{ha1}\n"),
+    );
+    let config = maps.read("alto.toml").replace(
+        "[network-map]",
+        "[auth]\ndigest-users = \"users.txt\"\nrealm = \"isp\"\ndigest-for = [\"pid-head-join\"]\n\n[network-map]",
+    );
+    maps.write("alto.toml", &config);
+    let server = maps.start().await;
+    let base = format!("http://{}", server.addr);
+    let port = listen_on("127.1.0.5", 0);
+    // Without credentials: 401 with a SHA-256 Digest challenge, no head.
+    let a = join_unreachable(&base, "127.1.0.5", port).await;
+    assert_eq!(a.status, 401);
+    let challenge = a.header("www-authenticate").unwrap().to_owned();
+    assert!(
+        challenge.starts_with("Digest realm=\"isp\"") && challenge.contains("algorithm=SHA-256"),
+        "{challenge}"
+    );
+    // alto-client answers the challenge: with a wrong password still 401, with the right one
+    // elected. The maps need no credentials.
+    let join = alto_model::pidhead::JoinRequest {
+        endpoint: "ipv4:127.1.0.5".into(),
+        tracker: format!("http://127.1.0.5:{port}/announce"),
+        ecs_url: None,
+        capabilities: Default::default(),
+    };
+    let client = |password: &str| {
+        alto_client::AltoClient::new(&server.directory_url())
+            .unwrap()
+            .with_local_address("127.1.0.5".parse().unwrap())
+            .with_credentials("member-1", password)
+    };
+    let e = client("guess").join(&join).await.unwrap_err().to_string();
+    assert!(e.contains("401"), "{e}");
+    assert!(client("guess").network_map().await.is_ok());
+    let a = client("s3cret").join(&join).await.unwrap();
+    assert_eq!(a.role, alto_model::pidhead::Role::Head);
+    server.stop().await.unwrap();
+}

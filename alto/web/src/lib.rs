@@ -9,12 +9,14 @@
 //!   trusted proxies only).
 //! - [`client`]: the hyper client every outgoing request of the workspace goes through.
 //! - [`tls`]: server certificates (reloadable) and what clients verify servers against.
+//! - [`digest`]: HTTP Digest authentication (RFC 7616, SHA-256), both sides, no I/O.
 //! - [`clock`]: wall-clock seconds that follow tokio's clock, so tests can drive time.
 //! - [`prometheus`]: the Prometheus text format of every `/metrics`.
 
 pub mod client;
 pub mod client_addr;
 pub mod clock;
+pub mod digest;
 pub mod prometheus;
 pub mod resource;
 pub mod serve;

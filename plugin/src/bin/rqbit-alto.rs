@@ -38,6 +38,12 @@ struct Common {
     /// (TLS client authentication for joins and leases).
     #[arg(long, requires = "alto_client_key", env = "ALTO_CLIENT_CERT")]
     alto_client_cert: Option<PathBuf>,
+    /// Answer the ALTO server's HTTP Digest challenges (RFC 7616) as this user…
+    #[arg(long, requires = "alto_password_file", env = "ALTO_USER")]
+    alto_user: Option<String>,
+    /// …with the password in this file (its first line).
+    #[arg(long, requires = "alto_user", env = "ALTO_PASSWORD_FILE")]
+    alto_password_file: Option<PathBuf>,
     /// The client certificate's private key (PEM).
     #[arg(long, requires = "alto_client_cert", env = "ALTO_CLIENT_KEY")]
     alto_client_key: Option<PathBuf>,
@@ -182,6 +188,11 @@ async fn session(common: &Common, output: PathBuf) -> Result<AltoSession, Failur
     if let (Some(cert), Some(key)) = (&common.alto_client_cert, &common.alto_client_key) {
         alto_web::tls::set_default_identity(cert, key)
             .map_err(|e| Failure(2, format!("--alto-client-cert: {e}")))?;
+    }
+    if let (Some(user), Some(file)) = (&common.alto_user, &common.alto_password_file) {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Failure(2, format!("--alto-password-file {}: {e}", file.display())))?;
+        alto_client::set_default_credentials(user, text.lines().next().unwrap_or_default());
     }
     let mut config = Config::new(common.listen.ip(), output);
     config.port = common.listen.port();

@@ -294,3 +294,54 @@ async fn heads_find_members_of_other_pids() {
     h3.stop().await;
     alto.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_over_https_is_elected_and_the_server_forwards_to_it_verified() {
+    // One CA for the head's certificate, trusted by every client of this process (the
+    // ALTO server's forwarding among them).
+    let certs = tempfile::tempdir().unwrap();
+    let ca = test_support::tls::TestCa::new("heads", certs.path());
+    alto_web::tls::set_default_ca(&ca.cert()).unwrap();
+    let issued = ca.issue("head", &["127.1.0.5"]);
+    let tls =
+        std::sync::Arc::new(alto_web::tls::ServerTls::load(&issued.cert, &issued.key).unwrap());
+    let (_dir, alto) = alto("", true).await;
+    let settings = JoinSettings {
+        alto: alto.directory_url(),
+        endpoint: "127.1.0.5".parse().unwrap(),
+        capabilities: Default::default(),
+        rejoin: Duration::from_millis(300),
+        refresh: Duration::from_millis(200),
+    };
+    let head = RunningTracker::start_tls(
+        Tracker::new(TrackerConfig::default()),
+        "127.1.0.5:0".parse().unwrap(),
+        None,
+        Mode::Join(settings),
+        Some(tls),
+    )
+    .await
+    .unwrap();
+    assert!(head.announce_url().starts_with("https://127.1.0.5:"));
+    until_head("the HTTPS head", &head).await;
+    assert_eq!(
+        directory_head(&alto, "PID1").await,
+        Some(head.announce_url())
+    );
+    // A query from PID1 goes to the head over HTTPS and its answer is relayed.
+    let body = r#"{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"},"endpoints":{"dsts":["ipv4:127.1.0.2","ipv4:127.3.0.2"]}}"#;
+    let (status, _) = post_from(
+        ip("127.1.0.20"),
+        &alto
+            .directory_url()
+            .replace("/directory", "/endpointcost/lookup"),
+        ECS,
+        body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let metrics = server_metrics(&alto).await;
+    assert_eq!(metric(&metrics, "alto_relayed_total"), 1, "{metrics}");
+    head.stop().await;
+    alto.stop().await.unwrap();
+}

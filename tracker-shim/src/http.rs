@@ -437,6 +437,7 @@ fn metrics(tracker: &Tracker) -> String {
 /// Serves HTTP on `listener` until `shutdown`, then lets requests in flight finish (≤ 5 s).
 pub async fn run_http(
     listener: TcpListener,
+    tls: Option<Arc<alto_web::tls::ServerTls>>,
     tracker: Arc<Tracker>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -450,7 +451,7 @@ pub async fn run_http(
         let tracker = tracker.clone();
         async move { handle(&tracker, req, remote).await }
     };
-    web::serve(listener, handle, shutdown, limits).await
+    web::serve_tls(listener, tls, handle, shutdown, limits).await
 }
 
 #[cfg(test)]

@@ -25,6 +25,13 @@ struct Args {
     /// HTTP address to listen on.
     #[arg(short, long, default_value = "127.0.0.1:6969", env = "TRACKER_LISTEN")]
     listen: SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM): the announce URL and, as a head, the
+    /// URLs given to the ALTO server are `https://`; members and the server verify it.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Also serve the UDP tracker protocol (BEP 15) on this address.
     #[arg(long)]
     udp: Option<SocketAddr>,
@@ -193,8 +200,16 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut hup_ignored = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(std::sync::Arc::new(alto_web::tls::ServerTls::load(
+            cert, key,
+        )?)),
+        _ => None,
+    };
     let running =
-        match RunningTracker::start(Tracker::new(config), args.listen, args.udp, mode).await {
+        match RunningTracker::start_tls(Tracker::new(config), args.listen, args.udp, mode, tls)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("tracker-shim: cannot listen on {}: {e}", args.listen);

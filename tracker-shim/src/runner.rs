@@ -60,6 +60,8 @@ pub struct RunningTracker {
     member_task: Option<JoinHandle<()>>,
     /// HTTP address.
     pub addr: SocketAddr,
+    /// `https` or `http`.
+    scheme: &'static str,
     /// UDP address, if serving UDP.
     pub udp: Option<SocketAddr>,
     /// The tracker.
@@ -77,6 +79,20 @@ impl RunningTracker {
         udp: Option<SocketAddr>,
         mode: Mode,
     ) -> std::io::Result<Self> {
+        Self::start_tls(tracker, listen, udp, mode, None).await
+    }
+
+    /// [`RunningTracker::start`], serving HTTPS with `tls` when given: its announce URL
+    /// and, as a head, its tracker and ALTO URLs in the join are `https://` (members and the
+    /// ALTO server verify its certificate, `docs/security.md`).
+    pub async fn start_tls(
+        tracker: Tracker,
+        listen: SocketAddr,
+        udp: Option<SocketAddr>,
+        mode: Mode,
+        tls: Option<Arc<alto_web::tls::ServerTls>>,
+    ) -> std::io::Result<Self> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let tracker = Arc::new(tracker);
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
@@ -117,7 +133,7 @@ impl RunningTracker {
                 )));
             }
             Mode::Join(settings) => {
-                let url = format!("http://{addr}/announce");
+                let url = format!("{scheme}://{addr}/announce");
                 member_task = Some(tokio::spawn(membership::run(
                     tracker.clone(),
                     url,
@@ -133,7 +149,7 @@ impl RunningTracker {
             }
         }
         let (stop, rx) = oneshot::channel::<()>();
-        let http = tokio::spawn(run_http(listener, tracker.clone(), async move {
+        let http = tokio::spawn(run_http(listener, tls, tracker.clone(), async move {
             let _ = rx.await;
         }));
         Ok(RunningTracker {
@@ -142,6 +158,7 @@ impl RunningTracker {
             leave,
             member_task,
             addr,
+            scheme,
             udp,
             tracker,
             stop,
@@ -163,7 +180,7 @@ impl RunningTracker {
 
     /// The announce URL.
     pub fn announce_url(&self) -> String {
-        format!("http://{}/announce", self.addr)
+        format!("{}://{}/announce", self.scheme, self.addr)
     }
 
     /// Stops every task; a head resigns first.

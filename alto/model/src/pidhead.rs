@@ -95,12 +95,13 @@ fn number(obj: &Map<String, Value>, name: &str) -> Result<Option<f64>, AltoError
     }
 }
 
-/// The socket address of an `http://` URL with an IP-literal host, no user information and
-/// a port from 1 to 65535 (80 when none is given): what a head's URLs must be, so that the
-/// server can check whose they are and connect back.
+/// The socket address of an `http://` or `https://` URL with an IP-literal host, no user
+/// information and a port from 1 to 65535 (80 or 443 when none is given): what a head's
+/// URLs must be, so that the server can check whose they are and connect back.
 pub fn url_socket(url: &str) -> Option<std::net::SocketAddr> {
     let u = url::Url::parse(url).ok()?;
-    if u.scheme() != "http" || !u.username().is_empty() || u.password().is_some() {
+    if !matches!(u.scheme(), "http" | "https") || !u.username().is_empty() || u.password().is_some()
+    {
         return None;
     }
     let ip = url_ip(url)?;
@@ -112,7 +113,7 @@ pub fn url_socket(url: &str) -> Option<std::net::SocketAddr> {
 /// PID can be checked.
 pub fn url_ip(url: &str) -> Option<IpAddr> {
     let url = url::Url::parse(url).ok()?;
-    if url.scheme() != "http" {
+    if !matches!(url.scheme(), "http" | "https") {
         return None;
     }
     match url.host()? {
@@ -394,7 +395,11 @@ mod tests {
             url_ip("http://[::1]:6969/announce"),
             Some("::1".parse().unwrap())
         );
-        assert_eq!(url_ip("https://127.0.0.1/announce"), None);
+        assert_eq!(
+            url_ip("https://127.0.0.1/announce"),
+            Some("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(url_ip("ftp://127.0.0.1/announce"), None);
         assert_eq!(
             sibling("http://127.1.0.5:6969/announce", "/members"),
             "http://127.1.0.5:6969/members"

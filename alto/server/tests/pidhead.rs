@@ -504,7 +504,7 @@ async fn a_join_must_name_its_own_address_a_valid_port_and_a_pid_that_has_heads(
             "tracker",
         ),
         (
-            r#"{"endpoint":"ipv4:127.1.0.5","tracker":"https://127.1.0.5:6969/announce"}"#,
+            r#"{"endpoint":"ipv4:127.1.0.5","tracker":"ftp://127.1.0.5:6969/announce"}"#,
             "tracker",
         ),
     ] {

@@ -187,7 +187,9 @@ pub fn set_default_ca(ca: &Path) -> Result<(), TlsError> {
     client_config(Some(ca))?;
     DEFAULT_CA
         .set(ca.to_owned())
-        .map_err(|_| TlsError::AlreadySet)
+        .map_err(|_| TlsError::AlreadySet)?;
+    *DEFAULT_CONFIG.write().expect("tls lock") = None;
+    Ok(())
 }
 
 /// Makes the certificate chain `cert` and key `key` (PEM) what clients of this process
@@ -197,32 +199,39 @@ pub fn set_default_identity(cert: &Path, key: &Path) -> Result<(), TlsError> {
     client_config_as(DEFAULT_CA.get().map(PathBuf::as_path), Some((cert, key)))?;
     DEFAULT_IDENTITY
         .set((cert.to_owned(), key.to_owned()))
-        .map_err(|_| TlsError::AlreadySet)
+        .map_err(|_| TlsError::AlreadySet)?;
+    *DEFAULT_CONFIG.write().expect("tls lock") = None;
+    Ok(())
 }
 
+/// The clients' default configuration, made on first use and again after a setter.
+static DEFAULT_CONFIG: RwLock<Option<Arc<ClientConfig>>> = RwLock::new(None);
+
 /// The clients' default: the CA of [`set_default_ca`], else of the `ALTO_CA` environment
-/// variable, else the system's roots. When none can be read the reason is logged once and
+/// variable, else the system's roots (clients made before a setter keep the old one). When none can be read the reason is logged once and
 /// the roots are empty: every `https://` request then fails verification, none goes
 /// unverified.
 pub fn default_client_config() -> Arc<ClientConfig> {
-    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let ca = DEFAULT_CA
-                .get()
-                .cloned()
-                .or_else(|| std::env::var_os("ALTO_CA").map(PathBuf::from));
-            let identity = DEFAULT_IDENTITY
-                .get()
-                .map(|(c, k)| (c.as_path(), k.as_path()));
-            client_config_as(ca.as_deref(), identity).unwrap_or_else(|e| {
-                tracing::warn!("https servers cannot be verified by this process: {e}");
-                Arc::new(
-                    ClientConfig::builder()
-                        .with_root_certificates(RootCertStore::empty())
-                        .with_no_client_auth(),
-                )
-            })
+    if let Some(c) = DEFAULT_CONFIG.read().expect("tls lock").as_ref() {
+        return c.clone();
+    }
+    let made = {
+        let ca = DEFAULT_CA
+            .get()
+            .cloned()
+            .or_else(|| std::env::var_os("ALTO_CA").map(PathBuf::from));
+        let identity = DEFAULT_IDENTITY
+            .get()
+            .map(|(c, k)| (c.as_path(), k.as_path()));
+        client_config_as(ca.as_deref(), identity).unwrap_or_else(|e| {
+            tracing::warn!("https servers cannot be verified by this process: {e}");
+            Arc::new(
+                ClientConfig::builder()
+                    .with_root_certificates(RootCertStore::empty())
+                    .with_no_client_auth(),
+            )
         })
-        .clone()
+    };
+    *DEFAULT_CONFIG.write().expect("tls lock") = Some(made.clone());
+    made
 }

@@ -51,7 +51,9 @@ fn nested_len(b: &[u8], at: usize, depth: usize) -> Result<usize, MetainfoError>
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(bad)?;
-            let end = colon + 1 + n;
+            // A length near usize::MAX must not wrap around (found by the `metainfo` fuzz
+            // target: `d000018446744073709551615:`).
+            let end = (colon + 1).checked_add(n).ok_or_else(bad)?;
             if end > b.len() {
                 return Err(bad());
             }
@@ -212,6 +214,9 @@ mod tests {
             strip_torrent(b"di1ei2ee").is_err(),
             "a key that is not a string"
         );
+        // A string length that would wrap around (found by fuzzing).
+        assert!(strip_torrent(b"d000018446744073709551615:").is_err());
+        assert!(info(b"d18446744073709551615:xe").is_err());
         let deep = [vec![b'd', b'4'], b":info".to_vec(), vec![b'l'; 100_000]].concat();
         assert!(strip_torrent(&deep).is_err(), "nested without end");
         let (m, tr) = strip_magnet("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=x&tr=http%3A%2F%2Ft.example%2Fannounce").unwrap();

@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -221,6 +222,10 @@ struct Inner {
     client_cert_for: Vec<String>,
     /// Digest authentication: the users, the nonces' secret, the resource ids it guards.
     digest: Option<(Users, [u8; 32], Vec<String>)>,
+    /// The nonce counts of Digest requests, against replays.
+    nonce_counts: std::sync::Mutex<digest::NonceCounts>,
+    /// The number of the next Digest challenge's nonce.
+    nonce_serial: std::sync::atomic::AtomicU64,
 }
 
 /// The ALTO server: shared state behind a cheap handle.
@@ -292,6 +297,8 @@ impl App {
                 plain_listen,
                 client_cert_for,
                 digest,
+                nonce_counts: std::sync::Mutex::default(),
+                nonce_serial: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -439,7 +446,9 @@ impl App {
                     .get(http::header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok());
                 let now = crate::pidhead::now();
-                let checked = digest::verify(users, secret, parts.method.as_str(), uri, auth, now);
+                let counts = &mut self.inner.nonce_counts.lock().expect("nonce lock");
+                let checked =
+                    digest::verify(users, secret, counts, parts.method.as_str(), uri, auth, now);
                 if let Err(why) = checked {
                     let stale = why == digest::Refused::Stale;
                     let mut r = simple(
@@ -447,7 +456,8 @@ impl App {
                         "text/plain",
                         format!("{} needs Digest credentials: {why}\n", res.path),
                     );
-                    let challenge = digest::challenge(secret, users.realm(), now, stale);
+                    let serial = self.inner.nonce_serial.fetch_add(1, Ordering::Relaxed);
+                    let challenge = digest::challenge(secret, users.realm(), now, serial, stale);
                     if let Ok(v) = HeaderValue::from_str(&challenge) {
                         r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
                     }

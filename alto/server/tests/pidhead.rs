@@ -717,5 +717,33 @@ async fn joins_need_digest_credentials_when_configured() {
     assert!(client("guess").network_map().await.is_ok());
     let a = client("s3cret").join(&join).await.unwrap();
     assert_eq!(a.role, alto_model::pidhead::Role::Head);
+    // The same request sent twice: the second is a replay and gets a new challenge.
+    let auth = alto_web::digest::respond(
+        &challenge,
+        "POST",
+        "/pidhead/join",
+        "member-1",
+        "s3cret",
+        "c",
+    )
+    .unwrap();
+    let body =
+        format!(r#"{{"endpoint":"ipv4:127.1.0.5","tracker":"http://127.1.0.5:{port}/announce"}}"#);
+    let url = format!("{base}/pidhead/join");
+    let headers = [("content-type", JOIN), ("authorization", auth.as_str())];
+    let send = || {
+        request_from(
+            "127.1.0.5".parse().unwrap(),
+            "POST",
+            &url,
+            &headers,
+            body.clone(),
+        )
+    };
+    let first = send().await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let replayed = send().await;
+    assert_eq!(replayed.status, 401);
+    assert!(String::from_utf8_lossy(&replayed.body).contains("replayed"));
     server.stop().await.unwrap();
 }

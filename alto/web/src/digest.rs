@@ -7,9 +7,11 @@
 //!   holds no password. [`ha1`] makes a line's hash.
 //! - Nonces are stateless: the time they were made and a SHA-256 over it, the realm and the
 //!   server's secret; they are good for [`NONCE_SECS`] and a stale one is answered with
-//!   `stale=true`, so the client retries without asking its user again. The nonce count is
-//!   not tracked: within a nonce's life a captured request can be replayed, which is why the
-//!   resources that need authentication should also be served over TLS only.
+//!   `stale=true`, so the client retries without asking its user again.
+//! - Replays are refused: [`NonceCounts`] keeps, for each nonce still good, the highest
+//!   nonce count (`nc`) seen, and a request must count higher (RFC 7616 §3.4). It holds at
+//!   most [`MAX_NONCES`] nonces; when full, new nonces are refused as stale until old ones
+//!   expire, so memory stays bounded under a flood.
 //! - [`respond`] is the client's side: the `Authorization` value for a challenge.
 
 use sha2::{Digest as _, Sha256};
@@ -17,6 +19,38 @@ use std::collections::HashMap;
 
 /// Seconds a nonce is good for.
 pub const NONCE_SECS: u64 = 300;
+
+/// Most nonces whose counts are kept at once.
+pub const MAX_NONCES: usize = 100_000;
+
+/// The highest nonce count seen per nonce still good, and when that nonce was made.
+#[derive(Debug, Default)]
+pub struct NonceCounts {
+    seen: HashMap<String, (u64, u32)>,
+}
+
+impl NonceCounts {
+    /// Takes count `nc` of `nonce` (made at `made`) at `now`: `false` for a replay (a
+    /// count not above the last), or when the table is full of nonces still good.
+    fn take(&mut self, nonce: &str, made: u64, nc: u32, now: u64) -> bool {
+        if let Some((_, last)) = self.seen.get_mut(nonce) {
+            if nc <= *last {
+                return false;
+            }
+            *last = nc;
+            return true;
+        }
+        if self.seen.len() >= MAX_NONCES {
+            self.seen
+                .retain(|_, (m, _)| now.saturating_sub(*m) <= NONCE_SECS);
+            if self.seen.len() >= MAX_NONCES {
+                return false;
+            }
+        }
+        self.seen.insert(nonce.to_owned(), (made, nc));
+        true
+    }
+}
 
 fn sha256_hex(s: &str) -> String {
     alto_model::hex(&Sha256::digest(s.as_bytes()))
@@ -81,21 +115,27 @@ impl Users {
     }
 }
 
-/// A nonce made at `now` (seconds) under `secret`.
-pub fn nonce(secret: &[u8], realm: &str, now: u64) -> String {
+/// The nonce number `serial` (unique per challenge: two clients challenged in the same
+/// second must not share a nonce, or the second's first count would look replayed), made at
+/// `now` (seconds) under `secret`.
+pub fn nonce(secret: &[u8], realm: &str, now: u64, serial: u64) -> String {
     let mut h = Sha256::new();
     h.update(secret);
     h.update(realm.as_bytes());
     h.update(now.to_be_bytes());
-    format!("{now:x}-{}", &alto_model::hex(&h.finalize())[..32])
+    h.update(serial.to_be_bytes());
+    format!(
+        "{now:x}-{serial:x}-{}",
+        &alto_model::hex(&h.finalize())[..32]
+    )
 }
 
-/// The `WWW-Authenticate` value of a 401: a fresh nonce, `stale=true` when the client's was
-/// only too old.
-pub fn challenge(secret: &[u8], realm: &str, now: u64, stale: bool) -> String {
+/// The `WWW-Authenticate` value of a 401: the fresh nonce number `serial`, `stale=true` when
+/// the client's was only too old.
+pub fn challenge(secret: &[u8], realm: &str, now: u64, serial: u64, stale: bool) -> String {
     format!(
         "Digest realm=\"{realm}\", qop=\"auth\", algorithm=SHA-256, nonce=\"{}\"{}",
-        nonce(secret, realm, now),
+        nonce(secret, realm, now, serial),
         if stale { ", stale=true" } else { "" }
     )
 }
@@ -118,6 +158,9 @@ pub enum Refused {
     /// An unknown user or a wrong password.
     #[error("wrong user or password")]
     Wrong,
+    /// A request seen before (its nonce count is not above the last one).
+    #[error("a replayed request")]
+    Replayed,
 }
 
 /// The `key=value` pairs of a `Digest …` header value (values quoted or not).
@@ -147,10 +190,11 @@ fn equal(a: &str, b: &str) -> bool {
 }
 
 /// Checks the `Authorization` value of a request with `method` to `uri` (its request
-/// target) at `now`; the user's name when it holds.
+/// target) at `now`, counting its nonce in `counts`; the user's name when it holds.
 pub fn verify(
     users: &Users,
     secret: &[u8],
+    counts: &mut NonceCounts,
     method: &str,
     uri: &str,
     authorization: Option<&str>,
@@ -177,11 +221,15 @@ pub fn verify(
     if got_uri != uri {
         return Err(Refused::Malformed("uri is not the request's".into()));
     }
-    let made = nonce_got
-        .split_once('-')
-        .and_then(|(t, _)| u64::from_str_radix(t, 16).ok())
-        .ok_or(Refused::BadNonce)?;
-    if !equal(nonce_got, &nonce(secret, realm, made)) {
+    let mut fields = nonce_got.splitn(3, '-');
+    let mut number = || {
+        fields
+            .next()
+            .and_then(|f| u64::from_str_radix(f, 16).ok())
+            .ok_or(Refused::BadNonce)
+    };
+    let (made, serial) = (number()?, number()?);
+    if !equal(nonce_got, &nonce(secret, realm, made, serial)) {
         return Err(Refused::BadNonce);
     }
     if now.saturating_sub(made) > NONCE_SECS || made > now + 5 {
@@ -192,11 +240,14 @@ pub fn verify(
     };
     let ha2 = sha256_hex(&format!("{method}:{uri}"));
     let want = sha256_hex(&format!("{ha1}:{nonce_got}:{nc}:{cnonce}:{qop}:{ha2}"));
-    if equal(&want, &response.to_ascii_lowercase()) {
-        Ok(user.to_owned())
-    } else {
-        Err(Refused::Wrong)
+    if !equal(&want, &response.to_ascii_lowercase()) {
+        return Err(Refused::Wrong);
     }
+    let nc = u32::from_str_radix(nc, 16).map_err(|_| Refused::Malformed("nc".into()))?;
+    if !counts.take(nonce_got, made, nc, now) {
+        return Err(Refused::Replayed);
+    }
+    Ok(user.to_owned())
 }
 
 /// The client's `Authorization` value answering the `WWW-Authenticate` value `challenge`
@@ -247,7 +298,10 @@ mod tests {
     #[test]
     fn a_client_answering_the_challenge_is_let_in_and_nobody_else() {
         let u = users();
-        let c = challenge(SECRET, "alto", 1000, false);
+        let verify = |u: &Users, secret: &[u8], m: &str, uri: &str, a: Option<&str>, now: u64| {
+            verify(u, secret, &mut NonceCounts::default(), m, uri, a, now)
+        };
+        let c = challenge(SECRET, "alto", 1000, 1, false);
         let auth = respond(&c, "POST", "/pidhead/join", "alice", "wonderland", "c1").unwrap();
         assert_eq!(
             verify(&u, SECRET, "POST", "/pidhead/join", Some(&auth), 1010),
@@ -299,6 +353,38 @@ mod tests {
             Err(Refused::Malformed(_))
         ));
         assert!(respond(&c.replace("SHA-256", "MD5"), "POST", "/", "a", "b", "c").is_none());
+    }
+
+    #[test]
+    fn a_replayed_request_is_refused_and_a_higher_count_is_not() {
+        let u = users();
+        let mut counts = NonceCounts::default();
+        let c = challenge(SECRET, "alto", 1000, 1, false);
+        let auth = respond(&c, "POST", "/pidhead/join", "alice", "wonderland", "c1").unwrap();
+        let mut check = |a: &str| {
+            verify(
+                &u,
+                SECRET,
+                &mut counts,
+                "POST",
+                "/pidhead/join",
+                Some(a),
+                1010,
+            )
+        };
+        assert_eq!(check(&auth), Ok("alice".into()));
+        assert_eq!(check(&auth), Err(Refused::Replayed));
+        // The same nonce with the next count, as a client reusing it would send.
+        let next = auth.replace("nc=00000001", "nc=00000002");
+        let p = params(&next).unwrap();
+        let ha2 = sha256_hex("POST:/pidhead/join");
+        let resp = sha256_hex(&format!(
+            "{}:{}:00000002:c1:auth:{ha2}",
+            ha1("alice", "alto", "wonderland"),
+            p["nonce"]
+        ));
+        let next = next.replace(&p["response"], &resp);
+        assert_eq!(check(&next), Ok("alice".into()));
     }
 
     #[test]

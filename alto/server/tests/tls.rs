@@ -146,3 +146,151 @@ async fn joins_need_a_client_certificate_from_the_operators_ca_when_configured()
     assert_eq!(a.role, alto_model::pidhead::Role::Head);
     server.stop().await.unwrap();
 }
+
+/// Runs `program` with `args`: its exit code and everything it wrote.
+fn run(program: &str, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn have(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// An HTTPS server on the embedded maps with `issued`'s certificate.
+async fn https(issued: &test_support::tls::Issued) -> Running {
+    let app = App::with_tls(
+        Source::Embedded,
+        Some((issued.cert.clone(), issued.key.clone())),
+    )
+    .unwrap();
+    Running::start_app(app, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_python_and_openssl_verify_the_server_and_refuse_what_they_must() {
+    for p in ["curl", "openssl", "/usr/bin/python3"] {
+        if !have(p) {
+            test_support::skip(&format!("{p} is not installed"));
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("isp", dir.path());
+    let ca_pem = ca.cert().display().to_string();
+    let good = https(&ca.issue("good", &["127.0.0.1"])).await;
+    let url = good.directory_url();
+    let base = url.trim_end_matches("/directory").to_owned();
+
+    // curl, with the CA: the directory and every resource it lists, GET ones by GET.
+    let (code, dir_text) = run("curl", &["-sS", "--fail", "--cacert", &ca_pem, &url]);
+    assert_eq!(code, 0, "{dir_text}");
+    let ird: serde_json::Value = serde_json::from_str(&dir_text).unwrap();
+    for (id, r) in ird["resources"].as_object().unwrap() {
+        if r.get("accepts").is_some() {
+            continue;
+        }
+        let uri = r["uri"].as_str().unwrap();
+        let (code, text) = run(
+            "curl",
+            &[
+                "-sS",
+                "--fail",
+                "--cacert",
+                &ca_pem,
+                &format!("{base}{uri}"),
+            ],
+        );
+        assert_eq!(code, 0, "{id}: {text}");
+    }
+    let ecs = r#"{"cost-type":{"cost-mode":"ordinal","cost-metric":"routingcost"},"endpoints":{"srcs":["ipv4:127.1.0.9"],"dsts":["ipv4:127.1.0.2"]}}"#;
+    let (code, text) = run(
+        "curl",
+        &[
+            "-sS",
+            "--fail",
+            "--cacert",
+            &ca_pem,
+            "-H",
+            "Content-Type: application/alto-endpointcostparams+json",
+            "-d",
+            ecs,
+            &format!("{base}/endpointcost/lookup"),
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("endpoint-cost-map"), "{text}");
+
+    // Python's ssl and openssl s_client verify the chain too.
+    let py = format!(
+        "import ssl, urllib.request\nctx = ssl.create_default_context(cafile='{ca_pem}')\nprint(urllib.request.urlopen('{url}', context=ctx).status)"
+    );
+    let (code, text) = run("/usr/bin/python3", &["-c", &py]);
+    assert_eq!((code, text.trim()), (0, "200"), "{text}");
+    let connect = url
+        .trim_start_matches("https://")
+        .trim_end_matches("/directory")
+        .to_owned();
+    let (code, text) = run(
+        "openssl",
+        &[
+            "s_client",
+            "-connect",
+            &connect,
+            "-CAfile",
+            &ca_pem,
+            "-verify_return_error",
+            "-brief",
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("Verification: OK"), "{text}");
+
+    // The wrong CA, an expired certificate, a name mismatch: refused (curl: 60).
+    let other = TestCa::new("other", dir.path());
+    let (code, _) = run(
+        "curl",
+        &["-sS", "--cacert", &other.cert().display().to_string(), &url],
+    );
+    assert_eq!(code, 60);
+    let expired = https(&ca.issue_valid("expired", &["127.0.0.1"], false)).await;
+    let (code, text) = run(
+        "curl",
+        &["-sS", "--cacert", &ca_pem, &expired.directory_url()],
+    );
+    assert_eq!(code, 60, "{text}");
+    assert!(text.contains("expired"), "{text}");
+    let misnamed = https(&ca.issue("misnamed", &["alto.example"])).await;
+    let (code, text) = run(
+        "curl",
+        &["-sS", "--cacert", &ca_pem, &misnamed.directory_url()],
+    );
+    assert_eq!(code, 60, "{text}");
+    // Plain HTTP to the TLS port: a plain 400 that says so, and no resource.
+    let plain = url.replace("https://", "http://");
+    let (code, text) = run("curl", &["-sS", "--max-time", "20", "-i", &plain]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 400") && text.contains("speaks HTTPS"),
+        "{text}"
+    );
+    good.stop().await.unwrap();
+    expired.stop().await.unwrap();
+    misnamed.stop().await.unwrap();
+}

@@ -168,6 +168,18 @@ where
                         watcher.watch(conn).await
                     }
                     Some(config) => {
+                        // Plain HTTP on the TLS port gets a plain 400 saying so (as nginx
+                        // does), not a TLS alert: a handshake starts with byte 22.
+                        let mut first = [0u8; 1];
+                        let peeked =
+                            tokio::time::timeout(handshake, stream.inner.peek(&mut first)).await;
+                        if matches!(peeked, Ok(Ok(1))) && first[0] != 22 {
+                            let mut stream = stream;
+                            let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, PLAIN_ON_TLS)
+                                .await;
+                            let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+                            return;
+                        }
                         let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
                         match tokio::time::timeout(handshake, accept).await {
                             Ok(Ok(stream)) => {
@@ -389,6 +401,10 @@ impl Drop for Held {
         }
     }
 }
+
+/// The answer to plain HTTP sent to a TLS port.
+const PLAIN_ON_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\
+Connection: close\r\nContent-Length: 52\r\n\r\nthis port speaks HTTPS: the URL must be https://...\n";
 
 /// How long a closing connection keeps reading what its client still sends.
 const LINGER: Duration = Duration::from_secs(2);

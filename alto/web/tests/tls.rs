@@ -79,7 +79,11 @@ async fn should_serve_https_that_clients_verify_against_the_ca_they_are_given() 
         .unwrap();
     let mut out = Vec::new();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(20), c.read_to_end(&mut out)).await;
-    assert!(!String::from_utf8_lossy(&out).contains("over tls"));
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        out.starts_with("HTTP/1.1 400") && !out.contains("over tls"),
+        "{out}"
+    );
 }
 
 #[tokio::test]

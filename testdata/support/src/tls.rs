@@ -50,8 +50,17 @@ impl TestCa {
     /// A server certificate for `names` (DNS names or IP addresses), written as
     /// `FILE.pem` and `FILE-key.pem`.
     pub fn issue(&self, file: &str, names: &[&str]) -> Issued {
+        self.issue_valid(file, names, true)
+    }
+
+    /// [`TestCa::issue`], a certificate that expired in 2020 unless `valid`.
+    pub fn issue_valid(&self, file: &str, names: &[&str], valid: bool) -> Issued {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let params = rcgen::CertificateParams::new(names).expect("params");
+        let mut params = rcgen::CertificateParams::new(names).expect("params");
+        if !valid {
+            params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        }
         let key = rcgen::KeyPair::generate().expect("key");
         let cert = params.signed_by(&key, &self.issuer).expect("certificate");
         let issued = Issued {

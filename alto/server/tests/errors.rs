@@ -236,13 +236,13 @@ async fn a_query_over_the_pair_or_answer_bound_is_refused_before_it_is_computed(
     assert!(value.unwrap().contains("exceeds 3000 bytes"));
     // The filtered cost map counts PID pairs: all 5 x 5 are within 200.
     let cm = format!("http://{}/costmap/filtered", server.addr);
-    let a = post(
-        &cm,
-        CMF,
-        &format!("{{{ORD},\"pids\":{{\"srcs\":[],\"dsts\":[]}}}}"),
-    )
-    .await;
+    let a = post(&cm, CMF, &all_pids()).await;
     assert_eq!(a.status, 200);
+}
+
+/// A filtered cost map query for every PID to every PID.
+fn all_pids() -> String {
+    format!("{{{ORD},\"pids\":{{\"srcs\":[],\"dsts\":[]}}}}")
 }
 
 #[tokio::test]
@@ -251,12 +251,7 @@ async fn a_filtered_cost_map_over_the_pair_bound_is_refused() {
     let server = maps.start().await;
     let cm = format!("http://{}/costmap/filtered", server.addr);
     // All 5 x 5 PIDs.
-    let a = post(
-        &cm,
-        CMF,
-        &format!("{{{ORD},\"pids\":{{\"srcs\":[],\"dsts\":[]}}}}"),
-    )
-    .await;
+    let a = post(&cm, CMF, &all_pids()).await;
     assert_eq!(a.status, 400);
     let (code, field, value) = a.alto_error();
     assert_eq!(

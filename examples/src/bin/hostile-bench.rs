@@ -18,6 +18,7 @@
 //! alto-server -p tracker-shim -p alto-examples`; run as root or with `ulimit -n` of at least
 //! 8192 (the slowloris probe opens 2,400 sockets).
 
+use alto_locality::rank::{Random, SplitMix64};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -382,10 +383,7 @@ async fn slowloris(
 
 fn announce(h: u64, port: u16) -> Vec<u8> {
     // Info hashes spread as real ones are (SplitMix64 of the counter).
-    let mut z = h.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
+    let z = SplitMix64(h).next_u64();
     let mut hash = String::new();
     for b in z
         .to_be_bytes()

@@ -34,10 +34,6 @@ pub struct Rates {
     pub down_bps: f64,
     /// Upload rate.
     pub up_bps: f64,
-    /// Milliseconds the rates were measured over.
-    pub span_ms: u64,
-    /// Announce intervals they were measured over (samples less one).
-    pub intervals: usize,
 }
 
 /// The last [`SAMPLES`] samples of one client, oldest first; `Copy`, so that a swarm store
@@ -95,11 +91,10 @@ impl Progress {
         if now_ms.saturating_sub(last.at_ms) > window_ms {
             return None;
         }
-        let (skipped, first) = self
+        let first = self
             .samples()
             .iter()
-            .enumerate()
-            .find(|(_, s)| last.at_ms - s.at_ms <= window_ms)?;
+            .find(|s| last.at_ms - s.at_ms <= window_ms)?;
         let span = last.at_ms - first.at_ms;
         if span < MIN_SPAN_MS {
             return None;
@@ -108,8 +103,6 @@ impl Progress {
         Some(Rates {
             down_bps: (last.downloaded - first.downloaded) as f64 / secs,
             up_bps: (last.uploaded - first.uploaded) as f64 / secs,
-            span_ms: span,
-            intervals: self.len as usize - 1 - skipped,
         })
     }
 

@@ -160,7 +160,15 @@ async fn a_member_of_a_served_pid_stays_inside_and_one_that_stalls_reaches_out()
         !peers.is_empty() && foreign(&peers) == 0,
         "a newcomer to a measurably well-served PID gets its own PID only: {peers:?}"
     );
-    // Peer 9 has moved nothing since its first announce: a stall; it reaches out.
+    // Peer 9 has moved nothing since its first announce: a stall, lagging at first, and
+    // underserved once it has lasted `confirm_ms`; then it reaches out.
+    advance(Duration::from_millis(LocalityConfig::default().confirm_ms)).await;
+    announce(
+        &t,
+        "127.1.0.1",
+        &with_figures(&query(1, 11, 6011, 1 << 30, ""), 96 << 20, 24 << 20),
+    )
+    .await;
     let peers = member(query(1, 9, 6009, 1 << 30, "")).await;
     assert_eq!(
         foreign(&peers),

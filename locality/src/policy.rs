@@ -3,16 +3,19 @@
 //!
 //! 1. A client with the whole torrent gets no peers of other PIDs (it serves those that
 //!    connect).
-//! 2. A downloading client is **underserved** when its measured download rate is below
+//! 2. A downloading client is **lagging** when its measured download rate is below
 //!    [`LocalityConfig::stall_bps`] or below [`LocalityConfig::served_fraction`] of the
-//!    fastest download in its PID: it **reaches out**, with
+//!    fastest download in its PID, and **underserved** once that holds over at least
+//!    [`LocalityConfig::confirm_ms`]. A lagging client waits for its PID's gateways (rule
+//!    3), which grow in number; an underserved one **reaches out**, with
 //!    [`LocalityConfig::foreign_peers`] peers of the cheapest other PIDs. The PID's own
 //!    peers are kept too, so it goes back by itself once local service recovers (a served
 //!    client is handed no more peers of other PIDs).
 //! 3. A PID's **gateways** fetch from other PIDs for the PID: its best deliverers by
-//!    measured upload rate, one, plus one for each underserved member, at most
+//!    measured upload rate, one, plus one for each lagging or underserved member, at most
 //!    [`LocalityConfig::max_gateways`]. Before anything is measured, the PID Head's own
-//!    client is the gateway.
+//!    client is the gateway; a PID Head's own client always fetches from its parent in the
+//!    heads' tree, and never reaches out for want of a working head (it is the head).
 //! 4. A client whose service is not measured yet gets a **random share**
 //!    ([`LocalityConfig::random_share`] of its answer) of peers of other PIDs, unless its PID
 //!    is measurably well served (a member is measured served and none underserved).
@@ -23,10 +26,10 @@
 //! again to itself, from its own figures, without trusting the head ([`client_peers`]). No
 //! I/O, no clock: times are passed in.
 
-use crate::progress::{Progress, Rates};
+use crate::progress::{Progress, Rates, SAMPLES};
 use alto_model::{NetworkMap, PidIdx};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The knobs of the policy.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,10 +42,18 @@ pub struct LocalityConfig {
     pub served_fraction: f64,
     /// Rates are measured over this many milliseconds.
     pub window_ms: u64,
+    /// A client slow over at least this many milliseconds, or over every announce interval
+    /// its samples keep, is underserved, not only lagging (rule 2): one slow measurement (a
+    /// newcomer's first seconds) makes no client reach out.
+    pub confirm_ms: u64,
     /// Share of an answer drawn from other PIDs for a client not yet measured (rule 4).
     pub random_share: f64,
     /// Most gateways of one PID (rule 3).
     pub max_gateways: usize,
+    /// Peers of its parent's PID a PID Head's own client fetches from besides its parent in
+    /// the heads' tree: a second source over the same link, in case the parent is slow.
+    /// More make the head a source for the parent's PID too (traffic back up the tree).
+    pub tree_extra: usize,
 }
 
 /// The defaults, documented in `docs/locality.md`.
@@ -51,8 +62,10 @@ const DEFAULT: LocalityConfig = LocalityConfig {
     stall_bps: 32.0 * 1024.0,
     served_fraction: 0.1,
     window_ms: 10_000,
+    confirm_ms: 4_000,
     random_share: 0.1,
     max_gateways: 3,
+    tree_extra: 1,
 };
 
 impl Default for LocalityConfig {
@@ -70,7 +83,11 @@ pub enum Service {
     Unknown,
     /// Downloading fast enough.
     Served,
-    /// Downloading too slowly: rule 2.
+    /// Downloading too slowly, measured over less than [`LocalityConfig::confirm_ms`]: it
+    /// waits for its PID's gateways (rule 2).
+    Lagging,
+    /// Downloading too slowly over at least [`LocalityConfig::confirm_ms`]: it reaches out
+    /// (rule 2).
     Underserved,
 }
 
@@ -91,7 +108,11 @@ impl LocalityConfig {
             _ if seeding => Service::Seeding,
             None => Service::Unknown,
             Some(r) if r.down_bps < self.stall_bps.max(self.served_fraction * peak_bps) => {
-                Service::Underserved
+                if r.span_ms >= self.confirm_ms || r.intervals + 1 >= SAMPLES {
+                    Service::Underserved
+                } else {
+                    Service::Lagging
+                }
             }
             Some(_) => Service::Served,
         }
@@ -115,7 +136,7 @@ pub struct PidSummary<K> {
     pub peak_bps: f64,
     /// Members measured served (or seeding).
     pub served: usize,
-    /// Members measured underserved.
+    /// Members measured lagging or underserved.
     pub underserved: usize,
     /// The gateways (rule 3), best deliverer first; empty before any upload is measured.
     pub gateways: Vec<K>,
@@ -134,37 +155,42 @@ pub fn pid_summary<'a, K: Copy + PartialEq + 'a>(
     members: impl Iterator<Item = (K, &'a Progress)>,
     now_ms: u64,
 ) -> PidSummary<K> {
-    // Each member's rates, measured once.
-    let measured: Vec<(K, bool, Option<Rates>)> = members
-        .map(|(k, p)| (k, p.seeding(), p.rates(now_ms, cfg.window_ms)))
+    // Each member's rates, measured once, and the bytes it has.
+    let measured: Vec<(K, bool, Option<Rates>, u64)> = members
+        .map(|(k, p)| {
+            let got = p.last().map_or(0, |s| s.downloaded);
+            (k, p.seeding(), p.rates(now_ms, cfg.window_ms), got)
+        })
         .collect();
     let downloading = || {
         measured
             .iter()
             .filter(|m| !m.1)
-            .filter_map(|&(k, _, r)| Some((k, r?)))
+            .filter_map(|&(k, _, r, got)| Some((k, r?, got)))
     };
-    let peak_bps = downloading().map(|(_, r)| r.down_bps).fold(0.0, f64::max);
+    let peak_bps = downloading()
+        .map(|(_, r, _)| r.down_bps)
+        .fold(0.0, f64::max);
     let mut s = PidSummary {
         peak_bps,
         served: 0,
         underserved: 0,
         gateways: Vec::new(),
     };
-    for &(_, seeding, rates) in &measured {
+    for &(_, seeding, rates, _) in &measured {
         match cfg.classify(seeding, rates, peak_bps) {
             Service::Seeding | Service::Served => s.served += 1,
-            Service::Underserved => s.underserved += 1,
+            Service::Lagging | Service::Underserved => s.underserved += 1,
             Service::Unknown => {}
         }
     }
-    let mut deliverers: Vec<(f64, K)> = downloading()
-        .filter(|(_, r)| r.up_bps > 0.0)
-        .map(|(k, r)| (r.up_bps, k))
+    // By upload; where nobody uploads yet (a stalled PID), the member farthest along.
+    let mut deliverers: Vec<(f64, u64, K)> = downloading()
+        .map(|(k, r, got)| (r.up_bps, got, k))
         .collect();
-    deliverers.sort_by(|a, b| b.0.total_cmp(&a.0));
+    deliverers.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
     let n = (1 + s.underserved).min(cfg.max_gateways.max(1));
-    s.gateways = deliverers.into_iter().take(n).map(|d| d.1).collect();
+    s.gateways = deliverers.into_iter().take(n).map(|d| d.2).collect();
     s
 }
 
@@ -209,6 +235,9 @@ pub struct ClientView<'a> {
     /// Without a working head: with this many peers of its own PID from other sources, a
     /// client not yet measured gets the random share only.
     pub local_enough: usize,
+    /// The client's address: without a working head, the member of the PID with the lowest
+    /// address it knows of stands in as the PID's gateway.
+    pub me: IpAddr,
 }
 
 /// The peers a plugin client is given, at most `want`: its own PID's peers, those the head
@@ -252,20 +281,27 @@ pub fn client_peers(
                 }
                 acc
             });
+    // A head's client is the head: it never reaches out for want of one. Without a working
+    // head, the members agree on a stand-in gateway with no word between them: the lowest
+    // address among the PID's members each knows of from other sources.
+    let headless = !v.head && (!v.head_answered || !v.head_in_swarm);
+    let stand_in = headless && others.iter().filter(local).all(|p| v.me <= p.ip());
     let reach_out = v.service == Service::Underserved
-        || (!v.head_answered || !v.head_in_swarm) && corroborated < v.local_enough;
+        || headless && (corroborated < v.local_enough || stand_in);
     let mut kept: Vec<SocketAddr> = if v.service == Service::Seeding {
         Vec::new()
     } else if v.head {
-        // The parent, and more peers of its PID: more upload over the same link.
-        let mut kept: Vec<SocketAddr> = match v.parent {
-            Some(parent) => {
-                let pid = v.net.pid_of(parent.ip());
+        // The parent, and `tree_extra` more peers of its PID. Before
+        // the tree is known, the cheapest other PID stands for the parent's.
+        let upstream = v.parent.or_else(|| all_foreign.first().copied());
+        let mut kept: Vec<SocketAddr> = match upstream {
+            Some(up) => {
+                let pid = v.net.pid_of(up.ip());
                 let more = all_foreign
                     .iter()
-                    .filter(|p| **p != parent && v.net.pid_of(p.ip()) == pid)
-                    .take(cfg.foreign_peers.saturating_sub(1));
-                std::iter::once(parent).chain(more.copied()).collect()
+                    .filter(|p| **p != up && v.net.pid_of(p.ip()) == pid)
+                    .take(cfg.tree_extra);
+                std::iter::once(up).chain(more.copied()).collect()
             }
             None => Vec::new(),
         };
@@ -285,8 +321,13 @@ pub fn client_peers(
             .take(cfg.foreign_peers)
             .copied()
             .collect();
-        if v.service == Service::Unknown && !(v.head_answered && v.head_in_swarm) {
-            for p in spread(v.net, &other_foreign, cfg.random_quota(want)) {
+        // The random share is of the answer, its own PID's peers.
+        if v.service == Service::Unknown && headless {
+            for p in spread(
+                v.net,
+                &other_foreign,
+                cfg.random_quota(list.len().clamp(1, want.max(1))),
+            ) {
                 if !kept.contains(&p) && kept.len() < cfg.foreign_peers {
                     kept.push(p);
                 }
@@ -396,7 +437,26 @@ mod tests {
         assert_eq!(
             CFG.service(&client(16, 0, now), now, 0.0),
             Service::Underserved,
-            "16 KiB/s is a stall"
+            "16 KiB/s is a stall, over every interval kept"
+        );
+        assert_eq!(
+            CFG.service(&client(16, 0, 1000), 1000, 0.0),
+            Service::Lagging,
+            "over one second only: lagging"
+        );
+        let mut every_two_s = Progress::default();
+        for t in [0, 2000, 4000] {
+            every_two_s.record(Sample {
+                at_ms: t,
+                downloaded: 16 * KIB * t / 1000,
+                uploaded: 0,
+                left: FILE,
+            });
+        }
+        assert_eq!(
+            CFG.service(&every_two_s, 4000, 0.0),
+            Service::Underserved,
+            "over confirm_ms"
         );
         assert_eq!(CFG.service(&client(512, 0, now), now, 0.0), Service::Served);
         assert_eq!(
@@ -445,6 +505,20 @@ mod tests {
             (3, client(40, 0, now), false),
             (4, joined(now), false),
         ];
+        // First measured over one second: lagging, they wait for the gateways.
+        let early = |now| {
+            [
+                (0, client(4096, 128, now), true),
+                (1, client(40, 40, now), false),
+                (2, client(40, 30, now), false),
+                (3, client(40, 0, now), false),
+            ]
+        };
+        assert_eq!(
+            quotas(&early(1000), 1000),
+            [4, 4, 4, 0],
+            "three gateways by what they deliver; the lagging member waits"
+        );
         let s = pid_summary(&CFG, members.iter().map(|(k, p, _)| (*k, p)), now);
         assert_eq!(s.underserved, 3);
         assert_eq!(s.gateways, [0, 1, 2], "three gateways by what they deliver");
@@ -510,6 +584,7 @@ mod tests {
             head_answered: true,
             head_in_swarm: true,
             local_enough: 1,
+            me: "127.2.0.50".parse().unwrap(),
         }
     }
 
@@ -566,6 +641,18 @@ mod tests {
             [peer(1, 10), peer(1, 11), peer(3, 10), peer(1, 12)]
         );
         assert!(got.contains(&peer(2, 12)));
+        // The member with the lowest address stands in as the gateway.
+        let v = ClientView {
+            head_in_swarm: false,
+            me: "127.2.0.5".parse().unwrap(),
+            ..view(&net, Service::Unknown)
+        };
+        let got = client_peers(&CFG, &v, &junk, &others, 30);
+        assert_eq!(
+            &got[..4],
+            [peer(1, 10), peer(1, 11), peer(3, 10), peer(1, 12)],
+            "the stand-in gateway fetches from other PIDs"
+        );
         // A head with no answer at all, no local peer elsewhere: reach out at once.
         let v = ClientView {
             head_answered: false,
@@ -596,6 +683,19 @@ mod tests {
             client_peers(&CFG, &v, &[], &others, 30),
             [peer(1, 11), peer(1, 10), peer(3, 10), peer(2, 12)],
             "a slow parent: the head reaches out too"
+        );
+        // Before the heads' tree is known, and with no answer from its own tracker (it is
+        // the head): the cheapest other PID stands for the parent's; no reaching out.
+        let v = ClientView {
+            parent: None,
+            head_answered: false,
+            head_in_swarm: false,
+            service: Service::Unknown,
+            ..v
+        };
+        assert_eq!(
+            client_peers(&CFG, &v, &[], &others, 30),
+            [peer(2, 12), peer(1, 10), peer(1, 11)]
         );
     }
 

@@ -34,6 +34,10 @@ pub struct Rates {
     pub down_bps: f64,
     /// Upload rate.
     pub up_bps: f64,
+    /// Milliseconds the rates were measured over.
+    pub span_ms: u64,
+    /// Announce intervals they were measured over (samples less one).
+    pub intervals: usize,
 }
 
 /// The last [`SAMPLES`] samples of one client, oldest first; `Copy`, so that a swarm store
@@ -91,10 +95,11 @@ impl Progress {
         if now_ms.saturating_sub(last.at_ms) > window_ms {
             return None;
         }
-        let first = self
+        let (skipped, first) = self
             .samples()
             .iter()
-            .find(|s| last.at_ms - s.at_ms <= window_ms)?;
+            .enumerate()
+            .find(|(_, s)| last.at_ms - s.at_ms <= window_ms)?;
         let span = last.at_ms - first.at_ms;
         if span < MIN_SPAN_MS {
             return None;
@@ -103,6 +108,8 @@ impl Progress {
         Some(Rates {
             down_bps: (last.downloaded - first.downloaded) as f64 / secs,
             up_bps: (last.uploaded - first.uploaded) as f64 / secs,
+            span_ms: span,
+            intervals: self.len as usize - 1 - skipped,
         })
     }
 

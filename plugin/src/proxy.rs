@@ -315,6 +315,7 @@ impl Proxy {
             head_answered,
             head_in_swarm,
             local_enough: self.settings.local_enough,
+            me,
         };
         let list = client_peers(cfg, &view, &from_head, &others, want);
         tracing::debug!(%me, ?m.role, ?head_ip, ?service, ?list, "peers for librqbit");

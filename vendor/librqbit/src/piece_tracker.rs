@@ -29,6 +29,9 @@ use crate::{
 pub struct InflightPiece {
     pub peer: PeerHandle,
     pub started: Instant,
+    /// Patched: stolen once already, so not again (no piece moves back and forth between
+    /// two peers, each time throwing away the chunks on the way).
+    pub stolen: bool,
 }
 
 /// Result of attempting to acquire a piece.
@@ -114,9 +117,12 @@ impl PieceTracker {
     /// Attempt to acquire a piece for the requesting peer.
     ///
     /// The acquisition strategy is:
-    /// 1. Try to steal a piece from a peer that's 10x slower
-    /// 2. Try to reserve a piece from the queue (priority pieces first)
-    /// 3. Try to steal a piece from a peer that's 3x slower
+    /// 1. Try to reserve a piece from the queue (priority pieces first)
+    /// 2. Try to steal a piece from a peer that's 3x slower
+    ///
+    /// (Patched: upstream first steals from a peer 10x slower, even while pieces are left to
+    /// reserve. The stolen peer's chunks already sent still arrive and are thrown away, so
+    /// every steal wastes the link; see `vendor/README.md`.)
     ///
     /// If `Stolen` is returned, the caller MUST call `peers.on_steal()` to notify
     /// the old peer and update counters.
@@ -126,12 +132,7 @@ impl PieceTracker {
         P: Fn(ValidPieceIndex) -> bool,
         S: Fn(ValidPieceIndex) -> bool,
     {
-        // 1. Try steal with 10x threshold (very slow peer)
-        if let Some(result) = self.try_steal(&req, 10.0) {
-            return result;
-        }
-
-        // 2. Try reserve from priority_pieces then queued pieces
+        // 1. Try reserve from priority_pieces then queued pieces
         // First check priority pieces that aren't already downloaded or in-flight
         for piece in &mut req.priority_pieces {
             if !self.chunks.is_piece_have(piece)
@@ -155,7 +156,7 @@ impl PieceTracker {
             }
         }
 
-        // 3. Try steal with 3x threshold (moderately slow peer)
+        // 2. Try steal with 3x threshold (moderately slow peer): the endgame
         if let Some(result) = self.try_steal(&req, 3.0) {
             return result;
         }
@@ -171,6 +172,7 @@ impl PieceTracker {
             InflightPiece {
                 peer,
                 started: Instant::now(),
+                stolen: false,
             },
         );
         AcquireResult::Reserved(piece)
@@ -195,7 +197,7 @@ impl PieceTracker {
         let (piece, old_peer, _) = self
             .inflight
             .iter()
-            .filter(|(_, info)| info.peer != req.peer)
+            .filter(|(_, info)| info.peer != req.peer && !info.stolen)
             .filter(|(p, _)| (req.peer_has_piece)(**p))
             .map(|(p, info)| (*p, info.peer, info.started.elapsed()))
             .filter(|(_, _, elapsed)| *elapsed >= min_elapsed)
@@ -210,6 +212,7 @@ impl PieceTracker {
         let info = self.inflight.get_mut(&piece)?;
         info.peer = req.peer;
         info.started = Instant::now();
+        info.stolen = true;
 
         Some(AcquireResult::Stolen {
             piece,

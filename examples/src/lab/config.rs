@@ -92,7 +92,8 @@ pub enum Scenario {
     /// A quarter of the clients upload at 256 KiB/s, the rest at the default.
     MixedUplinks,
     /// The first client of every PID with clients quits abruptly (no `stopped`, no
-    /// resignation) once it has half of the file; it is not counted as a client.
+    /// resignation) once it has half of the file (or as it completes, where it got past half
+    /// between two looks); it is not counted as a client.
     HeadLeaves,
     /// A hostile client joins every PID first and, elected, renews its lease and answers
     /// every announce with no peers (odd PIDs) or with unreachable addresses of its PID

@@ -238,8 +238,19 @@ async fn run_one(
                 if cl.left || cl.done.is_some() {
                     continue;
                 }
-                cl.done = done;
                 pending -= 1;
+                if cl.leaves_at_half {
+                    // It passed half of the file between two looks: it quits now, at the
+                    // end, so that the PID still loses its head.
+                    cl.left = true;
+                    count_client(&mut f, &net, cl, data)?;
+                    if let Some(s) = cl.session.take() {
+                        s.crash().await;
+                    }
+                    note(c, format!("{name}: {} quit abruptly as it completed", cl.ip));
+                    continue;
+                }
+                cl.done = done;
                 if scenario == Scenario::Churn {
                     // It leaves as soon as it completes.
                     count_client(&mut f, &net, cl, data)?;

@@ -88,7 +88,12 @@ fn scenarios(names: &[String], netns: bool) -> Result<Vec<Scenario>, String> {
     let mut out = Vec::new();
     for n in names {
         let more = if n == "all" {
-            Scenario::ALL.to_vec()
+            // Under --netns, `all` is every scenario the namespaces can run.
+            Scenario::ALL
+                .iter()
+                .copied()
+                .filter(|s| !netns || s.in_netns())
+                .collect()
         } else {
             vec![Scenario::parse(n).ok_or_else(|| format!("unknown scenario `{n}`"))?]
         };

@@ -6,7 +6,7 @@
 mod common;
 
 use alto_model::pidhead::Role;
-use common::advance;
+use common::{advance, alto, member, TTL};
 use std::time::Duration;
 use test_support::http::*;
 use test_support::wait;
@@ -15,49 +15,6 @@ use tracker_shim::membership::JoinSettings;
 use tracker_shim::membership::Membership;
 use tracker_shim::protocol::decode;
 use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
-
-const TTL: u64 = 2;
-
-/// An ALTO server on the loopback topology with short leases; `extra` goes into the config;
-/// `forward` false makes a server that answers everything itself.
-async fn alto(extra: &str, forward: bool) -> (tempfile::TempDir, alto_server::Running) {
-    let dir = tempfile::tempdir().unwrap();
-    for f in ["network-map.json", "routingcost.json", "hopcount.json"] {
-        std::fs::copy(testdata::loopback::dir().join(f), dir.path().join(f)).unwrap();
-    }
-    let config = format!("{extra}\n{}\n[pid-heads]\nlease-ttl-secs = {TTL}\nstandby-window-secs = 10\nforward-timeout-ms = 500\nforward = {forward}\n", testdata::loopback::CONFIG);
-    std::fs::write(dir.path().join("alto.toml"), config).unwrap();
-    let server = alto_server::Running::start(
-        alto_server::Source::File(dir.path().join("alto.toml")),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    (dir, server)
-}
-
-async fn member(alto: &alto_server::Running, ip: &str) -> RunningTracker {
-    let settings = JoinSettings {
-        alto: alto.directory_url(),
-        endpoint: ip.parse().unwrap(),
-        capabilities: Default::default(),
-        rejoin: Duration::from_millis(300),
-        refresh: Duration::from_millis(200),
-    };
-    let config = TrackerConfig {
-        interval: 5,
-        min_interval: 1,
-        ..TrackerConfig::default()
-    };
-    RunningTracker::start(
-        Tracker::new(config),
-        format!("{ip}:0").parse().unwrap(),
-        None,
-        Mode::Join(settings),
-    )
-    .await
-    .unwrap()
-}
 
 /// Waits until `t` is head with its maps installed: the role is an event (the membership
 /// channel); the maps have none, so they are looked at with a deadline.

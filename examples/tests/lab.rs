@@ -9,8 +9,13 @@ use alto_examples::lab::{self, LabConfig, Scenario};
 use alto_examples::third_party::Kind;
 use std::time::Duration;
 
+/// One lab at a time: a lab measures how clients race for pieces, and labs run side by side
+/// on two cores would measure each other (`cargo test` runs a file's tests in parallel).
+static ONE_LAB: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_lab_localizes_traffic_and_everyone_completes() {
+    let _one = ONE_LAB.lock().await;
     let config = small(Scenario::Homogeneous);
     let r = lab::run(&config).await.unwrap();
     for (name, f) in [("ALTO", &r.alto), ("baseline", &r.baseline)] {
@@ -64,6 +69,7 @@ fn small(scenario: Scenario) -> LabConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_of_junk_heads_still_complete_with_identical_data() {
+    let _one = ONE_LAB.lock().await;
     let r = lab::run(&small(Scenario::JunkHead)).await.unwrap();
     for (name, f) in [("ALTO", &r.alto), ("baseline", &r.baseline)] {
         // The lab counts a client complete only when its file equals the payload.
@@ -77,6 +83,7 @@ async fn members_of_junk_heads_still_complete_with_identical_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_heads_quit_at_half_of_the_file_everyone_else_completes() {
+    let _one = ONE_LAB.lock().await;
     // Uplinks slow enough that nobody has half of the file before the lab looks.
     let config = LabConfig {
         upload_bps: 512 << 10,
@@ -92,6 +99,7 @@ async fn when_heads_quit_at_half_of_the_file_everyone_else_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_netns_lab_runs_where_the_machine_allows_it() {
+    let _one = ONE_LAB.lock().await;
     if let Err(why) = alto_examples::netns::available() {
         test_support::skip(&format!(
             "the --netns lab needs root and `ip netns` ({why})"
@@ -156,6 +164,7 @@ async fn the_netns_lab_runs_where_the_machine_allows_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_alto_path_runs_over_https_with_the_labs_ca() {
+    let _one = ONE_LAB.lock().await;
     let config = LabConfig {
         tls: true,
         ..small(Scenario::Homogeneous)

@@ -7,6 +7,7 @@
 //! The head's maps are read once per request and the snapshot is handed to the resource, so
 //! that a step-down in the middle of a request cannot pull them away.
 
+use crate::front::{Front, NoHead, Resource, Route};
 use crate::protocol::announce::AnnounceRequest;
 use crate::protocol::query::pairs;
 use crate::protocol::InfoHash;
@@ -69,6 +70,113 @@ fn json(status: StatusCode, media_type: &'static str, value: &impl Serialize) ->
         Ok(body) => web::simple(status, media_type, body),
         Err(e) => internal(media_type, e),
     }
+}
+
+/// Answers one HTTP request from `remote` at the announce front: an announce or a scrape
+/// goes to the announcer's head (`302 Found`, the query unchanged) as [`Front::route`]
+/// says, anything else, and what the front does not redirect, is answered by `tracker` as
+/// a plain tracker; `/metrics` has the front's counters too.
+pub async fn handle_front<B>(
+    front: &Front,
+    tracker: &Tracker,
+    req: Request<B>,
+    remote: SocketAddr,
+) -> HttpResponse
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let resource = match req.uri().path() {
+        "/announce" => Resource::Announce,
+        "/scrape" => Resource::Scrape,
+        "/metrics" => {
+            let mut text = metrics(tracker);
+            text.push_str(&front_metrics(front));
+            return web::simple(StatusCode::OK, METRICS_TYPE, text);
+        }
+        _ => return handle(tracker, req, remote).await,
+    };
+    let query = req.uri().query().unwrap_or("");
+    if query.len() > tracker.config().max_query_bytes {
+        return handle(tracker, req, remote).await;
+    }
+    let source = web::client_addr(
+        &tracker.config().trusted_proxies,
+        remote.ip(),
+        req.headers(),
+    )
+    .ip;
+    // Only a source trusted to name another address (`--trust-ip-from`) pays for reading
+    // the query.
+    let claimed = if tracker.config().trusted_ip_sources.is_empty() {
+        None
+    } else {
+        AnnounceRequest::parse(query.as_bytes())
+            .ok()
+            .and_then(|a| a.ip)
+    };
+    let announcer = tracker.client_ip(claimed, source);
+    match front.route(resource, announcer, query) {
+        Route::Redirect { location, .. } => match HeaderValue::from_str(&location) {
+            Ok(v) => {
+                let mut r = web::simple(StatusCode::FOUND, "text/plain", Vec::new());
+                r.headers_mut().insert(header::LOCATION, v);
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
+            }
+            Err(e) => internal("a redirect", e),
+        },
+        Route::Serve(_) => handle(tracker, req, remote).await,
+    }
+}
+
+/// The front's counters in the Prometheus text format.
+fn front_metrics(front: &Front) -> String {
+    let s = &front.stats;
+    let mut t = Text::new();
+    t.single(
+        "front_redirects_to_head_total",
+        Kind::Counter,
+        "Announces and scrapes redirected to the announcer's PID Head.",
+        s.to_head.load(Relaxed),
+    )
+    .single(
+        "front_redirects_to_fallback_total",
+        Kind::Counter,
+        "Announces and scrapes redirected to the fallback tracker.",
+        s.to_fallback.load(Relaxed),
+    );
+    for (why, name, help) in [
+        (NoHead::NoMap, "no_map", "the front has no network map yet"),
+        (NoHead::NoPid, "no_pid", "the announcer is in no PID"),
+        (NoHead::Headless, "headless", "the PID has no live head"),
+        (
+            NoHead::Suspect,
+            "suspect",
+            "the PID's head did not accept a connection",
+        ),
+    ] {
+        t.single(
+            &format!("front_served_{name}_total"),
+            Kind::Counter,
+            &format!("Announces and scrapes served here because {help}."),
+            s.served[why as usize].load(Relaxed),
+        );
+    }
+    t.single(
+        "front_follow_failures_total",
+        Kind::Counter,
+        "Rounds of following the ALTO server that failed.",
+        s.follow_failures.load(Relaxed),
+    )
+    .single(
+        "front_live_heads",
+        Kind::Gauge,
+        "PIDs whose head accepted a connection at the last check.",
+        front.view().live_heads() as u64,
+    );
+    t.finish()
 }
 
 /// Answers one HTTP request from `remote`.
@@ -434,11 +542,13 @@ fn metrics(tracker: &Tracker) -> String {
     t.finish()
 }
 
-/// Serves HTTP on `listener` until `shutdown`, then lets requests in flight finish (≤ 5 s).
+/// Serves HTTP on `listener` until `shutdown`, then lets requests in flight finish (≤ 5 s);
+/// as the announce front when `front` is given.
 pub async fn run_http(
     listener: TcpListener,
     tls: Option<Arc<alto_web::tls::ServerTls>>,
     tracker: Arc<Tracker>,
+    front: Option<Arc<Front>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let limits = web::Limits {
@@ -448,8 +558,13 @@ pub async fn run_http(
         ..web::Limits::default()
     };
     let handle = move |req, remote| {
-        let tracker = tracker.clone();
-        async move { handle(&tracker, req, remote).await }
+        let (tracker, front) = (tracker.clone(), front.clone());
+        async move {
+            match &front {
+                Some(f) => handle_front(f, &tracker, req, remote).await,
+                None => handle(&tracker, req, remote).await,
+            }
+        }
     };
     web::serve_tls(listener, tls, handle, shutdown, limits).await
 }

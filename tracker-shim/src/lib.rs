@@ -13,6 +13,8 @@
 //! - The ALTO side: [`head`] (following the ALTO server for the network map and the PID's
 //!   cost row, and asking other heads for members) and [`membership`] (joining the ALTO
 //!   server, headship, lease renewal, stepping down).
+//! - [`front`]: the announce front, one tracker URL that redirects each announcer to its
+//!   PID's head (a core with no I/O, and the shell that follows the ALTO server for it).
 //! - Handlers: [`http`] (announce, scrape, metrics, and the head's ALTO resources and member
 //!   list) and [`udp`] (the BEP 15 serving loop).
 //! - [`runner`]: [`Mode`] and [`RunningTracker`], which bind the sockets and start the tasks.
@@ -25,6 +27,7 @@
 /// The tracker protocol, its own crate with no runtime.
 pub use tracker_protocol as protocol;
 
+pub mod front;
 pub mod head;
 pub mod http;
 pub mod membership;

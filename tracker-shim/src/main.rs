@@ -5,6 +5,9 @@
 //!   `tracker-shim --listen 127.0.0.1:6969`
 //! - Head mode, the draft's virtual tracker for one PID:
 //!   `tracker-shim --alto http://127.0.0.1:7285/directory --pid PID1 --listen 127.1.0.1:6969`
+//! - The announce front, one tracker URL for every client, which redirects each announce to
+//!   the announcer's PID Head:
+//!   `tracker-shim --front --alto http://127.0.0.1:7285/directory --listen 127.0.0.1:6969`
 
 use alto_locality::rank::Policy;
 use alto_model::addr::Prefix;
@@ -62,6 +65,20 @@ struct Args {
     /// Join the ALTO server as a candidate head for the PID of the listen address.
     #[arg(long, requires = "alto")]
     join: bool,
+    /// Run as the announce front: answer every announce and scrape with a redirect
+    /// (`302 Found`) to the announcer's PID Head, found in the ALTO server's network map and
+    /// head directory; serve those whose PID has no reachable head as a plain tracker (or
+    /// send them to `--fallback`). HTTP only: BEP 15 has no redirect.
+    #[arg(long, requires = "alto", conflicts_with_all = ["pid", "join", "udp"])]
+    front: bool,
+    /// With `--front`: the announce URL of a tracker to redirect to when the announcer's PID
+    /// has no reachable head, instead of serving the request here.
+    #[arg(long, requires = "front")]
+    fallback: Option<String>,
+    /// With `--front`: milliseconds between two looks at the ALTO server's network map and
+    /// head directory (both revalidated by ETag) and checks of the heads.
+    #[arg(long, default_value_t = 2000)]
+    front_refresh_ms: u64,
     /// Seconds between a member's joins (which keep it a standby candidate).
     #[arg(long, default_value_t = 10)]
     rejoin_secs: u64,
@@ -172,7 +189,18 @@ async fn main() -> anyhow::Result<()> {
         ..TrackerConfig::default()
     };
     let refresh = Duration::from_secs(args.refresh_secs.max(1));
+    if let Some(f) = &args.fallback {
+        anyhow::ensure!(
+            f.starts_with("http://") || f.starts_with("https://"),
+            "--fallback must be an http:// or https:// announce URL, not `{f}`"
+        );
+    }
     let mode = match (args.alto, args.pid, args.join) {
+        (Some(alto), None, false) if args.front => Mode::Front {
+            alto,
+            refresh: Duration::from_millis(args.front_refresh_ms.max(100)),
+            fallback: args.fallback,
+        },
         (Some(alto), Some(pid), _) => Mode::Head { alto, pid, refresh },
         (Some(alto), None, true) => {
             anyhow::ensure!(
@@ -189,7 +217,9 @@ async fn main() -> anyhow::Result<()> {
             })
         }
         (Some(_), None, false) => {
-            anyhow::bail!("--alto needs --pid (serve one PID) or --join (be elected)")
+            anyhow::bail!(
+                "--alto needs --pid (serve one PID), --join (be elected) or --front (redirect)"
+            )
         }
         (None, _, _) => Mode::Plain,
     };
@@ -197,6 +227,7 @@ async fn main() -> anyhow::Result<()> {
         Mode::Plain => "plain mode".to_owned(),
         Mode::Head { pid, .. } => format!("head of {pid}"),
         Mode::Join(_) => "joining the ALTO server".to_owned(),
+        Mode::Front { .. } => "announce front: redirecting to PID Heads".to_owned(),
     };
     let mut hup_ignored = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;

@@ -4,6 +4,7 @@
 //! [`crate::http`] and [`crate::udp`]; the ALTO side in [`crate::head`] and
 //! [`crate::membership`], none of which knows this module.
 
+use crate::front::{Front, Target};
 use crate::head;
 use crate::http::run_http;
 use crate::membership::{self, HeadFailures, JoinSettings, Membership};
@@ -47,6 +48,17 @@ pub enum Mode {
     },
     /// Joins the ALTO server and serves as head when elected.
     Join(JoinSettings),
+    /// The announce front ([`crate::front`]): redirects each announcer to its PID's head,
+    /// serving the others as a plain tracker.
+    Front {
+        /// The ALTO server's directory URL.
+        alto: String,
+        /// Time between two rounds of following the ALTO server.
+        refresh: Duration,
+        /// The tracker to redirect to when a PID has no usable head, instead of serving
+        /// the request here.
+        fallback: Option<String>,
+    },
 }
 
 /// A tracker running in the background, for tests and for the plugin: HTTP on `addr`,
@@ -56,6 +68,8 @@ pub struct RunningTracker {
     pub membership: watch::Receiver<Membership>,
     /// Where the client reports a failing head (join mode).
     pub head_failures: HeadFailures,
+    /// The front's view and counters (front mode).
+    pub front: Option<Arc<Front>>,
     leave: watch::Sender<bool>,
     member_task: Option<JoinHandle<()>>,
     /// HTTP address.
@@ -117,8 +131,18 @@ impl RunningTracker {
         let (leave, leave_rx) = watch::channel(false);
         let mut member_task = None;
         let head_failures = HeadFailures::default();
+        let mut front = None;
         match mode {
             Mode::Plain => {}
+            Mode::Front {
+                alto,
+                refresh,
+                fallback,
+            } => {
+                let f = Arc::new(Front::new(fallback.as_deref().map(Target::new)));
+                tasks.push(tokio::spawn(crate::front::follow(f.clone(), alto, refresh)));
+                front = Some(f);
+            }
             Mode::Head { alto, pid, refresh } => {
                 tasks.push(tokio::spawn(head::follow(
                     tracker.clone(),
@@ -149,12 +173,19 @@ impl RunningTracker {
             }
         }
         let (stop, rx) = oneshot::channel::<()>();
-        let http = tokio::spawn(run_http(listener, tls, tracker.clone(), async move {
-            let _ = rx.await;
-        }));
+        let http = tokio::spawn(run_http(
+            listener,
+            tls,
+            tracker.clone(),
+            front.clone(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
         Ok(RunningTracker {
             membership,
             head_failures,
+            front,
             leave,
             member_task,
             addr,

@@ -115,6 +115,22 @@ fn count_client(
 /// How often a head-leaves run looks whether a leaver has half of the file.
 const LEAVE_CHECK: Duration = Duration::from_millis(50);
 
+/// A client of the head-leaves scenario quits without a goodbye: its traffic so far is
+/// counted, and its session stops as if it crashed.
+async fn quit_abruptly(
+    f: &mut RunFigures,
+    net: &NetworkMap,
+    cl: &mut Client,
+    data: &[u8],
+) -> anyhow::Result<()> {
+    cl.left = true;
+    count_client(f, net, cl, data)?;
+    if let Some(s) = cl.session.take() {
+        s.crash().await;
+    }
+    Ok(())
+}
+
 async fn run_one(
     c: &LabConfig,
     dir: &Path,
@@ -242,11 +258,7 @@ async fn run_one(
                 if cl.leaves_at_half {
                     // It passed half of the file between two looks: it quits now, at the
                     // end, so that the PID still loses its head.
-                    cl.left = true;
-                    count_client(&mut f, &net, cl, data)?;
-                    if let Some(s) = cl.session.take() {
-                        s.crash().await;
-                    }
+                    quit_abruptly(&mut f, &net, cl, data).await?;
                     note(c, format!("{name}: {} quit abruptly as it completed", cl.ip));
                     continue;
                 }
@@ -263,12 +275,8 @@ async fn run_one(
                 for cl in clients.iter_mut().filter(|cl| cl.leaves_at_half && !cl.left && cl.done.is_none()) {
                     let Some(session) = &cl.session else { continue };
                     if session.report(&cl.torrent).have_bytes * 2 >= data.len() as u64 {
-                        cl.left = true;
                         pending -= 1;
-                        count_client(&mut f, &net, cl, data)?;
-                        if let Some(s) = cl.session.take() {
-                            s.crash().await;
-                        }
+                        quit_abruptly(&mut f, &net, cl, data).await?;
                         note(c, format!("{name}: {} quit abruptly at half of the file", cl.ip));
                     }
                 }

@@ -1,6 +1,10 @@
-//! What several of these tests share.
+//! What several of these tests share. Each test file compiles this module and uses part of
+//! it.
+#![allow(dead_code)]
 
 use std::time::Duration;
+use tracker_shim::membership::JoinSettings;
+use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
 /// Moves tokio's clock, which the lease clocks of the server and the trackers and the heads'
 /// rate windows follow, by `d` at once; real time resumes before anything else runs, because
@@ -10,4 +14,49 @@ pub async fn advance(d: Duration) {
     tokio::time::pause();
     tokio::time::advance(d).await;
     tokio::time::resume();
+}
+
+/// The lease TTL of [`alto`]'s server, seconds.
+pub const TTL: u64 = 2;
+
+/// An ALTO server on the loopback topology with short leases; `extra` goes into the config;
+/// `forward` false makes a server that answers everything itself.
+pub async fn alto(extra: &str, forward: bool) -> (tempfile::TempDir, alto_server::Running) {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["network-map.json", "routingcost.json", "hopcount.json"] {
+        std::fs::copy(testdata::loopback::dir().join(f), dir.path().join(f)).unwrap();
+    }
+    let config = format!("{extra}\n{}\n[pid-heads]\nlease-ttl-secs = {TTL}\nstandby-window-secs = 10\nforward-timeout-ms = 500\nforward = {forward}\n", testdata::loopback::CONFIG);
+    std::fs::write(dir.path().join("alto.toml"), config).unwrap();
+    let server = alto_server::Running::start(
+        alto_server::Source::File(dir.path().join("alto.toml")),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    (dir, server)
+}
+
+/// A tracker on `ip` that joins `alto` and serves as head when elected.
+pub async fn member(alto: &alto_server::Running, ip: &str) -> RunningTracker {
+    let settings = JoinSettings {
+        alto: alto.directory_url(),
+        endpoint: ip.parse().unwrap(),
+        capabilities: Default::default(),
+        rejoin: Duration::from_millis(300),
+        refresh: Duration::from_millis(200),
+    };
+    let config = TrackerConfig {
+        interval: 5,
+        min_interval: 1,
+        ..TrackerConfig::default()
+    };
+    RunningTracker::start(
+        Tracker::new(config),
+        format!("{ip}:0").parse().unwrap(),
+        None,
+        Mode::Join(settings),
+    )
+    .await
+    .unwrap()
 }

@@ -4,6 +4,42 @@
 use sha1::{Digest, Sha1};
 use tracker_protocol::bencode::Writer;
 
+/// A payload for testers (`alto-gen-torrents`).
+#[derive(Clone, Copy, Debug)]
+pub struct TesterTorrent {
+    /// The file's name (and the torrent's).
+    pub name: &'static str,
+    /// Its length.
+    pub bytes: usize,
+    /// The seed of its bytes ([`payload`]).
+    pub seed: u64,
+    /// The piece length.
+    pub piece_bytes: usize,
+}
+
+/// The testers' torrents: small enough to generate in a moment, large enough that locality
+/// shows (a piece is 256 KiB, as most clients would choose).
+pub const TESTERS: [TesterTorrent; 3] = [
+    TesterTorrent {
+        name: "alto-test-4MiB.bin",
+        bytes: 4 << 20,
+        seed: 4,
+        piece_bytes: 256 << 10,
+    },
+    TesterTorrent {
+        name: "alto-test-16MiB.bin",
+        bytes: 16 << 20,
+        seed: 16,
+        piece_bytes: 256 << 10,
+    },
+    TesterTorrent {
+        name: "alto-test-64MiB.bin",
+        bytes: 64 << 20,
+        seed: 64,
+        piece_bytes: 256 << 10,
+    },
+];
+
 /// `len` deterministic pseudo-random bytes: the same `seed` gives the same file.
 pub fn payload(len: usize, seed: u64) -> Vec<u8> {
     let mut rng = crate::production::SplitMix::new(seed);
@@ -85,5 +121,32 @@ fn build(
     Torrent {
         metainfo: t,
         info_hash,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_testers_torrents_are_the_same_on_every_machine() {
+        // A tester's copy seeds another's only if both generated the same bytes: the info
+        // hash of the first payload, as `transmission-show` printed it on 2026-12-02.
+        let t = TESTERS[0];
+        let torrent = single_file(
+            t.name,
+            &payload(t.bytes, t.seed),
+            t.piece_bytes,
+            "http://127.0.0.1:6969/announce",
+            &[],
+        );
+        let hex: String = torrent
+            .info_hash
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, "f3e60000293a4d606c2a9ca5c7784d78b17b4a59");
+        let names: std::collections::BTreeSet<_> = TESTERS.iter().map(|t| t.name).collect();
+        assert_eq!(names.len(), TESTERS.len());
     }
 }

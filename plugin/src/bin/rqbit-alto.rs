@@ -123,33 +123,53 @@ fn fail<E: std::fmt::Display>(code: i32) -> impl FnOnce(E) -> Failure {
     move |e| Failure(code, e.to_string())
 }
 
+/// The status line: progress while downloading; once the data is complete (seeding, or a
+/// download that finished), what is true then: the upload rate, bytes uploaded and the ratio,
+/// not the last download rate.
 fn bar(r: &Report) -> String {
+    let peers: Vec<String> = r
+        .peers_by_pid
+        .iter()
+        .map(|(p, n)| format!("{p}:{n}"))
+        .collect();
+    let peers = if peers.is_empty() {
+        "-".into()
+    } else {
+        peers.join(" ")
+    };
+    let place = format!(
+        "{} {}",
+        r.pid.as_deref().unwrap_or("no PID"),
+        r.role.as_deref().unwrap_or("(no ALTO)")
+    );
+    if r.finished {
+        let mib = |b: u64| b as f64 / f64::from(1 << 20);
+        let ratio = if r.total_bytes > 0 {
+            r.uploaded_bytes as f64 / r.total_bytes as f64
+        } else {
+            0.0
+        };
+        return format!(
+            "[seeding {:.1} MiB] ↑{:.2} MiB/s | uploaded {:.1} MiB, ratio {ratio:.2} | peers {peers} | {place}",
+            mib(r.total_bytes),
+            r.up_mib_s,
+            mib(r.uploaded_bytes),
+        );
+    }
     let pct = if r.total_bytes > 0 {
         r.have_bytes as f64 / r.total_bytes as f64
     } else {
         0.0
     };
     let filled = (pct * 20.0).round() as usize;
-    let peers: Vec<String> = r
-        .peers_by_pid
-        .iter()
-        .map(|(p, n)| format!("{p}:{n}"))
-        .collect();
     format!(
-        "[{}{}] {:5.1}% ↓{:.2} ↑{:.2} MiB/s | peers {} | own PID {:.0}% | {} {}",
+        "[{}{}] {:5.1}% ↓{:.2} ↑{:.2} MiB/s | peers {peers} | own PID {:.0}% | {place}",
         "#".repeat(filled),
         ".".repeat(20 - filled),
         pct * 100.0,
         r.down_mib_s,
         r.up_mib_s,
-        if peers.is_empty() {
-            "-".into()
-        } else {
-            peers.join(" ")
-        },
         r.own_pid_share * 100.0,
-        r.pid.as_deref().unwrap_or("no PID"),
-        r.role.as_deref().unwrap_or("(no ALTO)"),
     )
 }
 
@@ -267,11 +287,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     tokio::select! {
                         _ = &mut stop => break,
                         _ = tokio::signal::ctrl_c() => break,
-                        _ = tick.tick() => {
-                            if common.json {
-                                show(&s.report(&t), true, "progress");
-                            }
-                        }
+                        _ = tick.tick() => show(&s.report(&t), common.json, "progress"),
                     }
                 }
             }
@@ -312,11 +328,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 tokio::select! {
                     _ = &mut stop => break,
                     _ = tokio::signal::ctrl_c() => break,
-                    _ = tick.tick() => {
-                        if common.json {
-                            show(&s.report(&t), true, "progress");
-                        }
-                    }
+                    _ = tick.tick() => show(&s.report(&t), common.json, "progress"),
                 }
             }
             show(&s.report(&t), common.json, "summary");
@@ -338,5 +350,37 @@ async fn main() {
     if let Err(Failure(code, message)) = run(cli).await {
         eprintln!("rqbit-alto: {message}");
         std::process::exit(code);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_says_seeding_once_the_data_is_complete() {
+        let mut r = Report {
+            total_bytes: 8 << 20,
+            have_bytes: 4 << 20,
+            down_mib_s: 3.5,
+            up_mib_s: 1.25,
+            pid: Some("PID1".into()),
+            role: Some("head".into()),
+            peers_by_pid: [("PID1".to_owned(), 2), ("PID2".to_owned(), 1)].into(),
+            ..Report::default()
+        };
+        let line = bar(&r);
+        assert!(line.contains(" 50.0% ↓3.50 ↑1.25 MiB/s"), "{line}");
+        assert!(
+            line.contains("peers PID1:2 PID2:1") && line.ends_with("PID1 head"),
+            "{line}"
+        );
+        r.have_bytes = r.total_bytes;
+        r.finished = true;
+        r.uploaded_bytes = 12 << 20;
+        let line = bar(&r);
+        assert!(line.starts_with("[seeding 8.0 MiB] ↑1.25 MiB/s"), "{line}");
+        assert!(line.contains("uploaded 12.0 MiB, ratio 1.50"), "{line}");
+        assert!(!line.contains('↓'), "no stale download rate: {line}");
     }
 }

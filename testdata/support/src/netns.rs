@@ -122,6 +122,13 @@ impl Namespaces {
         Ok(n)
     }
 
+    /// Gives this (the host's) namespace the address `ip` too, on the bridge: servers of the
+    /// test process can then listen on an address of a group's PID (a head must be in its
+    /// PID) and the namespaces reach it over the bridge. Removed with the bridge.
+    pub fn add_host_address(&self, ip: IpAddr) -> anyhow::Result<()> {
+        sh(&format!("ip addr add {ip}/32 dev {}", self.bridge))
+    }
+
     /// A command that runs `program` inside namespace `k` (1-based, as in the names).
     pub fn command(&self, k: usize, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new("ip");

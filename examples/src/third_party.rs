@@ -1,10 +1,11 @@
-//! Third-party BitTorrent clients from Debian (aria2, transmission) as ordinary members of a
-//! PID in the `--netns` lab. They know nothing of ALTO: in the ALTO run they announce to
-//! their PID's head, which the lab looks up in the ALTO server's head directory when the
-//! client arrives (as a portal handing out the torrent would), and in the baseline to the
-//! plain tracker. The launchers are `test_support::clients`, shared with the interop tests
-//! (DHT, local peer discovery, peer exchange and port mapping off); they run only inside the
-//! lab's namespaces, which have no route out.
+//! Third-party BitTorrent clients from Debian (aria2, transmission, libtorrent, qBittorrent,
+//! rtorrent, ctorrent) as ordinary members of a PID in the `--netns` lab. They know nothing
+//! of ALTO: in the ALTO run they announce to their PID's head, which the lab looks up in the
+//! ALTO server's head directory when the client arrives (as a portal handing out the torrent
+//! would), and in the baseline to the plain tracker. The launchers are
+//! `test_support::clients`, shared with the interop tests (DHT, local peer discovery, peer
+//! exchange and port mapping off); they run only inside the lab's namespaces, which have no
+//! route out.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -19,6 +20,9 @@ pub fn host(kind: Kind, j: usize) -> usize {
         Kind::Aria2 => 100 + j,
         Kind::Transmission => 150 + j,
         Kind::Libtorrent => 200 + j,
+        Kind::Qbittorrent => 160 + j,
+        Kind::Rtorrent => 170 + j,
+        Kind::Ctorrent => 180 + j,
     }
 }
 
@@ -37,6 +41,10 @@ pub fn command(
         Kind::Aria2 => 6881,
         Kind::Transmission => 51413,
         Kind::Libtorrent => 6891,
+        // qBittorrent's Web UI takes the next port on the same address.
+        Kind::Qbittorrent => 8999,
+        Kind::Rtorrent => 6890,
+        Kind::Ctorrent => 2706,
     };
     let log = out.join("client.log");
     let launch = Launch {

@@ -1,8 +1,32 @@
 //! Third-party BitTorrent clients from Debian as peers in tests and in the `--netns` lab:
-//! aria2, transmission and libtorrent (python3-libtorrent, through
-//! `testdata/clients/lt_client.py`). They know nothing of ALTO; every one of them is started
-//! with DHT, local peer discovery, peer exchange and port mapping off, so it talks only to
-//! the tracker and the peers the tracker names.
+//! aria2, transmission, libtorrent (python3-libtorrent, through
+//! `testdata/clients/lt_client.py`), qBittorrent (`qbittorrent-nox`), rtorrent and ctorrent.
+//! They know nothing of ALTO; every one of them is started with DHT, local peer discovery,
+//! peer exchange and port mapping off (those it has), so it talks only to the tracker and the
+//! peers the tracker names.
+//!
+//! The files a client needs besides the data go into `launch.dir` next to it:
+//! `transmission-config/`, `qbittorrent-profile/` (its own log is
+//! `qbittorrent-profile/qBittorrent/data/logs/qbittorrent.log`; `launch.log` gets only its
+//! stdout), `rtorrent-session/` (with the `rtorrent.rc` it imports) and `ctorrent.bf`.
+//!
+//! Quirks found by hand (Debian 12: qBittorrent 4.5.2, rtorrent 0.9.8, ctorrent dnh3.3.2):
+//! - qbittorrent-nox always runs its Web UI (`WebUI\Enabled` is ignored without a GUI) and
+//!   exits at once when it cannot bind it, so the Web UI gets the listen IP and port + 1.
+//!   It stops cleanly on SIGTERM in about 1.5 s (announcing `stopped`), never exits by
+//!   itself, and announces a seeder only after its hash check (about 2 s for 2 MiB).
+//! - rtorrent runs headless with `system.daemon.set = true` (no TERM needed); it ignores
+//!   the tracker's short interval (no re-announce within minutes), so a peer that comes
+//!   later finds it rather than the other way round. It exits on SIGTERM in about 2 s.
+//! - ctorrent prints a status line every second to stdout, reads stdin only to notice its
+//!   end ("Input channel is now off"), takes 10 to 15 s to exit after the download or on
+//!   SIGTERM (it announces `stopped` first), and binds only its listening socket and its
+//!   tracker requests to `-i`: in a namespace with several addresses its outgoing peer
+//!   connections leave from the namespace's first address.
+//! - aria2 (1.36) sends a `bitfield` message instead of `have` once that is no longer, which
+//!   on small torrents (32 pieces) is after every piece; rtorrent and ctorrent drop the
+//!   connection then, so an aria2 leecher gets about a piece per reconnection (a 2 MiB
+//!   download from them takes about 3.5 minutes instead of a second).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -18,6 +42,16 @@ pub enum Kind {
     Transmission,
     /// libtorrent's Python binding (Debian `python3-libtorrent`) under Debian's interpreter.
     Libtorrent,
+    /// `qbittorrent-nox` (Debian `qbittorrent-nox`), with a profile written into the data
+    /// folder. It ignores tracker peers in 127.0.0.0/8 and refuses loopback trackers whose
+    /// path is not `/announce`, so it runs only inside namespaces.
+    Qbittorrent,
+    /// `rtorrent` (Debian `rtorrent`), headless, with an `rtorrent.rc` written into the
+    /// data folder.
+    Rtorrent,
+    /// `ctorrent` (Debian `ctorrent`, Enhanced CTorrent); it has no DHT, LPD, PEX or port
+    /// mapping to turn off.
+    Ctorrent,
 }
 
 /// Debian's interpreter, the one `python3-libtorrent` is built for.
@@ -45,6 +79,9 @@ impl Kind {
             Kind::Aria2 => "aria2c",
             Kind::Transmission => "transmission-cli",
             Kind::Libtorrent => PYTHON,
+            Kind::Qbittorrent => "qbittorrent-nox",
+            Kind::Rtorrent => "rtorrent",
+            Kind::Ctorrent => "ctorrent",
         }
     }
 
@@ -54,6 +91,9 @@ impl Kind {
             Kind::Aria2 => "aria2",
             Kind::Transmission => "transmission-cli",
             Kind::Libtorrent => "python3-libtorrent",
+            Kind::Qbittorrent => "qbittorrent-nox",
+            Kind::Rtorrent => "rtorrent",
+            Kind::Ctorrent => "ctorrent",
         }
     }
 
@@ -111,6 +151,9 @@ impl Kind {
                     },
                     "--summary-interval=0",
                     "--console-log-level=warn",
+                    // Data already in the folder (a seeder's) is checked and seeded; without
+                    // it aria2 refuses a file that has no `.aria2` control file.
+                    "--check-integrity=true",
                 ])
                 .arg(format!(
                     "--bt-tracker-interval={}",
@@ -150,6 +193,46 @@ impl Kind {
                     cmd.arg("--seed");
                 }
             }
+            Kind::Qbittorrent => {
+                // qbittorrent-nox seeds on until killed, whatever `seed_on` says.
+                let profile = launch.dir.join("qbittorrent-profile");
+                let cfg = profile.join("qBittorrent").join("config");
+                std::fs::create_dir_all(&cfg)?;
+                std::fs::write(cfg.join("qBittorrent.conf"), qbittorrent_conf(launch))?;
+                cmd.arg(format!("--profile={}", profile.display()))
+                    .arg(format!("--save-path={}", launch.dir.display()))
+                    .arg("--add-paused=false")
+                    .arg(launch.torrent);
+            }
+            Kind::Rtorrent => {
+                let session = launch.dir.join("rtorrent-session");
+                std::fs::create_dir_all(&session)?;
+                let rc = session.join("rtorrent.rc");
+                std::fs::write(&rc, rtorrent_rc(launch, &session))?;
+                // -n: not ~/.rtorrent.rc; the torrent on the command line is loaded and
+                // started.
+                cmd.arg("-n")
+                    .arg("-o")
+                    .arg(format!("import={}", rc.display()))
+                    .arg(launch.torrent);
+            }
+            Kind::Ctorrent => {
+                // A single-file torrent's `-s` names the file, not a folder: ctorrent runs in
+                // the folder instead, so the paths it is given must not be relative.
+                let dir = std::path::absolute(launch.dir)?;
+                cmd.current_dir(&dir)
+                    .arg("-i")
+                    .arg(ip.to_string())
+                    .arg("-p")
+                    .arg(launch.listen.port().to_string())
+                    .arg("-b")
+                    .arg(dir.join("ctorrent.bf"))
+                    // Hours of seeding once complete: 0 exits when done, a year is "until
+                    // killed".
+                    .arg("-e")
+                    .arg(if launch.seed_on { "8760" } else { "0" })
+                    .arg(std::path::absolute(launch.torrent)?);
+            }
         }
         let log = std::fs::File::create(launch.log)?;
         cmd.stdout(log.try_clone()?)
@@ -167,6 +250,75 @@ impl Kind {
     }
 }
 
+/// qBittorrent's `qBittorrent.conf` for `launch`: legal notice accepted, DHT, PeX, LSD and
+/// port mapping off, listening on `launch.listen` only, saving into `launch.dir`, no peer
+/// country lookup (it would download a geolocation database), and the Web UI (always on in
+/// qbittorrent-nox) on the listen IP and the next port.
+fn qbittorrent_conf(launch: &Launch<'_>) -> String {
+    let ip = launch.listen.ip();
+    let port = launch.listen.port();
+    let web_port = port.checked_add(1).unwrap_or(port - 1);
+    let dir = launch.dir.display();
+    format!(
+        "[LegalNotice]\n\
+         Accepted=true\n\
+         \n\
+         [BitTorrent]\n\
+         Session\\DHTEnabled=false\n\
+         Session\\LSDEnabled=false\n\
+         Session\\PeXEnabled=false\n\
+         Session\\Port={port}\n\
+         Session\\InterfaceAddress={ip}\n\
+         Session\\DefaultSavePath={dir}\n\
+         Session\\TempPathEnabled=false\n\
+         Session\\QueueingSystemEnabled=false\n\
+         Session\\AddTorrentPaused=false\n\
+         Session\\GlobalMaxRatio=-1\n\
+         \n\
+         [Network]\n\
+         PortForwardingEnabled=false\n\
+         \n\
+         [Preferences]\n\
+         Connection\\UPnP=false\n\
+         Connection\\ResolvePeerCountries=false\n\
+         WebUI\\Address={ip}\n\
+         WebUI\\Port={web_port}\n\
+         WebUI\\UseUPnP=false\n"
+    )
+}
+
+/// rtorrent's `rtorrent.rc` for `launch`: headless, DHT and PEX off, UDP trackers off,
+/// listening on and connecting from `launch.listen` only, its session in `session`, its log
+/// in `launch.log`; without `seed_on` it shuts down once the download is finished.
+fn rtorrent_rc(launch: &Launch<'_>, session: &Path) -> String {
+    let ip = launch.listen.ip();
+    let port = launch.listen.port();
+    let mut rc = format!(
+        "system.daemon.set = true\n\
+         directory.default.set = \"{}\"\n\
+         session.path.set = \"{}\"\n\
+         network.bind_address.set = {ip}\n\
+         network.local_address.set = {ip}\n\
+         network.port_range.set = {port}-{port}\n\
+         network.port_random.set = no\n\
+         dht.mode.set = disable\n\
+         protocol.pex.set = no\n\
+         trackers.use_udp.set = no\n\
+         log.open_file = \"main\", \"{}\"\n\
+         log.add_output = \"info\", \"main\"\n",
+        launch.dir.display(),
+        session.display(),
+        launch.log.display(),
+    );
+    if !launch.seed_on {
+        rc.push_str(
+            "method.set_key = event.download.finished, exit_when_done, \
+             \"system.shutdown.normal=\"\n",
+        );
+    }
+    rc
+}
+
 /// How to run one client.
 #[derive(Clone, Copy, Debug)]
 pub struct Launch<'a> {
@@ -181,7 +333,8 @@ pub struct Launch<'a> {
     /// The file for the client's output.
     pub log: &'a Path,
     /// Keep seeding once the data is complete (libtorrent: start as a seeder); otherwise
-    /// aria2 and libtorrent exit when done.
+    /// aria2, libtorrent, rtorrent and ctorrent exit when done (transmission and qBittorrent
+    /// seed on regardless).
     pub seed_on: bool,
     /// aria2's announce interval, seconds.
     pub tracker_interval_s: u32,
@@ -271,6 +424,59 @@ mod tests {
         let lt = args(&Kind::Libtorrent.command(&launch).unwrap());
         assert!(lt.iter().any(|x| x.ends_with("lt_client.py")), "{lt:?}");
         assert!(lt.iter().any(|x| x == "--seed"), "{lt:?}");
+
+        let qb = args(&Kind::Qbittorrent.command(&launch).unwrap());
+        assert_eq!(qb[..5], ["ip", "netns", "exec", "ns1", "qbittorrent-nox"]);
+        let profile = dir.path().join("qbittorrent-profile");
+        assert!(
+            qb.contains(&format!("--profile={}", profile.display())),
+            "{qb:?}"
+        );
+        let conf =
+            std::fs::read_to_string(profile.join("qBittorrent/config/qBittorrent.conf")).unwrap();
+        for line in [
+            "Accepted=true",
+            "Session\\DHTEnabled=false",
+            "Session\\LSDEnabled=false",
+            "Session\\PeXEnabled=false",
+            "PortForwardingEnabled=false",
+            "Connection\\UPnP=false",
+            "Session\\Port=6881",
+            "Session\\InterfaceAddress=10.77.1.2",
+            "WebUI\\Address=10.77.1.2",
+            "WebUI\\Port=6882",
+        ] {
+            assert!(
+                conf.lines().any(|l| l == line),
+                "{line} missing from {conf}"
+            );
+        }
+
+        let rt = args(&Kind::Rtorrent.command(&launch).unwrap());
+        assert_eq!(rt[..6], ["ip", "netns", "exec", "ns1", "rtorrent", "-n"]);
+        let rc = std::fs::read_to_string(dir.path().join("rtorrent-session/rtorrent.rc")).unwrap();
+        for line in [
+            "system.daemon.set = true",
+            "dht.mode.set = disable",
+            "protocol.pex.set = no",
+            "network.bind_address.set = 10.77.1.2",
+            "network.local_address.set = 10.77.1.2",
+            "network.port_range.set = 6881-6881",
+        ] {
+            assert!(rc.lines().any(|l| l == line), "{line} missing from {rc}");
+        }
+        assert!(!rc.contains("system.shutdown"), "a seeder seeds on: {rc}");
+
+        let ctc = Kind::Ctorrent.command(&launch).unwrap();
+        assert_eq!(ctc.get_current_dir(), Some(dir.path()));
+        let ct = args(&ctc);
+        assert_eq!(ct[..5], ["ip", "netns", "exec", "ns1", "ctorrent"]);
+        for pair in [["-i", "10.77.1.2"], ["-p", "6881"], ["-e", "8760"]] {
+            assert!(
+                ct.windows(2).any(|w| w == pair),
+                "{pair:?} missing from {ct:?}"
+            );
+        }
     }
 
     #[test]
@@ -281,5 +487,11 @@ mod tests {
         let aria = args(&Kind::Aria2.command(&launch).unwrap());
         assert_eq!(aria[0], "aria2c");
         assert!(aria.iter().any(|x| x == "--seed-time=0"), "{aria:?}");
+        let rt = args(&Kind::Rtorrent.command(&launch).unwrap());
+        assert_eq!(rt[0], "rtorrent");
+        let rc = std::fs::read_to_string(dir.path().join("rtorrent-session/rtorrent.rc")).unwrap();
+        assert!(rc.contains("system.shutdown.normal="), "{rc}");
+        let ct = args(&Kind::Ctorrent.command(&launch).unwrap());
+        assert!(ct.windows(2).any(|w| w == ["-e", "0"]), "{ct:?}");
     }
 }

@@ -1,14 +1,16 @@
 //! The lab in network namespaces (`swarm-lab --netns`, root): every PID is a namespace of its
 //! own, joined to the others by a veth to one bridge, and the inter-PID links are shaped with
 //! `tbf` (this kernel has no `netem`), so that locality shows in completion times too. The
-//! ALTO server and the plain tracker listen on the bridge in the host namespace; each client is
-//! an `rqbit-alto` process inside its PID's namespace. The namespaces have no route out, and
+//! ALTO server, the plain tracker and the announce front listen on the bridge in the host
+//! namespace; each client is an `rqbit-alto` process inside its PID's namespace, and the
+//! third-party clients (aria2, transmission, qBittorrent, rtorrent, ctorrent, libtorrent)
+//! announce through the front. The namespaces have no route out, and
 //! every one of them is deleted on exit, after a failure or Ctrl-C too (the harness is
 //! `test_support::netns`, shared with the interop tests).
 //!
 //! An `rqbit-alto` client tells the lab how it is doing on its standard output, one
 //! [`ProgressLine`] a second (`--json`); the lab follows that stream (and keeps it in
-//! `stdout.jsonl`), so completion is an event it awaits. aria2 and transmission say nothing
+//! `stdout.jsonl`), so completion is an event it awaits. Third-party clients say nothing
 //! the lab can read: their file is looked at.
 
 use crate::lab::{LabConfig, LabReport, RunFigures, Services};
@@ -23,6 +25,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
+use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
 pub use test_support::netns::{addr, Namespaces};
 
@@ -30,6 +33,8 @@ pub use test_support::netns::{addr, Namespaces};
 const SEEDER: usize = 250;
 /// Time the seeder has to check its data and say so.
 const SEEDER_READY: Duration = Duration::from_secs(30);
+/// Most time the announce front has to see every PID's head.
+const FRONT_READY: Duration = Duration::from_secs(10);
 /// How often a third-party client's file is looked at.
 const LOOK_EVERY: Duration = Duration::from_millis(300);
 /// Time each client has, at the end, for one more progress line (a second apart).
@@ -293,24 +298,46 @@ async fn run_one(
             });
         }
     }
-    // Third-party clients arrive last, once every PID has a head.
-    let heads = match with_alto {
-        true => alto_client::AltoClient::new(&alto.directory_url())?
-            .head_directory()
-            .await
-            .map(|d| d.heads())
-            .unwrap_or_default(),
-        false => Default::default(),
+    // Third-party clients arrive last, once every PID has a head. In the ALTO run their
+    // torrent announces to the announce front, which sends each to its PID's head (the one
+    // URL an ISP gives every client, docs/tracker-shim.md); in the baseline to the plain
+    // tracker.
+    let front = match with_alto && c.third_party().iter().any(|(_, n)| *n > 0) {
+        true => Some(
+            RunningTracker::start(
+                Tracker::new(TrackerConfig {
+                    interval: 5,
+                    min_interval: 1,
+                    ..TrackerConfig::default()
+                }),
+                SocketAddr::new(test_support::netns::BRIDGE, 0),
+                None,
+                Mode::Front {
+                    alto: alto.directory_url(),
+                    refresh: Duration::from_millis(500),
+                    fallback: None,
+                },
+            )
+            .await?,
+        ),
+        false => None,
     };
+    if let Some(front) = &front {
+        let view = front.front.clone().expect("front mode");
+        let until = tokio::time::Instant::now() + FRONT_READY;
+        while view.view().live_heads() < c.pids && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let announce = front
+        .as_ref()
+        .map_or_else(|| plain.announce_url(), |f| f.announce_url());
     for (kind, n) in c.third_party() {
         for j in 0..n {
             for k in 1..=c.pids {
                 tokio::time::sleep(c.arrival_gap).await;
                 let ip = addr(k, third_party::host(kind, j));
                 let out = dir.join(ip.to_string());
-                let announce = heads
-                    .get(&format!("PID{k}"))
-                    .map_or_else(|| plain.announce_url(), |(tracker, _)| tracker.clone());
                 std::fs::create_dir_all(&out)?;
                 let t = out.join("payload.torrent");
                 std::fs::write(&t, crate::lab::torrent(data, &announce).metainfo)?;
@@ -359,7 +386,7 @@ async fn run_one(
         tokio::select! {
             Some((i, done)) = completed.recv() => clients[i].done = done,
             _ = tokio::time::sleep_until(deadline) => break,
-            // aria2 and transmission cannot tell: their file is done when it is the data.
+            // Third-party clients cannot tell: their file is done when it is the data.
             _ = look.tick(), if !third.is_empty() => {
                 for m in clients.iter_mut().filter(|m| m.done.is_none()) {
                     if !matches!(m.runs, Runs::Theirs(_)) {
@@ -430,6 +457,15 @@ async fn run_one(
     (f.alto_server_requests, f.alto_server_arrival_requests) = crate::lab::alto_requests(&text);
     f.elections = crate::lab::metric_sum(&text, "alto_pidhead_elections_total");
     f.tracker_requests = plain.tracker.stats.requests() + heads;
+    if let Some(front) = front {
+        let stats = &front.front.as_ref().expect("front mode").stats;
+        let redirected = stats.to_head.load(std::sync::atomic::Ordering::Relaxed);
+        crate::lab::note(
+            c,
+            format!("{name}: the announce front sent {redirected} requests to PID Heads"),
+        );
+        front.stop().await;
+    }
     crate::lab::note(
         c,
         format!(

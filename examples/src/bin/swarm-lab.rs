@@ -68,13 +68,26 @@ struct Args {
     /// With `--netns`: each PID's link to the others, Mbit/s each way (0: unshaped).
     #[arg(long, default_value_t = 40.0)]
     link_mbit: f64,
-    /// With `--netns`: aria2 clients per PID, ordinary members announcing to their PID's
-    /// head (baseline: to the plain tracker).
+    /// With `--netns`: aria2 clients per PID, ordinary members announcing through the
+    /// announce front, which sends them to their PID's head (baseline: to the plain
+    /// tracker).
     #[arg(long, default_value_t = 0)]
     aria2_per_pid: usize,
     /// With `--netns`: transmission clients per PID, likewise.
     #[arg(long, default_value_t = 0)]
     transmission_per_pid: usize,
+    /// With `--netns`: qBittorrent (qbittorrent-nox) clients per PID, likewise.
+    #[arg(long, default_value_t = 0)]
+    qbittorrent_per_pid: usize,
+    /// With `--netns`: rtorrent clients per PID, likewise.
+    #[arg(long, default_value_t = 0)]
+    rtorrent_per_pid: usize,
+    /// With `--netns`: ctorrent clients per PID, likewise.
+    #[arg(long, default_value_t = 0)]
+    ctorrent_per_pid: usize,
+    /// With `--netns`: libtorrent (python3-libtorrent) clients per PID, likewise.
+    #[arg(long, default_value_t = 0)]
+    libtorrent_per_pid: usize,
     /// A hard case to run, each as ALTO against the same swarm on the plain tracker
     /// (repeatable; `all` for every one): homogeneous, slow-head, mixed-uplinks,
     /// head-leaves, junk-head, churn (docs/locality.md). With `--netns`: homogeneous,
@@ -126,8 +139,14 @@ async fn main() {
         eprintln!("swarm-lab: --policy must be `first` or `scored`");
         std::process::exit(2);
     }
-    if !args.netns && args.aria2_per_pid + args.transmission_per_pid > 0 {
-        eprintln!("swarm-lab: aria2 and transmission join only the --netns lab");
+    let third_party = args.aria2_per_pid
+        + args.transmission_per_pid
+        + args.qbittorrent_per_pid
+        + args.rtorrent_per_pid
+        + args.ctorrent_per_pid
+        + args.libtorrent_per_pid;
+    if !args.netns && third_party > 0 {
+        eprintln!("swarm-lab: third-party clients join only the --netns lab");
         std::process::exit(2);
     }
     let scenarios = match scenarios(&args.scenario, args.netns) {
@@ -152,6 +171,10 @@ async fn main() {
         progress: true,
         aria2_per_pid: args.aria2_per_pid,
         transmission_per_pid: args.transmission_per_pid,
+        qbittorrent_per_pid: args.qbittorrent_per_pid,
+        rtorrent_per_pid: args.rtorrent_per_pid,
+        ctorrent_per_pid: args.ctorrent_per_pid,
+        libtorrent_per_pid: args.libtorrent_per_pid,
         scenario: scenarios[0],
         tls: args.tls,
     };

@@ -40,6 +40,14 @@ pub struct LabConfig {
     pub aria2_per_pid: usize,
     /// `--netns` only: transmission clients per PID, likewise.
     pub transmission_per_pid: usize,
+    /// `--netns` only: qBittorrent clients per PID, likewise.
+    pub qbittorrent_per_pid: usize,
+    /// `--netns` only: rtorrent clients per PID, likewise.
+    pub rtorrent_per_pid: usize,
+    /// `--netns` only: ctorrent clients per PID, likewise.
+    pub ctorrent_per_pid: usize,
+    /// `--netns` only: libtorrent (python3-libtorrent) clients per PID, likewise.
+    pub libtorrent_per_pid: usize,
     /// The hard case to run.
     pub scenario: Scenario,
     /// Run the ALTO path over HTTPS: the server with a certificate of a CA the lab makes,
@@ -49,10 +57,14 @@ pub struct LabConfig {
 
 impl LabConfig {
     /// The third-party clients per PID, by kind.
-    pub fn third_party(&self) -> [(Kind, usize); 2] {
+    pub fn third_party(&self) -> [(Kind, usize); 6] {
         [
             (Kind::Aria2, self.aria2_per_pid),
             (Kind::Transmission, self.transmission_per_pid),
+            (Kind::Qbittorrent, self.qbittorrent_per_pid),
+            (Kind::Rtorrent, self.rtorrent_per_pid),
+            (Kind::Ctorrent, self.ctorrent_per_pid),
+            (Kind::Libtorrent, self.libtorrent_per_pid),
         ]
     }
 }
@@ -74,6 +86,10 @@ impl Default for LabConfig {
             progress: true,
             aria2_per_pid: 0,
             transmission_per_pid: 0,
+            qbittorrent_per_pid: 0,
+            rtorrent_per_pid: 0,
+            ctorrent_per_pid: 0,
+            libtorrent_per_pid: 0,
             scenario: Scenario::Homogeneous,
             tls: false,
         }

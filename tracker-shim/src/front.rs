@@ -290,11 +290,13 @@ async fn accepts(addr: SocketAddr, timeout: Duration) -> bool {
     )
 }
 
-/// The TCP address of an `http(s)://IP:PORT/...` URL.
-fn url_addr(url: &str) -> Option<SocketAddr> {
+/// The TCP address of an `http(s)://IP:PORT/...` URL, and the URL as `url` writes it (so
+/// that what goes into a `Location` header is a well-formed URL, whatever a directory said).
+fn url_addr(url: &str) -> Option<(SocketAddr, String)> {
     let ip = url_ip(url)?;
-    let port = url::Url::parse(url).ok()?.port_or_known_default()?;
-    Some(SocketAddr::new(ip, port))
+    let parsed = url::Url::parse(url).ok()?;
+    let port = parsed.port_or_known_default()?;
+    Some((SocketAddr::new(ip, port), parsed.into()))
 }
 
 /// Follows the ALTO server at `directory_url` every `period`, for ever, and keeps `front`'s
@@ -346,7 +348,7 @@ async fn follow_once(
     let dir = client.head_directory().await?;
     let mut checks = Vec::new();
     for (pid, (tracker_url, _)) in dir.heads() {
-        let Some(addr) = url_addr(&tracker_url) else {
+        let Some((addr, tracker_url)) = url_addr(&tracker_url) else {
             tracing::warn!(
                 pid,
                 tracker_url,
@@ -524,6 +526,25 @@ mod tests {
             assert_eq!(scrape_url(a).as_deref(), s, "{a}");
         }
         assert_eq!(with_query("http://h/a?k=v", "q=1"), "http://h/a?k=v&q=1");
+    }
+
+    #[test]
+    fn only_http_urls_on_an_ip_address_are_redirected_to() {
+        let (addr, url) = url_addr("http://127.1.0.5:6969/announce").unwrap();
+        assert_eq!(addr, "127.1.0.5:6969".parse().unwrap());
+        assert_eq!(url, "http://127.1.0.5:6969/announce");
+        let (addr, _) = url_addr("https://[::1]/announce").unwrap();
+        assert_eq!(addr, "[::1]:443".parse().unwrap());
+        // Written as a URL: nothing a `Location` header cannot hold.
+        let (_, url) = url_addr("http://127.1.0.5:1/an nounce").unwrap();
+        assert_eq!(url, "http://127.1.0.5:1/an%20nounce");
+        for bad in [
+            "udp://127.1.0.5:1/announce",
+            "http://tracker.example/announce",
+            "junk",
+        ] {
+            assert!(url_addr(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

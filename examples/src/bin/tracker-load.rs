@@ -8,7 +8,8 @@
 //!
 //! - `tracker-load --url http://127.0.0.1:6969/announce [--connections 32] [--seconds 10]`
 //! - `tracker-load --compare [--seconds 10]`: starts `alto-server` and the shim (plain, then
-//!   head of PID1) on one core, loads each from another core, and prints both with the ratio.
+//!   head of PID1, then the announce front with a head elected in every PID) on one core,
+//!   loads each from another core, and prints them with the ratios.
 
 use alto_locality::rank::{Random, SplitMix64};
 use bytes::Bytes;
@@ -204,7 +205,8 @@ async fn connection(
             .expect("request");
         let t0 = Instant::now();
         let ok = match send.send_request(req).await {
-            Ok(resp) if resp.status().is_success() => {
+            // The announce front answers with a redirect: a whole answer too.
+            Ok(resp) if resp.status().is_success() || resp.status() == http::StatusCode::FOUND => {
                 match resp.into_body().collect().await {
                     Ok(body) => {
                         let body = body.to_bytes();
@@ -349,21 +351,56 @@ fn main() -> anyhow::Result<()> {
             let head =
                 RunningTracker::start(Tracker::new(config), "127.1.0.1:0".parse()?, None, follow)
                     .await?;
-            while head.tracker.maps().is_none() {
+            // The announce front, with a head elected in every PID to redirect to.
+            let mut joined = Vec::new();
+            for k in 1..=4 {
+                let ip: std::net::IpAddr = format!("127.{k}.0.2").parse()?;
+                let join = Mode::Join(tracker_shim::membership::JoinSettings {
+                    alto: alto.directory_url(),
+                    endpoint: ip,
+                    capabilities: Default::default(),
+                    rejoin: Duration::from_secs(10),
+                    refresh: Duration::from_secs(30),
+                });
+                let t = Tracker::new(TrackerConfig::default());
+                joined.push(RunningTracker::start(t, (ip, 0).into(), None, join).await?);
+            }
+            let front = RunningTracker::start(
+                Tracker::new(TrackerConfig::default()),
+                "127.0.0.1:0".parse()?,
+                None,
+                Mode::Front {
+                    alto: alto.directory_url(),
+                    refresh: Duration::from_secs(2),
+                    fallback: None,
+                },
+            )
+            .await?;
+            let view = front.front.clone().expect("front mode");
+            while head.tracker.maps().is_none() || view.view().live_heads() < 4 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            tx.send((plain.announce_url(), head.announce_url()))?;
+            tx.send((
+                plain.announce_url(),
+                head.announce_url(),
+                front.announce_url(),
+            ))?;
             let _ = stop_rx.await;
             plain.stop().await;
             head.stop().await;
+            front.stop().await;
+            for t in joined {
+                t.stop().await;
+            }
             alto.stop().await?;
             anyhow::Ok(())
         })
     });
-    let (plain_url, head_url) = rx.recv()?;
+    let (plain_url, head_url, front_url) = rx.recv()?;
     let load_rt = rt()?;
     let mut plain = load_rt.block_on(load(&args, &plain_url));
     let mut head = load_rt.block_on(load(&args, &head_url));
+    let mut front = load_rt.block_on(load(&args, &front_url));
     let _ = stop_tx.send(());
     server.join().expect("server thread")?;
     println!(
@@ -373,8 +410,11 @@ fn main() -> anyhow::Result<()> {
     let ratio = (head.responses as f64 / head.elapsed) / (plain.responses as f64 / plain.elapsed);
     println!("{}", line("plain (random peers)", &mut plain));
     println!("{}", line("head of PID1 (ALTO)", &mut head));
+    println!("{}", line("announce front (302)", &mut front));
+    let front_ratio =
+        (front.responses as f64 / front.elapsed) / (head.responses as f64 / head.elapsed);
     println!(
-        "\nhead / plain throughput: {ratio:.3} (ranking costs {:.1}%)",
+        "\nhead / plain throughput: {ratio:.3} (ranking costs {:.1}%)\nfront / head throughput: {front_ratio:.3} (redirects per second against the head's announces)",
         (1.0 - ratio) * 100.0
     );
     Ok(())

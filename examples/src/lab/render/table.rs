@@ -23,7 +23,7 @@ pub fn table(r: &LabReport) -> String {
     );
     if a.third_party > 0 {
         s += &row(
-            "  of them aria2/transmission",
+            "  of them third-party clients",
             a.third_party.to_string(),
             b.third_party.to_string(),
         );

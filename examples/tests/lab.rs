@@ -1,7 +1,7 @@
 //! A small lab run: 2 PIDs × 6 clients and a 4 MiB file, the ALTO run and the baseline.
 //! Every client completes with identical data (the lab checks each file against the
 //! payload), and the ALTO run keeps a larger share of the bytes inside PIDs. The `--netns`
-//! lab, where the machine allows it, with aria2 and transmission as members too. The hard
+//! lab, where the machine allows it, with the six Debian clients as members too. The hard
 //! cases that threaten users most, small: a hostile head per PID and heads that quit at half
 //! of the file; every member still completes with identical data.
 
@@ -115,8 +115,8 @@ async fn the_netns_lab_runs_where_the_machine_allows_it() {
         ));
         return;
     }
-    // aria2 and transmission join as ordinary members where installed (scripts/test
-    // installs them; in CI a missing one fails the test).
+    // The six Debian clients join as ordinary members where installed, announcing through
+    // the announce front (scripts/test installs them; in CI a missing one fails the test).
     let installed = |k: Kind| {
         if !k.installed() {
             test_support::skip(&format!("{} is not installed: left out", k.program()));
@@ -133,9 +133,13 @@ async fn the_netns_lab_runs_where_the_machine_allows_it() {
         progress: false,
         aria2_per_pid: installed(Kind::Aria2),
         transmission_per_pid: installed(Kind::Transmission),
+        qbittorrent_per_pid: installed(Kind::Qbittorrent),
+        rtorrent_per_pid: installed(Kind::Rtorrent),
+        ctorrent_per_pid: installed(Kind::Ctorrent),
+        libtorrent_per_pid: installed(Kind::Libtorrent),
         ..LabConfig::default()
     };
-    let third = 2 * (config.aria2_per_pid + config.transmission_per_pid);
+    let third: usize = 2 * config.third_party().iter().map(|(_, n)| n).sum::<usize>();
     let r = match alto_examples::netns::run(&config, 20_000).await {
         Ok(r) => r,
         Err(e) if e.to_string().contains("rqbit-alto is not built") => {

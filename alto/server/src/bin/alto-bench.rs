@@ -229,6 +229,22 @@ fn main() -> anyhow::Result<()> {
         format!("{:.0}x", revalidated.0 / full.0),
     ]);
 
+    // TLS (RFC 7285 §8.3.5): one server, HTTPS on `listen` and plain HTTP on `plain-listen`,
+    // the same ECS queries over keep-alive on each; then full handshakes per second.
+    let tls = rt.block_on(tls_figures(&dir, &bodies, connections.min(8), seconds))?;
+    rows.push([
+        format!("ECS over HTTPS keep-alive, {} conns", connections.min(8)),
+        format!("{:.1} k/s", tls.over_tls / 1e3),
+        format!("{:.1} k/s plain HTTP", tls.plain / 1e3),
+        format!("{:.2}x", tls.over_tls / tls.plain),
+    ]);
+    rows.push([
+        "full TLS 1.3 handshakes (ECDSA P-256)".into(),
+        format!("{:.0} /s", tls.handshakes),
+        format!("{:.0} /s plain TCP connects", tls.tcp),
+        format!("{:.2}x", tls.handshakes / tls.tcp),
+    ]);
+
     println!("\nALTO core on a production-sized map: {} PIDs, {} prefixes, {} cost pairs ({}s per figure)\n", g.pids, g.prefixes, g.pairs, seconds);
     println!(
         "{:<44} {:>16}   {:<36} {:>8}",
@@ -346,6 +362,156 @@ async fn http_rate(
         total as f64 / start.elapsed().as_secs_f64().max(seconds as f64),
         size,
     ))
+}
+
+/// Per second: ECS answers over plain HTTP and over HTTPS, full TLS handshakes, plain TCP
+/// connections.
+struct TlsFigures {
+    plain: f64,
+    over_tls: f64,
+    handshakes: f64,
+    tcp: f64,
+}
+
+/// The TLS figures against one server on the maps in `dir`: ECS answers per second over
+/// plain HTTP and over HTTPS keep-alive (`connections` each), and full TLS handshakes per
+/// second (a new connection each, `connections` at once). Server and load share the
+/// runtime's two threads.
+async fn tls_figures(
+    dir: &std::path::Path,
+    bodies: &[Vec<u8>],
+    connections: usize,
+    seconds: u64,
+) -> anyhow::Result<TlsFigures> {
+    // A CA and a certificate for 127.0.0.1, made here.
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate()?)?;
+    let key = rcgen::KeyPair::generate()?;
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])?.signed_by(&key, &ca)?;
+    std::fs::write(dir.join("ca.pem"), ca.pem())?;
+    std::fs::write(dir.join("server.pem"), cert.pem())?;
+    std::fs::write(dir.join("server-key.pem"), key.serialize_pem())?;
+    let plain_addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let config = std::fs::read_to_string(dir.join("alto.toml"))?;
+    std::fs::write(
+        dir.join("alto-tls.toml"),
+        format!("{config}\n[tls]\ncert = \"server.pem\"\nkey = \"server-key.pem\"\nplain-listen = \"{plain_addr}\"\n"),
+    )?;
+    let server = Running::start(
+        Source::File(dir.join("alto-tls.toml")),
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
+    let tls =
+        tokio_rustls::TlsConnector::from(alto_web::tls::client_config(Some(&dir.join("ca.pem")))?);
+    let plain = ecs_rate(plain_addr, None, bodies, connections, seconds).await?;
+    let over_tls = ecs_rate(server.addr, Some(&tls), bodies, connections, seconds).await?;
+    // Full handshakes: no session resumption.
+    let mut full = (*alto_web::tls::client_config(Some(&dir.join("ca.pem")))?).clone();
+    full.resumption = tokio_rustls::rustls::client::Resumption::disabled();
+    let full = tokio_rustls::TlsConnector::from(std::sync::Arc::new(full));
+    let handshakes = connect_rate(server.addr, Some(&full), connections, seconds).await?;
+    let tcp = connect_rate(plain_addr, None, connections, seconds).await?;
+    server.stop().await?;
+    Ok(TlsFigures {
+        plain,
+        over_tls,
+        handshakes,
+        tcp,
+    })
+}
+
+/// A TCP connection to `addr`, through TLS when `tls` is given.
+async fn connect(
+    addr: SocketAddr,
+    tls: Option<&tokio_rustls::TlsConnector>,
+) -> anyhow::Result<Box<dyn Io>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(match tls {
+        Some(c) => {
+            let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+            Box::new(c.connect(name, stream).await?)
+        }
+        None => Box::new(stream),
+    })
+}
+
+/// What a connection is: plain TCP or TLS over it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// POSTs the ECS `bodies` in turn on `connections` keep-alive connections for `seconds`;
+/// answers per second.
+async fn ecs_rate(
+    addr: SocketAddr,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    bodies: &[Vec<u8>],
+    connections: usize,
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let bodies: std::sync::Arc<Vec<Bytes>> =
+        std::sync::Arc::new(bodies.iter().map(|b| Bytes::from(b.clone())).collect());
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let io = connect(addr, tls).await?;
+        let bodies = bodies.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+            tokio::spawn(conn);
+            let mut count = 0u64;
+            while Instant::now() < deadline {
+                let body = bodies[(c + count as usize) % bodies.len()].clone();
+                let req = http::Request::post("/endpointcost/lookup")
+                    .header("host", addr.to_string())
+                    .header("content-type", "application/alto-endpointcostparams+json")
+                    .header("accept", "application/alto-endpointcost+json")
+                    .body(http_body_util::Full::new(body))?;
+                let resp = send.send_request(req).await?;
+                anyhow::ensure!(resp.status() == 200, "status {}", resp.status());
+                resp.into_body().collect().await?;
+                count += 1;
+            }
+            anyhow::Ok(count)
+        }));
+    }
+    let start = Instant::now();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64().max(seconds as f64))
+}
+
+/// Connections per second: `connections` tasks, each connecting (and completing the TLS
+/// handshake when `tls` is given) and closing, for `seconds`.
+async fn connect_rate(
+    addr: SocketAddr,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    connections: usize,
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let tls = tls.cloned();
+        tasks.push(tokio::spawn(async move {
+            let mut count = 0u64;
+            while Instant::now() < deadline {
+                drop(connect(addr, tls.as_ref()).await?);
+                count += 1;
+            }
+            anyhow::Ok(count)
+        }));
+    }
+    let start = Instant::now();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64().max(seconds as f64))
 }
 
 /// The baseline: one hash table per prefix length, probed from the longest length down.

@@ -187,4 +187,11 @@ async fn the_alto_path_runs_over_https_with_the_labs_ca() {
     // The clients reached the server over HTTPS: they joined, and heads were elected.
     assert!(r.alto.alto_server_requests > 0);
     assert!(r.alto.elections >= 2, "elections: {}", r.alto.elections);
+    // Every client's tracker, its PID's head when elected, served HTTPS, and the heads
+    // answered announces through it: librqbit swarms through HTTPS heads.
+    assert_eq!(
+        r.alto.https_trackers, 7,
+        "the seeder's and the six clients'"
+    );
+    assert!(r.alto.head_announces > 0, "no announce reached a head");
 }

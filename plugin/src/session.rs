@@ -58,6 +58,10 @@ pub struct Config {
     pub alto: Option<String>,
     /// Port of the tracker shim this client runs (serving as head when elected); 0 picks.
     pub tracker_port: u16,
+    /// Serve that tracker over HTTPS with this certificate (for the client's address): as
+    /// head, its tracker and ALTO URLs are `https://` and members verify them
+    /// (`docs/security.md`).
+    pub tracker_tls: Option<Arc<alto_web::tls::ServerTls>>,
     /// DHT (opt-in): bootstrap only from these nodes.
     pub dht_bootstrap: Option<Vec<SocketAddr>>,
     /// Strict mode: librqbit connects only to peers in the cheapest PIDs (own PID and PIDs
@@ -93,6 +97,7 @@ impl Config {
             output,
             alto: None,
             tracker_port: 0,
+            tracker_tls: None,
             dht_bootstrap: None,
             strict: false,
             numwant: 50,
@@ -161,11 +166,12 @@ async fn join(
         locality: config.locality,
         ..TrackerConfig::default()
     });
-    let t = RunningTracker::start(
+    let t = RunningTracker::start_tls(
         tracker,
         SocketAddr::new(config.ip, config.tracker_port),
         None,
         Mode::Join(settings),
+        config.tracker_tls.clone(),
     )
     .await
     .map_err(|e| SessionError::Tracker(e.into()))?;

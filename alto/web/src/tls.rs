@@ -66,6 +66,17 @@ pub struct ServerTls {
     config: RwLock<Arc<ServerConfig>>,
 }
 
+/// The paths it was loaded from, no key material.
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("client_ca", &self.client_ca)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A request's connection presented a client certificate that the server's client CA
 /// verified (a request extension; absent otherwise).
 #[derive(Clone, Debug)]

@@ -34,13 +34,8 @@ pub async fn head_requests(directory_url: &str) -> u64 {
     });
     let mut sum = 0;
     for (tracker, _) in heads.heads().values() {
-        let Some(authority) = tracker
-            .strip_prefix("http://")
-            .and_then(|r| r.split('/').next())
-        else {
-            continue;
-        };
-        if let Ok(text) = scrape(&http, &format!("http://{authority}/metrics")).await {
+        let url = alto_model::pidhead::sibling(tracker, "/metrics");
+        if let Ok(text) = scrape(&http, &url).await {
             sum += [
                 "tracker_announces_total",
                 "tracker_scrapes_total",

@@ -106,6 +106,12 @@ pub struct RunFigures {
     pub tracker_requests: u64,
     /// Heads elected during the run.
     pub elections: u64,
+    /// Clients' trackers (their heads when elected) that served HTTPS (`--tls`).
+    #[serde(default)]
+    pub https_trackers: usize,
+    /// Announces the clients' trackers answered as heads, with peers.
+    #[serde(default)]
+    pub head_announces: u64,
     /// Every connection between two PIDs that moved bytes.
     pub cross_connections: Vec<CrossConnection>,
 }

@@ -174,14 +174,21 @@ async fn run_one(
             format!("{name}: a hostile head elected in each of {} PIDs", c.pids),
         );
     }
-    let client = |ip: String, folder: PathBuf, upload_bps: u32| {
-        let mut cfg = Config::new(ip.parse().expect("an address"), folder);
+    let client = |ip: String, folder: PathBuf, upload_bps: u32| -> anyhow::Result<Config> {
+        let mut cfg = Config::new(ip.parse().expect("an address"), folder.clone());
+        if c.tls {
+            // Its tracker, which serves as head when elected, over HTTPS too.
+            std::fs::create_dir_all(&folder)?;
+            let issued = lab_ca()?.issue(&folder, "tracker", &ip);
+            let tls = alto_web::tls::ServerTls::load(&issued.cert, &issued.key)?;
+            cfg.tracker_tls = Some(std::sync::Arc::new(tls));
+        }
         cfg.alto = with_alto.then(|| alto.directory_url());
         cfg.min_interval = 2;
         cfg.upload_bps = (upload_bps > 0).then_some(upload_bps);
         cfg.locality.foreign_peers = c.foreign_peers;
         cfg.local_enough = c.local_enough;
-        cfg
+        Ok(cfg)
     };
     // One seeder, in the first PID.
     let seed_dir = dir.join("seeder");
@@ -189,7 +196,7 @@ async fn run_one(
     std::fs::write(seed_dir.join("payload.bin"), data)?;
     let seeder_ip = "127.1.0.250";
     let seeder =
-        AltoSession::start(client(seeder_ip.into(), seed_dir.clone(), c.upload_bps)).await?;
+        AltoSession::start(client(seeder_ip.into(), seed_dir.clone(), c.upload_bps)?).await?;
     let st = seeder.add(&torrent.metainfo).await?;
     st.wait_completed().await?;
     let before = alto_metrics(&alto).await;
@@ -225,7 +232,7 @@ async fn run_one(
                 let ip = format!("127.{}.0.{}", p + 1, k + 10);
                 let folder = dir.join(&ip);
                 let upload = scenario.upload_bps(k, index, c.upload_bps);
-                let session = AltoSession::start(client(ip.clone(), folder.clone(), upload)).await?;
+                let session = AltoSession::start(client(ip.clone(), folder.clone(), upload)?).await?;
                 let added = Instant::now();
                 let t = session.add(&torrent.metainfo).await?;
                 let (watched, tx) = (t.clone(), completed_tx.clone());
@@ -319,6 +326,24 @@ async fn run_one(
             .map(|sh| sh.tracker.stats.requests())
             .sum::<u64>()
         + seeder.shim().map_or(0, |sh| sh.tracker.stats.requests());
+    let shims: Vec<&tracker_shim::RunningTracker> = clients
+        .iter()
+        .filter_map(|cl| cl.session.as_ref()?.shim())
+        .chain(seeder.shim())
+        .collect();
+    f.https_trackers = shims
+        .iter()
+        .filter(|sh| sh.announce_url().starts_with("https://"))
+        .count();
+    f.head_announces = shims
+        .iter()
+        .map(|sh| {
+            sh.tracker
+                .stats
+                .announces
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
     note(
         c,
         format!(
@@ -378,7 +403,7 @@ pub async fn services(
     let source = alto_server::Source::File(cfg_dir.join("alto.toml"));
     let (app, ca) = if c.tls {
         let ca = lab_ca()?;
-        let issued = ca.issue(&cfg_dir, &ip.to_string());
+        let issued = ca.issue(&cfg_dir, "alto-server", &ip.to_string());
         let app = alto_server::App::with_tls(source, Some((issued.cert, issued.key)))?;
         (app, Some(ca.cert()))
     } else {
@@ -414,10 +439,13 @@ impl LabCa {
         self.ca.cert()
     }
 
-    /// A certificate for `ip`, written into `dir`.
-    fn issue(&self, dir: &Path, ip: &str) -> test_support::tls::Issued {
-        let issued = self.ca.issue("alto-server", &[ip]);
-        let (cert, key) = (dir.join("alto-server.pem"), dir.join("alto-server-key.pem"));
+    /// A certificate for `ip`, written into `dir` as `FILE.pem` and `FILE-key.pem`.
+    fn issue(&self, dir: &Path, file: &str, ip: &str) -> test_support::tls::Issued {
+        let issued = self.ca.issue(file, &[ip]);
+        let (cert, key) = (
+            dir.join(format!("{file}.pem")),
+            dir.join(format!("{file}-key.pem")),
+        );
         let moved = std::fs::rename(&issued.cert, &cert).and(std::fs::rename(&issued.key, &key));
         match moved {
             Ok(()) => test_support::tls::Issued { cert, key },

@@ -62,6 +62,13 @@ struct Common {
     /// Port of the tracker shim that serves as PID Head when this client is elected.
     #[arg(long, default_value_t = 0)]
     tracker_port: u16,
+    /// Serve that tracker over HTTPS with this certificate chain (PEM, for the listen
+    /// address): as head, its URLs are `https://` and members verify them.
+    #[arg(long, requires = "tracker_tls_key")]
+    tracker_tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tracker_tls_cert")]
+    tracker_tls_key: Option<PathBuf>,
     /// Upload limit, KiB/s.
     #[arg(long)]
     upload_kib: Option<u32>,
@@ -218,6 +225,11 @@ async fn session(common: &Common, output: PathBuf) -> Result<AltoSession, Failur
     config.port = common.listen.port();
     config.alto = common.alto.clone();
     config.tracker_port = common.tracker_port;
+    if let (Some(cert), Some(key)) = (&common.tracker_tls_cert, &common.tracker_tls_key) {
+        let tls = alto_web::tls::ServerTls::load(cert, key)
+            .map_err(|e| Failure(2, format!("--tracker-tls-cert: {e}")))?;
+        config.tracker_tls = Some(std::sync::Arc::new(tls));
+    }
     config.dht_bootstrap = (!common.dht.is_empty()).then(|| common.dht.clone());
     config.strict = common.strict;
     config.locality.foreign_peers = common.foreign_peers;

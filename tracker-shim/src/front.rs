@@ -2,9 +2,9 @@
 //! stable `/announce` for every BitTorrent client of the ISP, which answers each announce
 //! (BEP 3) and scrape (BEP 48) with an HTTP `302 Found` to the announcer's PID Head (the
 //! draft, section 2.2), the query string unchanged. Every client follows a 302 on announce,
-//! and none of them keeps the target, so the front sees every announce: it holds no swarm
-//! state for redirected clients and does no ranking, only a longest-prefix match and a copy
-//! of the query.
+//! and all but ctorrent come back to the front for every later announce, so the front sees
+//! nearly every announce: it holds no swarm state for redirected clients and does no
+//! ranking, only a longest-prefix match and a copy of the query.
 //!
 //! - Core, no I/O: [`FrontView`], the network map and each PID's head as last followed, and
 //!   [`FrontView::route`], the decision for one request.
@@ -52,6 +52,18 @@ impl Target {
             announce: announce.to_owned(),
             scrape: scrape_url(announce),
         }
+    }
+
+    /// The target of the tracker at `announce`, an `http(s)://` URL, written as `url` parses
+    /// it (so that a `Location` made of it is well-formed) and without a fragment (the query
+    /// goes after the path); `None` for anything else.
+    pub fn parse(announce: &str) -> Option<Self> {
+        let mut u = url::Url::parse(announce).ok()?;
+        if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+            return None;
+        }
+        u.set_fragment(None);
+        Some(Target::new(u.as_str()))
     }
 
     fn url(&self, r: Resource) -> Option<&str> {
@@ -183,15 +195,13 @@ impl FrontView {
                 head,
             })
         };
-        match head {
-            Ok(t) => redirect(t, true),
-            Err(why) => self
-                .fallback
-                .as_ref()
-                .and_then(|f| redirect(f, false))
-                .or(Some(Route::Serve(why))),
-        }
-        .unwrap_or(Route::Serve(NoHead::Headless))
+        // A head without a scrape URL is, for scrapes, no head: the fallback or here.
+        let (head, why) = match head {
+            Ok(t) => (redirect(t, true), NoHead::Headless),
+            Err(why) => (None, why),
+        };
+        head.or_else(|| self.fallback.as_ref().and_then(|f| redirect(f, false)))
+            .unwrap_or(Route::Serve(why))
     }
 }
 
@@ -281,6 +291,8 @@ pub enum FollowError {
 
 /// Time a head's tracker has to accept a connection at each check.
 pub const HEAD_CHECK_TIMEOUT: Duration = Duration::from_millis(500);
+/// Connect checks in flight at once: many PIDs must not exhaust the front's descriptors.
+const MAX_CHECKS: usize = 64;
 
 /// Whether something accepts TCP connections at `addr` within `timeout`.
 async fn accepts(addr: SocketAddr, timeout: Duration) -> bool {
@@ -294,9 +306,11 @@ async fn accepts(addr: SocketAddr, timeout: Duration) -> bool {
 /// that what goes into a `Location` header is a well-formed URL, whatever a directory said).
 fn url_addr(url: &str) -> Option<(SocketAddr, String)> {
     let ip = url_ip(url)?;
-    let parsed = url::Url::parse(url).ok()?;
-    let port = parsed.port_or_known_default()?;
-    Some((SocketAddr::new(ip, port), parsed.into()))
+    let target = Target::parse(url)?;
+    let port = url::Url::parse(&target.announce)
+        .ok()?
+        .port_or_known_default()?;
+    Some((SocketAddr::new(ip, port), target.announce))
 }
 
 /// Follows the ALTO server at `directory_url` every `period`, for ever, and keeps `front`'s
@@ -346,6 +360,7 @@ async fn follow_once(
         *net = Some((nm.meta.vtag.clone(), compiled));
     }
     let dir = client.head_directory().await?;
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CHECKS));
     let mut checks = Vec::new();
     for (pid, (tracker_url, _)) in dir.heads() {
         let Some((addr, tracker_url)) = url_addr(&tracker_url) else {
@@ -356,8 +371,12 @@ async fn follow_once(
             );
             continue;
         };
+        let permits = permits.clone();
         checks.push(tokio::spawn(async move {
-            let reachable = accepts(addr, HEAD_CHECK_TIMEOUT).await;
+            let reachable = match permits.acquire().await {
+                Ok(_held) => accepts(addr, HEAD_CHECK_TIMEOUT).await,
+                Err(_) => false,
+            };
             let target = Target::new(&tracker_url);
             (pid, HeadState { target, reachable })
         }));
@@ -507,6 +526,15 @@ mod tests {
         assert_eq!(
             v.route(Resource::Scrape, ip("127.1.0.1"), "info_hash=%01"),
             Route::Serve(NoHead::Headless)
+        );
+        let f = FrontView::new(Target::parse("http://127.0.0.1:6970/announce"))
+            .with_heads(net(), &heads);
+        assert_eq!(
+            f.route(Resource::Scrape, ip("127.1.0.1"), "info_hash=%01"),
+            Route::Redirect {
+                location: "http://127.0.0.1:6970/scrape?info_hash=%01".into(),
+                head: false
+            }
         );
         assert!(matches!(
             v.route(Resource::Announce, ip("127.1.0.1"), ""),

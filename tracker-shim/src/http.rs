@@ -108,14 +108,15 @@ where
     .ip;
     // Only a source trusted to name another address (`--trust-ip-from`) pays for reading
     // the query.
-    let claimed = if tracker.config().trusted_ip_sources.is_empty() {
-        None
-    } else {
+    let trusted = |p: &alto_model::addr::Prefix| p.contains(source);
+    let claimed = if tracker.config().trusted_ip_sources.iter().any(trusted) {
         AnnounceRequest::parse(query.as_bytes())
             .ok()
             .and_then(|a| a.ip)
+    } else {
+        None
     };
-    let announcer = tracker.client_ip(claimed, source);
+    let announcer = addr::canonical(tracker.client_ip(claimed, source));
     match front.route(resource, announcer, query) {
         Route::Redirect { location, .. } => match HeaderValue::from_str(&location) {
             Ok(v) => {

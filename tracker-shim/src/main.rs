@@ -191,7 +191,7 @@ async fn main() -> anyhow::Result<()> {
     let refresh = Duration::from_secs(args.refresh_secs.max(1));
     if let Some(f) = &args.fallback {
         anyhow::ensure!(
-            f.starts_with("http://") || f.starts_with("https://"),
+            tracker_shim::front::Target::parse(f).is_some(),
             "--fallback must be an http:// or https:// announce URL, not `{f}`"
         );
     }

@@ -139,7 +139,17 @@ impl RunningTracker {
                 refresh,
                 fallback,
             } => {
-                let f = Arc::new(Front::new(fallback.as_deref().map(Target::new)));
+                let fallback = match fallback.as_deref().map(|f| (f, Target::parse(f))) {
+                    Some((f, None)) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            format!("the fallback `{f}` is not an http(s) URL"),
+                        ))
+                    }
+                    Some((_, t)) => t,
+                    None => None,
+                };
+                let f = Arc::new(Front::new(fallback));
                 tasks.push(tokio::spawn(crate::front::follow(f.clone(), alto, refresh)));
                 front = Some(f);
             }

@@ -196,10 +196,13 @@ static DEFAULT_IDENTITY: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
 /// otherwise (a binary's `--alto-ca`); before any client is made.
 pub fn set_default_ca(ca: &Path) -> Result<(), TlsError> {
     client_config(Some(ca))?;
+    // Under the lock that `default_client_config` builds under: a default made at the same
+    // time from the old settings cannot be cached after this reset.
+    let mut slot = DEFAULT_CONFIG.write().expect("tls lock");
     DEFAULT_CA
         .set(ca.to_owned())
         .map_err(|_| TlsError::AlreadySet)?;
-    *DEFAULT_CONFIG.write().expect("tls lock") = None;
+    *slot = None;
     Ok(())
 }
 
@@ -208,10 +211,11 @@ pub fn set_default_ca(ca: &Path) -> Result<(), TlsError> {
 /// and `--alto-client-key`); before any client is made.
 pub fn set_default_identity(cert: &Path, key: &Path) -> Result<(), TlsError> {
     client_config_as(DEFAULT_CA.get().map(PathBuf::as_path), Some((cert, key)))?;
+    let mut slot = DEFAULT_CONFIG.write().expect("tls lock");
     DEFAULT_IDENTITY
         .set((cert.to_owned(), key.to_owned()))
         .map_err(|_| TlsError::AlreadySet)?;
-    *DEFAULT_CONFIG.write().expect("tls lock") = None;
+    *slot = None;
     Ok(())
 }
 
@@ -224,6 +228,12 @@ static DEFAULT_CONFIG: RwLock<Option<Arc<ClientConfig>>> = RwLock::new(None);
 /// unverified.
 pub fn default_client_config() -> Arc<ClientConfig> {
     if let Some(c) = DEFAULT_CONFIG.read().expect("tls lock").as_ref() {
+        return c.clone();
+    }
+    // Made under the write lock, so that a setter's reset cannot fall between reading the
+    // settings and caching what was made of them.
+    let mut slot = DEFAULT_CONFIG.write().expect("tls lock");
+    if let Some(c) = slot.as_ref() {
         return c.clone();
     }
     let made = {
@@ -243,6 +253,6 @@ pub fn default_client_config() -> Arc<ClientConfig> {
             )
         })
     };
-    *DEFAULT_CONFIG.write().expect("tls lock") = Some(made.clone());
+    *slot = Some(made.clone());
     made
 }

@@ -22,11 +22,20 @@ pub const TTL: u64 = 2;
 /// An ALTO server on the loopback topology with short leases; `extra` goes into the config;
 /// `forward` false makes a server that answers everything itself.
 pub async fn alto(extra: &str, forward: bool) -> (tempfile::TempDir, alto_server::Running) {
+    alto_ttl(extra, forward, TTL).await
+}
+
+/// [`alto`] with leases of `ttl` seconds.
+pub async fn alto_ttl(
+    extra: &str,
+    forward: bool,
+    ttl: u64,
+) -> (tempfile::TempDir, alto_server::Running) {
     let dir = tempfile::tempdir().unwrap();
     for f in ["network-map.json", "routingcost.json", "hopcount.json"] {
         std::fs::copy(testdata::loopback::dir().join(f), dir.path().join(f)).unwrap();
     }
-    let config = format!("{extra}\n{}\n[pid-heads]\nlease-ttl-secs = {TTL}\nstandby-window-secs = 10\nforward-timeout-ms = 500\nforward = {forward}\n", testdata::loopback::CONFIG);
+    let config = format!("{extra}\n{}\n[pid-heads]\nlease-ttl-secs = {ttl}\nstandby-window-secs = 10\nforward-timeout-ms = 500\nforward = {forward}\n", testdata::loopback::CONFIG);
     std::fs::write(dir.path().join("alto.toml"), config).unwrap();
     let server = alto_server::Running::start(
         alto_server::Source::File(dir.path().join("alto.toml")),

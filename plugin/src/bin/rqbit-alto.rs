@@ -132,7 +132,8 @@ fn fail<E: std::fmt::Display>(code: i32) -> impl FnOnce(E) -> Failure {
 
 /// The status line: progress while downloading; once the data is complete (seeding, or a
 /// download that finished), what is true then: the upload rate, bytes uploaded and the ratio,
-/// not the last download rate.
+/// not the last download rate. While seeding it is shown only on a terminal (or as `--json`
+/// lines), so a log of a long seed does not grow by a line a second.
 fn bar(r: &Report) -> String {
     let peers: Vec<String> = r
         .peers_by_pid
@@ -157,7 +158,7 @@ fn bar(r: &Report) -> String {
             0.0
         };
         return format!(
-            "[seeding {:.1} MiB] ↑{:.2} MiB/s | uploaded {:.1} MiB, ratio {ratio:.2} | peers {peers} | {place}",
+            "[complete {:.1} MiB] ↑{:.2} MiB/s | uploaded {:.1} MiB, ratio {ratio:.2} | peers {peers} | {place}",
             mib(r.total_bytes),
             r.up_mib_s,
             mib(r.uploaded_bytes),
@@ -299,7 +300,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     tokio::select! {
                         _ = &mut stop => break,
                         _ = tokio::signal::ctrl_c() => break,
-                        _ = tick.tick() => show(&s.report(&t), common.json, "progress"),
+                        _ = tick.tick() => {
+                            if common.json || std::io::stdout().is_terminal() {
+                                show(&s.report(&t), common.json, "progress");
+                            }
+                        }
                     }
                 }
             }
@@ -340,7 +345,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 tokio::select! {
                     _ = &mut stop => break,
                     _ = tokio::signal::ctrl_c() => break,
-                    _ = tick.tick() => show(&s.report(&t), common.json, "progress"),
+                    _ = tick.tick() => {
+                            if common.json || std::io::stdout().is_terminal() {
+                                show(&s.report(&t), common.json, "progress");
+                            }
+                        }
                 }
             }
             show(&s.report(&t), common.json, "summary");
@@ -370,7 +379,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_status_line_says_seeding_once_the_data_is_complete() {
+    fn the_status_line_shows_uploads_once_the_data_is_complete() {
         let mut r = Report {
             total_bytes: 8 << 20,
             have_bytes: 4 << 20,
@@ -391,7 +400,7 @@ mod tests {
         r.finished = true;
         r.uploaded_bytes = 12 << 20;
         let line = bar(&r);
-        assert!(line.starts_with("[seeding 8.0 MiB] ↑1.25 MiB/s"), "{line}");
+        assert!(line.starts_with("[complete 8.0 MiB] ↑1.25 MiB/s"), "{line}");
         assert!(line.contains("uploaded 12.0 MiB, ratio 1.50"), "{line}");
         assert!(!line.contains('↓'), "no stale download rate: {line}");
     }

@@ -2,8 +2,8 @@
 //! elected through it, on the embedded loopback topology: an announce from a PID with a
 //! head is redirected there with its query unchanged, also for an HTTP/1.0 client without a
 //! `Host` header; a PID without a head is served by the front itself; a head that stops
-//! accepting connections is routed around (the front checks every 100 ms here); the
-//! counters say so.
+//! accepting connections is routed around (the front checks every 100 ms here), also while
+//! the ALTO server is down; the counters say so.
 
 mod common;
 
@@ -192,4 +192,30 @@ async fn without_a_head_the_front_can_send_announces_to_a_fallback_tracker() {
     head.stop().await;
     f.stop().await;
     alto.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_alto_server_is_down_a_head_that_stops_is_still_routed_around() {
+    let (_dir, alto) = alto_ttl("", false, 60).await;
+    let head = member(&alto, "127.4.0.5").await;
+    let f = front(&alto, None).await;
+    until_live_heads(&f, 1).await;
+    let q = query(4, 9, 6881, 100, "started");
+    let (status, _, _) = get("127.4.0.9", &format!("{}?{q}", f.announce_url())).await;
+    assert_eq!(status, 302);
+    // The server goes away, then the head: the front keeps its last heads and checks them.
+    alto.stop().await.unwrap();
+    head.kill();
+    until_live_heads(&f, 0).await;
+    let (status, location, body) = get("127.4.0.9", &format!("{}?{q}", f.announce_url())).await;
+    assert_eq!((status, location), (200, None));
+    decode::announce(&body).expect("a bencoded announce answer");
+    let stats = &f.front.as_ref().unwrap().stats;
+    assert!(
+        stats
+            .follow_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+    f.stop().await;
 }

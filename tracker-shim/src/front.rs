@@ -131,7 +131,8 @@ pub struct HeadState {
 /// What the front routes by: the network map, each PID's head, the fallback tracker.
 #[derive(Clone, Debug, Default)]
 pub struct FrontView {
-    net: Option<NetworkMap>,
+    /// Shared with the follower, which installs a new view every round.
+    net: Option<Arc<NetworkMap>>,
     /// By PID index of `net`.
     heads: Vec<Option<HeadState>>,
     fallback: Option<Target>,
@@ -147,7 +148,7 @@ impl FrontView {
     }
 
     /// The view over `net` with `heads` (PID name to head; names not in `net` are dropped).
-    pub fn with_heads(&self, net: NetworkMap, heads: &BTreeMap<String, HeadState>) -> Self {
+    pub fn with_heads(&self, net: Arc<NetworkMap>, heads: &BTreeMap<String, HeadState>) -> Self {
         let mut by_pid = vec![None; net.pids().len()];
         for (pid, h) in heads {
             if let Some(i) = net.pid_index(pid) {
@@ -163,7 +164,23 @@ impl FrontView {
 
     /// The network map, if one was followed.
     pub fn network(&self) -> Option<&NetworkMap> {
-        self.net.as_ref()
+        self.net.as_deref()
+    }
+
+    /// Its heads' announce URLs, by PID name.
+    fn head_urls(&self) -> Vec<(String, String)> {
+        let Some(net) = &self.net else {
+            return Vec::new();
+        };
+        (0..)
+            .zip(&self.heads)
+            .filter_map(|(i, h)| {
+                Some((
+                    net.pid_name(i).to_owned(),
+                    h.as_ref()?.target.announce.clone(),
+                ))
+            })
+            .collect()
     }
 
     /// PIDs with a reachable head.
@@ -323,7 +340,7 @@ pub async fn follow(front: Arc<Front>, directory_url: String, period: Duration) 
             return;
         }
     };
-    let mut net: Option<(VersionTag, NetworkMap)> = None;
+    let mut net: Option<(VersionTag, Arc<NetworkMap>)> = None;
     let mut failing = false;
     loop {
         match follow_once(&front, &client, &mut net).await {
@@ -337,10 +354,16 @@ pub async fn follow(front: Arc<Front>, directory_url: String, period: Duration) 
                 front.stats.follow_failures.fetch_add(1, Relaxed);
                 if !failing {
                     tracing::warn!(
-                        "the front cannot follow the ALTO server (keeping its last view): {e}"
+                        "the front cannot follow the ALTO server (keeping its last heads, checked each round): {e}"
                     );
                 }
                 failing = true;
+                // The heads it knows still get checked: one that stops meanwhile is suspect.
+                let v = front.view();
+                if let Some(net) = v.net.clone() {
+                    let heads = check_heads(v.head_urls()).await;
+                    front.set_view(v.with_heads(net, &heads));
+                }
             }
         }
         tokio::time::sleep(period).await;
@@ -352,17 +375,28 @@ pub async fn follow(front: Arc<Front>, directory_url: String, period: Duration) 
 async fn follow_once(
     front: &Front,
     client: &AltoClient,
-    net: &mut Option<(VersionTag, NetworkMap)>,
+    net: &mut Option<(VersionTag, Arc<NetworkMap>)>,
 ) -> Result<(), FollowError> {
     let nm = client.network_map().await?;
     if net.as_ref().map(|(v, _)| v) != Some(&nm.meta.vtag) {
         let compiled = NetworkMap::from_data(&nm.meta.vtag.resource_id, &nm.network_map)?;
-        *net = Some((nm.meta.vtag.clone(), compiled));
+        *net = Some((nm.meta.vtag.clone(), Arc::new(compiled)));
     }
     let dir = client.head_directory().await?;
+    let heads = check_heads(dir.heads().into_iter().map(|(p, (t, _))| (p, t)).collect()).await;
+    let (_, map) = net.as_ref().expect("set above");
+    let view = front.view().with_heads(map.clone(), &heads);
+    front.set_view(view);
+    Ok(())
+}
+
+/// Connect-checks the trackers of `heads` (PID name, announce URL), [`MAX_CHECKS`] at once:
+/// each PID's head and whether it accepted a connection. URLs that are not
+/// `http(s)://IP:PORT/…` are left out.
+async fn check_heads(heads: Vec<(String, String)>) -> BTreeMap<String, HeadState> {
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CHECKS));
     let mut checks = Vec::new();
-    for (pid, (tracker_url, _)) in dir.heads() {
+    for (pid, tracker_url) in heads {
         let Some((addr, tracker_url)) = url_addr(&tracker_url) else {
             tracing::warn!(
                 pid,
@@ -394,10 +428,7 @@ async fn follow_once(
             heads.insert(pid, h);
         }
     }
-    let (_, map) = net.as_ref().expect("set above");
-    let view = front.view().with_heads(map.clone(), &heads);
-    front.set_view(view);
-    Ok(())
+    heads
 }
 
 #[cfg(test)]
@@ -437,7 +468,7 @@ mod tests {
                 },
             ),
         ]);
-        FrontView::new(fallback.map(Target::new)).with_heads(net(), &heads)
+        FrontView::new(fallback.map(Target::new)).with_heads(Arc::new(net()), &heads)
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -522,13 +553,13 @@ mod tests {
                 reachable: true,
             },
         )]);
-        let v = FrontView::new(None).with_heads(net(), &heads);
+        let v = FrontView::new(None).with_heads(Arc::new(net()), &heads);
         assert_eq!(
             v.route(Resource::Scrape, ip("127.1.0.1"), "info_hash=%01"),
             Route::Serve(NoHead::Headless)
         );
         let f = FrontView::new(Target::parse("http://127.0.0.1:6970/announce"))
-            .with_heads(net(), &heads);
+            .with_heads(Arc::new(net()), &heads);
         assert_eq!(
             f.route(Resource::Scrape, ip("127.1.0.1"), "info_hash=%01"),
             Route::Redirect {

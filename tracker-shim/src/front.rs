@@ -378,14 +378,18 @@ async fn follow_once(
     net: &mut Option<(VersionTag, Arc<NetworkMap>)>,
 ) -> Result<(), FollowError> {
     let nm = client.network_map().await?;
-    if net.as_ref().map(|(v, _)| v) != Some(&nm.meta.vtag) {
-        let compiled = NetworkMap::from_data(&nm.meta.vtag.resource_id, &nm.network_map)?;
-        *net = Some((nm.meta.vtag.clone(), Arc::new(compiled)));
-    }
+    let map = match net {
+        Some((vtag, map)) if *vtag == nm.meta.vtag => map.clone(),
+        _ => {
+            let compiled = NetworkMap::from_data(&nm.meta.vtag.resource_id, &nm.network_map)?;
+            let map = Arc::new(compiled);
+            *net = Some((nm.meta.vtag.clone(), map.clone()));
+            map
+        }
+    };
     let dir = client.head_directory().await?;
     let heads = check_heads(dir.heads().into_iter().map(|(p, (t, _))| (p, t)).collect()).await;
-    let (_, map) = net.as_ref().expect("set above");
-    let view = front.view().with_heads(map.clone(), &heads);
+    let view = front.view().with_heads(map, &heads);
     front.set_view(view);
     Ok(())
 }

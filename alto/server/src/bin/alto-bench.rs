@@ -477,12 +477,7 @@ async fn ecs_rate(
             anyhow::Ok(count)
         }));
     }
-    let start = Instant::now();
-    let mut total = 0;
-    for t in tasks {
-        total += t.await??;
-    }
-    Ok(total as f64 / start.elapsed().as_secs_f64().max(seconds as f64))
+    per_second(tasks, seconds).await
 }
 
 /// Connections per second: `connections` tasks, each connecting (and completing the TLS
@@ -506,6 +501,14 @@ async fn connect_rate(
             anyhow::Ok(count)
         }));
     }
+    per_second(tasks, seconds).await
+}
+
+/// What the load `tasks` counted, per second over at least `seconds`.
+async fn per_second(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<u64>>>,
+    seconds: u64,
+) -> anyhow::Result<f64> {
     let start = Instant::now();
     let mut total = 0;
     for t in tasks {

@@ -2,29 +2,20 @@
 //! unreachable ALTO server (through the torrent's original tracker), and exit codes for bad
 //! torrents and I/O errors.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rqbit-alto");
 
 /// Starts `rqbit-alto seed` and returns it with the path of the torrent it wrote.
 fn seed(file: &std::path::Path, listen: &str, extra: &[&str]) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = Command::new(BIN)
-        .arg("seed")
-        .arg(file)
-        .args(["--listen", listen, "--seed-for", "60"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = std::io::BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
-    (child, line)
+    test_support::spawn_with_first_line(
+        Command::new(BIN)
+            .arg("seed")
+            .arg(file)
+            .args(["--listen", listen, "--seed-for", "60"])
+            .args(extra),
+    )
 }
 
 struct Killed(std::process::Child);

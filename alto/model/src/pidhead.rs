@@ -26,6 +26,8 @@ pub const PROP_TRACKER: &str = "head-tracker";
 pub const PROP_ALTO: &str = "head-alto";
 /// When the head's lease lapses unless renewed (RFC 3339, UTC).
 pub const PROP_EXPIRES: &str = "head-lease-expires";
+/// Property: the headship's epoch (see [`HeadInfo::epoch`]).
+pub const PROP_EPOCH: &str = "head-epoch";
 /// Property: since when the head has been head (RFC 3339; UTC timestamps of this form sort
 /// in time order).
 pub const PROP_SINCE: &str = "head-since";
@@ -249,6 +251,10 @@ pub struct HeadInfo {
     /// Since when it has been head (RFC 3339, UTC): heads order themselves by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
+    /// The headship's epoch: it only grows, so of two heads named for one PID (by two
+    /// replicas, or before and after a failover) the one with the higher epoch is the newer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
 }
 
 /// A lease granted to a head.
@@ -304,6 +310,17 @@ impl PropertyMap {
             .filter_map(|(entity, props)| {
                 let pid = entity.split_once(".pid:")?.1.to_owned();
                 Some((pid, props.get(PROP_SINCE)?.as_str()?.to_owned()))
+            })
+            .collect()
+    }
+
+    /// The epoch of each listed head that has one: PID name → epoch.
+    pub fn epochs(&self) -> BTreeMap<String, u64> {
+        self.property_map
+            .iter()
+            .filter_map(|(entity, props)| {
+                let pid = entity.split_once(".pid:")?.1.to_owned();
+                Some((pid, props.get(PROP_EPOCH)?.as_u64()?))
             })
             .collect()
     }

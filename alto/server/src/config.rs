@@ -171,6 +171,31 @@ pub struct HeadSettings {
     /// (right-most entry) is the client's address.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Where the election's state is kept: `memory` (this process; one server) or `etcd`
+    /// (shared by replicas; `docs/pid-head.md`, "Replicas").
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// The etcd cluster's client URLs (`http://host:port` or `https://…`), for `store = "etcd"`.
+    #[serde(default)]
+    pub etcd_endpoints: Vec<String>,
+    /// The prefix of the store's keys in etcd.
+    #[serde(default = "default_etcd_prefix")]
+    pub etcd_prefix: String,
+    /// Time allowed to each etcd request, per endpoint tried.
+    #[serde(default = "default_etcd_timeout")]
+    pub etcd_timeout_ms: u64,
+}
+
+fn default_store() -> String {
+    "memory".into()
+}
+
+fn default_etcd_prefix() -> String {
+    "alto/pidheads/".into()
+}
+
+fn default_etcd_timeout() -> u64 {
+    2000
 }
 
 impl Default for HeadSettings {
@@ -367,6 +392,9 @@ pub enum ConfigError {
     /// `pid-heads.policy` names no policy.
     #[error("pid-heads.policy must be `first` or `scored`, not `{0}`")]
     Policy(String),
+    /// `pid-heads.store` or its etcd settings are wrong.
+    #[error("pid-heads: {0}")]
+    Store(String),
     /// `pid-heads.lease-ttl-secs` is 0.
     #[error("pid-heads.lease-ttl-secs must be at least 1")]
     LeaseTtl,
@@ -399,6 +427,30 @@ impl Config {
         if let Some(t) = &self.tls {
             if !t.client_cert_for.is_empty() && t.client_ca.is_none() {
                 return Err(ConfigError::ClientCertWithoutCa);
+            }
+        }
+        match self.pid_heads.store.as_str() {
+            "memory" => {}
+            "etcd" if self.pid_heads.etcd_endpoints.is_empty() => {
+                return Err(ConfigError::Store(
+                    "store = \"etcd\" needs etcd-endpoints".into(),
+                ))
+            }
+            "etcd" => {
+                for e in &self.pid_heads.etcd_endpoints {
+                    let ok = url::Url::parse(e)
+                        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+                    if !ok {
+                        return Err(ConfigError::Store(format!(
+                            "etcd-endpoints: `{e}` is no http:// or https:// URL"
+                        )));
+                    }
+                }
+            }
+            other => {
+                return Err(ConfigError::Store(format!(
+                    "store must be `memory` or `etcd`, not `{other}`"
+                )))
             }
         }
         if self.pid_heads.lease_ttl_secs == 0 {

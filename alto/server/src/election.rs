@@ -8,8 +8,16 @@
 //! renewed with a secret token; a lease that lapses ends the headship and the best recent
 //! standby candidate is made head at once (it learns of it, and gets its token, on its next
 //! join).
+//!
+//! Every decision is made on one PID's [`PidState`], so that a store can keep the states
+//! where it likes: [`Registry`] keeps them in memory (one server), `crate::store`'s etcd
+//! store in etcd (replicas), reading a PID's state, deciding here and writing it back in a
+//! transaction. Each headship has an **epoch** that only grows: the store gives it when the
+//! headship is written (a counter in memory, the head key's create revision in etcd), and a
+//! higher epoch is the newer head.
 
 use alto_model::pidhead::{rfc3339, CandidateClaims, HeadInfo, JoinRequest, Lease};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -76,7 +84,7 @@ impl Default for ElectionConfig {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Candidate {
     endpoint: IpAddr,
     tracker: String,
@@ -88,8 +96,8 @@ struct Candidate {
 }
 
 /// A PID's head and its lease.
-#[derive(Clone, Debug)]
-struct HeadLease {
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeadLease {
     endpoint: IpAddr,
     tracker: String,
     ecs_url: String,
@@ -98,6 +106,9 @@ struct HeadLease {
     since: u64,
     /// Whether the head has been told (a promoted standby is told on its next join).
     told: bool,
+    /// The headship's epoch; 0 until the store has written it.
+    #[serde(default)]
+    epoch: u64,
 }
 
 impl HeadLease {
@@ -110,13 +121,47 @@ impl HeadLease {
             expires,
             since: now,
             told: false,
+            epoch: 0,
         }
+    }
+
+    /// The head's endpoint.
+    pub fn endpoint(&self) -> IpAddr {
+        self.endpoint
+    }
+
+    /// The lease token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// When the lease lapses unless renewed.
+    pub fn expires(&self) -> u64 {
+        self.expires
+    }
+
+    /// The headship's epoch (0: not written yet).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Ends the lease now (its key is gone from the store).
+    pub fn lapse(&mut self) {
+        self.expires = 0;
+    }
+
+    /// Gives the headship its epoch, once the store has written it.
+    pub fn set_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
     }
 }
 
-#[derive(Debug, Default)]
-struct PidState {
-    head: Option<HeadLease>,
+/// One PID's election: its head, its candidates and the endpoints barred from headship.
+/// What a store keeps per PID.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PidState {
+    /// The head, live or lapsed.
+    pub head: Option<HeadLease>,
     candidates: Vec<Candidate>,
     /// Endpoints whose headship was revoked, and until when they are no candidates.
     revoked: Vec<(IpAddr, u64)>,
@@ -166,13 +211,6 @@ pub enum LeaseError {
     WrongEndpoint,
 }
 
-/// Every PID's head and candidates.
-#[derive(Debug)]
-pub struct Registry {
-    config: ElectionConfig,
-    pids: HashMap<String, PidState>,
-}
-
 fn score(w: &Weights, c: &Candidate, now: u64) -> f64 {
     let ghz = c.caps.cpu_hz.unwrap_or(0.0) / 1e9;
     let gib = c.caps.memory_bytes.unwrap_or(0.0) / (1u64 << 30) as f64;
@@ -184,101 +222,111 @@ fn score(w: &Weights, c: &Candidate, now: u64) -> f64 {
         + w.distance * closeness
 }
 
-/// The head of `st` as the wire shows it.
-fn info(st: &PidState) -> Option<HeadInfo> {
-    let h = st.head.as_ref()?;
-    Some(HeadInfo {
-        endpoint: alto_model::addr::typed_addr(h.endpoint),
-        tracker: h.tracker.clone(),
-        ecs_url: h.ecs_url.clone(),
-        lease_expires: rfc3339(h.expires),
-        since: Some(rfc3339(h.since)),
-    })
-}
-
-/// The best recent candidate of `st` under `config`, other than `except`.
-fn best(config: &ElectionConfig, st: &PidState, now: u64, except: Option<IpAddr>) -> Option<usize> {
-    let recent = |c: &&Candidate| {
-        now.saturating_sub(c.last_seen) <= config.standby_window_secs && Some(c.endpoint) != except
-    };
-    let indexed = st.candidates.iter().enumerate().filter(|(_, c)| recent(c));
-    match &config.policy {
-        // The longest present candidate: the first of the draft's joiners still around.
-        ElectionPolicy::First => indexed
-            .min_by_key(|(_, c)| (c.first_seen, c.last_seen))
-            .map(|(i, _)| i),
-        ElectionPolicy::Scored(w) => indexed
-            .max_by(|a, b| score(w, a.1, now).total_cmp(&score(w, b.1, now)))
-            .map(|(i, _)| i),
+impl PidState {
+    /// The head as the wire shows it, live or not.
+    pub fn info(&self) -> Option<HeadInfo> {
+        let h = self.head.as_ref()?;
+        Some(HeadInfo {
+            endpoint: alto_model::addr::typed_addr(h.endpoint),
+            tracker: h.tracker.clone(),
+            ecs_url: h.ecs_url.clone(),
+            lease_expires: rfc3339(h.expires),
+            since: Some(rfc3339(h.since)),
+            epoch: (h.epoch > 0).then_some(h.epoch),
+        })
     }
-}
 
-/// Ends the headship of `st` if its lease lapsed and promotes the best standby. With no
-/// token to give (`new_token` failed) the PID stays without a head until the next join.
-fn expire(
-    config: &ElectionConfig,
-    pid: &str,
-    st: &mut PidState,
-    now: u64,
-    new_token: &mut impl FnMut() -> Option<String>,
-    events: &mut Vec<ElectionEvent>,
-) {
-    let Some(h) = &st.head else { return };
-    if h.expires > now {
-        return;
+    /// The live head, if any.
+    pub fn live_head(&self, now: u64) -> Option<HeadInfo> {
+        self.head.as_ref().filter(|h| h.expires > now)?;
+        self.info()
     }
-    let lapsed = h.endpoint;
-    events.push(ElectionEvent::Lapsed {
-        pid: pid.to_owned(),
-        endpoint: lapsed,
-    });
-    st.head = None;
-    let Some(c) = best(config, st, now, Some(lapsed)).map(|i| &st.candidates[i]) else {
-        return;
-    };
-    let Some(token) = new_token() else { return };
-    let endpoint = c.endpoint;
-    st.head = Some(HeadLease::of(c, token, now, now + config.lease_ttl_secs));
-    events.push(ElectionEvent::Elected {
-        pid: pid.to_owned(),
-        endpoint,
-    });
-}
 
-impl Registry {
-    /// An empty registry.
-    pub fn new(config: ElectionConfig) -> Self {
-        Registry {
-            config,
-            pids: HashMap::new(),
+    /// Whether a candidate seen within the standby window could be made head now.
+    pub fn has_standby(&self, config: &ElectionConfig, now: u64) -> bool {
+        self.best(config, now, None).is_some()
+    }
+
+    /// The best recent candidate under `config`, other than `except`.
+    fn best(&self, config: &ElectionConfig, now: u64, except: Option<IpAddr>) -> Option<usize> {
+        let recent = |c: &&Candidate| {
+            now.saturating_sub(c.last_seen) <= config.standby_window_secs
+                && Some(c.endpoint) != except
+        };
+        let indexed = self
+            .candidates
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| recent(c));
+        match &config.policy {
+            // The longest present candidate: the first of the draft's joiners still around.
+            ElectionPolicy::First => indexed
+                .min_by_key(|(_, c)| (c.first_seen, c.last_seen))
+                .map(|(i, _)| i),
+            ElectionPolicy::Scored(w) => indexed
+                .max_by(|a, b| score(w, a.1, now).total_cmp(&score(w, b.1, now)))
+                .map(|(i, _)| i),
         }
     }
 
-    /// The settings.
-    pub fn config(&self) -> &ElectionConfig {
-        &self.config
-    }
-
-    /// Ends lapsed leases and promotes standbys; call it often (the server does four times
-    /// a second). `new_token` gives the promoted standby's token; `None` (no randomness at
-    /// hand) leaves that PID without a head.
-    pub fn tick(
+    /// Ends the headship if its lease lapsed and promotes the best standby. With no token
+    /// to give (`new_token` failed) the PID stays without a head until the next join.
+    pub fn expire(
         &mut self,
+        config: &ElectionConfig,
+        pid: &str,
         now: u64,
-        mut new_token: impl FnMut() -> Option<String>,
+        new_token: &mut impl FnMut() -> Option<String>,
     ) -> Vec<ElectionEvent> {
         let mut events = Vec::new();
-        for (pid, st) in &mut self.pids {
-            expire(&self.config, pid, st, now, &mut new_token, &mut events);
-        }
+        self.expire_into(config, pid, now, new_token, &mut events);
         events
     }
 
-    /// A join from `endpoint` (already checked to be the request's source and inside `pid`),
-    /// with the round trip the server measured to it. When `new_token` yields `None` nobody
-    /// is elected and the joiner gets no lease; the caller tells it the server failed.
+    fn expire_into(
+        &mut self,
+        config: &ElectionConfig,
+        pid: &str,
+        now: u64,
+        new_token: &mut impl FnMut() -> Option<String>,
+        events: &mut Vec<ElectionEvent>,
+    ) {
+        let lapsed = match &self.head {
+            Some(h) if h.expires > now => return,
+            Some(h) => {
+                events.push(ElectionEvent::Lapsed {
+                    pid: pid.to_owned(),
+                    endpoint: h.endpoint,
+                });
+                h.endpoint
+            }
+            None => return,
+        };
+        self.head = None;
+        let Some(c) = self
+            .best(config, now, Some(lapsed))
+            .map(|i| &self.candidates[i])
+        else {
+            return;
+        };
+        let Some(token) = new_token() else { return };
+        let endpoint = c.endpoint;
+        self.head = Some(HeadLease::of(c, token, now, now + config.lease_ttl_secs));
+        events.push(ElectionEvent::Elected {
+            pid: pid.to_owned(),
+            endpoint,
+        });
+    }
+
+    /// A join from `endpoint` (already checked to be the request's source and inside the
+    /// PID), with the round trip the server measured to it. When `new_token` yields `None`
+    /// nobody is elected and the joiner gets no lease; the caller tells it the server failed.
+    /// The answer's `head` is the head as it is before the store gives a new headship its
+    /// epoch: take it from [`PidState::info`] after writing.
+    #[allow(clippy::too_many_arguments)]
     pub fn join(
         &mut self,
+        config: &ElectionConfig,
         pid: &str,
         req: &JoinRequest,
         endpoint: IpAddr,
@@ -287,12 +335,10 @@ impl Registry {
         mut new_token: impl FnMut() -> Option<String>,
     ) -> Joined {
         let mut events = Vec::new();
-        let config = &self.config;
         let window = config.standby_window_secs;
         let ttl = config.lease_ttl_secs;
-        let st = self.pids.entry(pid.to_owned()).or_default();
-        expire(config, pid, st, now, &mut new_token, &mut events);
-        match st.candidates.iter_mut().find(|c| c.endpoint == endpoint) {
+        self.expire_into(config, pid, now, &mut new_token, &mut events);
+        match self.candidates.iter_mut().find(|c| c.endpoint == endpoint) {
             Some(c) => {
                 if now.saturating_sub(c.last_seen) > window {
                     c.first_seen = now; // presence was broken
@@ -306,7 +352,7 @@ impl Registry {
                 }
             }
             None => {
-                if st
+                if self
                     .revoked
                     .iter()
                     .any(|&(e, until)| e == endpoint && until > now)
@@ -314,17 +360,17 @@ impl Registry {
                     // Its answers failed the server's checks: a member only, for a while.
                     return Joined {
                         lease: None,
-                        head: info(st),
+                        head: self.info(),
                         events,
                     };
                 }
-                if st.candidates.len() >= config.max_candidates {
+                if self.candidates.len() >= config.max_candidates {
                     // Make room, never at the head's or a long-present standby's cost: a
                     // candidate gone quiet first, else the newest arrival. So a flood of
                     // joins churns among itself and cannot push a standby out.
-                    let head = st.head.as_ref().map(|h| h.endpoint);
+                    let head = self.head.as_ref().map(|h| h.endpoint);
                     let others = || {
-                        st.candidates
+                        self.candidates
                             .iter()
                             .enumerate()
                             .filter(|(_, c)| Some(c.endpoint) != head)
@@ -335,10 +381,10 @@ impl Registry {
                         .map(|(i, _)| i);
                     let newest = || others().max_by_key(|(_, c)| c.first_seen).map(|(i, _)| i);
                     if let Some(i) = quiet.or_else(newest) {
-                        st.candidates.swap_remove(i);
+                        self.candidates.swap_remove(i);
                     }
                 }
-                st.candidates.push(Candidate {
+                self.candidates.push(Candidate {
                     endpoint,
                     tracker: req.tracker.clone(),
                     ecs_url: req.effective_ecs_url(),
@@ -349,27 +395,23 @@ impl Registry {
                 });
             }
         }
-        let elect = match (&st.head, &config.policy) {
+        let elect = match (&self.head, &config.policy) {
             (None, _) => true,
             (Some(h), ElectionPolicy::Scored(w)) if h.endpoint != endpoint => {
-                let head_score = st
-                    .candidates
-                    .iter()
-                    .find(|c| c.endpoint == h.endpoint)
-                    .map_or(0.0, |c| score(w, c, now));
-                let mine = st
-                    .candidates
-                    .iter()
-                    .find(|c| c.endpoint == endpoint)
-                    .map_or(0.0, |c| score(w, c, now));
-                mine > head_score * (1.0 + w.hysteresis) + 1e-9
+                let of = |e: IpAddr| {
+                    self.candidates
+                        .iter()
+                        .find(|c| c.endpoint == e)
+                        .map_or(0.0, |c| score(w, c, now))
+                };
+                of(endpoint) > of(h.endpoint) * (1.0 + w.hysteresis) + 1e-9
             }
             _ => false,
         };
         if elect {
-            if let Some(c) = st.candidates.iter().find(|c| c.endpoint == endpoint) {
+            if let Some(c) = self.candidates.iter().find(|c| c.endpoint == endpoint) {
                 if let Some(token) = new_token() {
-                    st.head = Some(HeadLease::of(c, token, now, now + ttl));
+                    self.head = Some(HeadLease::of(c, token, now, now + ttl));
                     events.push(ElectionEvent::Elected {
                         pid: pid.to_owned(),
                         endpoint,
@@ -377,7 +419,7 @@ impl Registry {
                 }
             }
         }
-        let lease = match &mut st.head {
+        let lease = match &mut self.head {
             Some(h) if h.endpoint == endpoint => {
                 // The head's URLs follow its latest join.
                 h.tracker = req.tracker.clone();
@@ -393,7 +435,7 @@ impl Registry {
                     None if h.told => {
                         return Joined {
                             lease: None,
-                            head: info(st),
+                            head: self.info(),
                             events,
                         }
                     }
@@ -409,9 +451,179 @@ impl Registry {
         };
         Joined {
             lease,
-            head: info(st),
+            head: self.info(),
             events,
         }
+    }
+
+    /// Whether the live lease has `token`.
+    pub fn has_token(&self, token: &str, now: u64) -> bool {
+        self.head
+            .as_ref()
+            .is_some_and(|h| h.token == token && h.expires > now)
+    }
+
+    /// Checks that the live lease has `token` and that `source` holds it.
+    fn holder(
+        &mut self,
+        token: &str,
+        source: IpAddr,
+        now: u64,
+    ) -> Result<&mut HeadLease, LeaseError> {
+        match self.head.as_mut() {
+            Some(h) if h.token == token && h.expires > now => {
+                if h.endpoint == source {
+                    Ok(h)
+                } else {
+                    Err(LeaseError::WrongEndpoint)
+                }
+            }
+            _ => Err(LeaseError::Unknown),
+        }
+    }
+
+    /// Renews the lease of `token`, presented from `source`.
+    pub fn renew(
+        &mut self,
+        config: &ElectionConfig,
+        token: &str,
+        source: IpAddr,
+        now: u64,
+    ) -> Result<(Lease, HeadInfo), LeaseError> {
+        let ttl = config.lease_ttl_secs;
+        let h = self.holder(token, source, now)?;
+        h.expires = now + ttl;
+        let lease = Lease {
+            token: h.token.clone(),
+            ttl_secs: ttl,
+        };
+        let me = h.endpoint;
+        if let Some(c) = self.candidates.iter_mut().find(|c| c.endpoint == me) {
+            c.last_seen = now;
+        }
+        let head = self.info().ok_or(LeaseError::Unknown)?;
+        Ok((lease, head))
+    }
+
+    /// Gives up the lease of `token`; the best standby, if any, is made head at once (unless
+    /// `new_token` yields `None`: then the PID waits for its next join).
+    pub fn resign(
+        &mut self,
+        config: &ElectionConfig,
+        pid: &str,
+        token: &str,
+        source: IpAddr,
+        now: u64,
+        mut new_token: impl FnMut() -> Option<String>,
+    ) -> Result<Vec<ElectionEvent>, LeaseError> {
+        let h = self.holder(token, source, now)?;
+        h.expires = now; // lapse now
+        let me = h.endpoint;
+        // A resigning head is no standby for its own PID.
+        self.candidates.retain(|c| c.endpoint != me);
+        let mut events = self.expire(config, pid, now, &mut new_token);
+        events.retain(|e| !matches!(e, ElectionEvent::Lapsed { .. }));
+        Ok(events)
+    }
+
+    /// Revokes the headship if `endpoint` holds it (its answers failed the server's checks):
+    /// its lease ends now, it is no candidate until `until`, and the best standby is made
+    /// head at once (unless `new_token` yields `None`).
+    pub fn revoke(
+        &mut self,
+        config: &ElectionConfig,
+        pid: &str,
+        endpoint: IpAddr,
+        now: u64,
+        until: u64,
+        mut new_token: impl FnMut() -> Option<String>,
+    ) -> Vec<ElectionEvent> {
+        let Some(h) = self.head.as_mut().filter(|h| h.endpoint == endpoint) else {
+            return Vec::new();
+        };
+        h.expires = now;
+        self.candidates.retain(|c| c.endpoint != endpoint);
+        self.revoked
+            .retain(|&(e, until)| e != endpoint && until > now);
+        if self.revoked.len() >= MAX_REVOKED {
+            self.revoked.remove(0);
+        }
+        self.revoked.push((endpoint, until));
+        self.expire(config, pid, now, &mut new_token)
+    }
+}
+
+/// The memory store: every PID's head and candidates in this process (one server).
+#[derive(Debug)]
+pub struct Registry {
+    config: ElectionConfig,
+    pids: HashMap<String, PidState>,
+    /// The last epoch given.
+    epoch: u64,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(config: ElectionConfig) -> Self {
+        Registry {
+            config,
+            pids: HashMap::new(),
+            epoch: 0,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ElectionConfig {
+        &self.config
+    }
+
+    /// Gives a new headship of `st` the next epoch.
+    fn stamp(epoch: &mut u64, st: &mut PidState) {
+        if let Some(h) = st.head.as_mut().filter(|h| h.epoch == 0) {
+            *epoch += 1;
+            h.epoch = *epoch;
+        }
+    }
+
+    /// Ends lapsed leases and promotes standbys; call it often (the server does four times
+    /// a second). `new_token` gives the promoted standby's token; `None` (no randomness at
+    /// hand) leaves that PID without a head.
+    pub fn tick(
+        &mut self,
+        now: u64,
+        mut new_token: impl FnMut() -> Option<String>,
+    ) -> Vec<ElectionEvent> {
+        let mut events = Vec::new();
+        for (pid, st) in &mut self.pids {
+            st.expire_into(&self.config, pid, now, &mut new_token, &mut events);
+            Self::stamp(&mut self.epoch, st);
+        }
+        events
+    }
+
+    /// A join; see [`PidState::join`].
+    pub fn join(
+        &mut self,
+        pid: &str,
+        req: &JoinRequest,
+        endpoint: IpAddr,
+        distance_ms: Option<f64>,
+        now: u64,
+        new_token: impl FnMut() -> Option<String>,
+    ) -> Joined {
+        let st = self.pids.entry(pid.to_owned()).or_default();
+        let mut joined = st.join(
+            &self.config,
+            pid,
+            req,
+            endpoint,
+            distance_ms,
+            now,
+            new_token,
+        );
+        Self::stamp(&mut self.epoch, st);
+        joined.head = st.info();
+        joined
     }
 
     /// Renews the lease of `token`, presented from `source`.
@@ -421,121 +633,65 @@ impl Registry {
         source: IpAddr,
         now: u64,
     ) -> Result<(String, Lease, HeadInfo), LeaseError> {
-        let ttl = self.config.lease_ttl_secs;
-        let (pid, st) = self.find(token, source, now)?;
-        let Some(h) = st.head.as_mut() else {
-            return Err(LeaseError::Unknown);
-        };
-        h.expires = now + ttl;
-        let lease = Lease {
-            token: h.token.clone(),
-            ttl_secs: ttl,
-        };
-        let me = h.endpoint;
-        if let Some(c) = st.candidates.iter_mut().find(|c| c.endpoint == me) {
-            c.last_seen = now;
-        }
-        let head = info(st).ok_or(LeaseError::Unknown)?;
+        let (pid, st) = Self::find_in(&mut self.pids, token, now)?;
+        let (lease, head) = st.renew(&self.config, token, source, now)?;
         Ok((pid, lease, head))
     }
 
-    /// Gives up the lease of `token`; the best standby, if any, is made head at once (unless
-    /// `new_token` yields `None`: then the PID waits for its next join).
+    /// Gives up the lease of `token`; see [`PidState::resign`].
     pub fn resign(
         &mut self,
         token: &str,
         source: IpAddr,
         now: u64,
-        mut new_token: impl FnMut() -> Option<String>,
+        new_token: impl FnMut() -> Option<String>,
     ) -> Result<(String, Vec<ElectionEvent>), LeaseError> {
-        let config = &self.config;
-        let (pid, st) = Self::find_in(&mut self.pids, token, source, now)?;
-        let Some(h) = st.head.as_mut() else {
-            return Err(LeaseError::Unknown);
-        };
-        h.expires = now; // lapse now
-        let me = h.endpoint;
-        // A resigning head is no standby for its own PID.
-        st.candidates.retain(|c| c.endpoint != me);
-        let mut events = Vec::new();
-        expire(config, &pid, st, now, &mut new_token, &mut events);
-        events.retain(|e| !matches!(e, ElectionEvent::Lapsed { .. }));
+        let (pid, st) = Self::find_in(&mut self.pids, token, now)?;
+        let events = st.resign(&self.config, &pid, token, source, now, new_token)?;
+        Self::stamp(&mut self.epoch, st);
         Ok((pid, events))
     }
 
-    /// Revokes the headship of `pid` if `endpoint` holds it (its answers failed the
-    /// server's checks): its lease ends now, it is no candidate until `until`, and the best
-    /// standby is made head at once (unless `new_token` yields `None`).
+    /// Revokes the headship of `pid` if `endpoint` holds it; see [`PidState::revoke`].
     pub fn revoke(
         &mut self,
         pid: &str,
         endpoint: IpAddr,
         now: u64,
         until: u64,
-        mut new_token: impl FnMut() -> Option<String>,
+        new_token: impl FnMut() -> Option<String>,
     ) -> Vec<ElectionEvent> {
-        let mut events = Vec::new();
         let Some(st) = self.pids.get_mut(pid) else {
-            return events;
+            return Vec::new();
         };
-        let Some(h) = st.head.as_mut().filter(|h| h.endpoint == endpoint) else {
-            return events;
-        };
-        h.expires = now;
-        st.candidates.retain(|c| c.endpoint != endpoint);
-        st.revoked
-            .retain(|&(e, until)| e != endpoint && until > now);
-        if st.revoked.len() >= MAX_REVOKED {
-            st.revoked.remove(0);
-        }
-        st.revoked.push((endpoint, until));
-        expire(&self.config, pid, st, now, &mut new_token, &mut events);
+        let events = st.revoke(&self.config, pid, endpoint, now, until, new_token);
+        Self::stamp(&mut self.epoch, st);
         events
     }
 
-    /// The PID and state whose live lease has `token`, if `source` holds it.
-    fn find(
-        &mut self,
-        token: &str,
-        source: IpAddr,
-        now: u64,
-    ) -> Result<(String, &mut PidState), LeaseError> {
-        Self::find_in(&mut self.pids, token, source, now)
-    }
-
+    /// The PID and state whose live lease has `token`.
     fn find_in<'a>(
         pids: &'a mut HashMap<String, PidState>,
         token: &str,
-        source: IpAddr,
         now: u64,
     ) -> Result<(String, &'a mut PidState), LeaseError> {
-        for (pid, st) in pids.iter_mut() {
-            if let Some(h) = &st.head {
-                if h.token == token && h.expires > now {
-                    return if h.endpoint == source {
-                        Ok((pid.clone(), st))
-                    } else {
-                        Err(LeaseError::WrongEndpoint)
-                    };
-                }
-            }
-        }
-        Err(LeaseError::Unknown)
+        pids.iter_mut()
+            .find(|(_, st)| st.has_token(token, now))
+            .map(|(pid, st)| (pid.clone(), st))
+            .ok_or(LeaseError::Unknown)
     }
 
     /// The live head of a PID.
     pub fn head(&self, pid: &str, now: u64) -> Option<HeadInfo> {
-        let st = self.pids.get(pid)?;
-        st.head.as_ref().filter(|h| h.expires > now)?;
-        info(st)
+        self.pids.get(pid)?.live_head(now)
     }
 
     /// Every PID with a live head, sorted by PID.
     pub fn heads(&self, now: u64) -> Vec<(String, HeadInfo)> {
         let mut v: Vec<(String, HeadInfo)> = self
             .pids
-            .keys()
-            .filter_map(|p| self.head(p, now).map(|h| (p.clone(), h)))
+            .iter()
+            .filter_map(|(p, st)| st.live_head(now).map(|h| (p.clone(), h)))
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v

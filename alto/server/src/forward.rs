@@ -406,7 +406,7 @@ impl Forwarder {
             "head failed ({why}); answering locally and marking it suspect"
         );
         self.suspect(pid);
-        ask.heads.answer_failed(pid, head_ip);
+        ask.heads.answer_failed(pid, head_ip).await;
         self.counters.fallback.fetch_add(1, Relaxed);
         None
     }

@@ -30,6 +30,7 @@
 
 pub mod config;
 pub mod election;
+pub mod etcd;
 pub mod forward;
 pub mod metrics;
 pub mod pidhead;
@@ -37,6 +38,7 @@ pub mod probe;
 pub mod query;
 pub mod ratelimit;
 pub mod server;
+pub mod store;
 
 mod answer;
 

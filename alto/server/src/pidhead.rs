@@ -10,9 +10,11 @@ use crate::election::{ElectionConfig, ElectionEvent, ElectionPolicy, Registry, W
 use crate::metrics::HeadCounters;
 use crate::probe;
 use crate::ratelimit::{prefix_key, RateLimit};
+use crate::store::{EtcdStore, StoreError};
 use alto_model::addr::{self, Prefix};
 use alto_model::pidhead::{
-    self, HeadAnswer, HeadInfo, HeadMeta, JoinRequest, LeaseAction, LeaseRequest, PropertyMap, Role,
+    self, HeadAnswer, HeadInfo, HeadMeta, JoinRequest, Lease, LeaseAction, LeaseRequest,
+    PropertyMap, Role,
 };
 use alto_model::{AltoError, InformationBase};
 use alto_web::prometheus::Text;
@@ -56,9 +58,45 @@ impl Tokens {
     }
 }
 
+/// Where the election's state is kept (`[pid-heads] store`).
+enum Store {
+    /// In this process.
+    Memory(Mutex<Registry>),
+    /// In etcd, shared with other replicas.
+    Etcd(Arc<EtcdStore>),
+}
+
+/// The answer to a join or lease that the store could not carry out: etcd is out of reach
+/// (or contended), so the server does not guess; the client tries again, here or at another
+/// replica.
+/// What a lease request did: a renewal (PID, lease, head) or a resignation (PID, what it
+/// set off, the head that follows, if any).
+enum Leased {
+    Renewed(String, Lease, HeadInfo),
+    Resigned(String, Vec<ElectionEvent>, Option<HeadInfo>),
+}
+
+impl Leased {
+    fn renewed((pid, lease, head): (String, Lease, HeadInfo)) -> Self {
+        Leased::Renewed(pid, lease, head)
+    }
+}
+
+fn unavailable(e: &StoreError) -> HttpResponse {
+    tracing::warn!("PID Head store: {e}");
+    let mut r = web::simple(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "text/plain",
+        format!("the PID Head election is unavailable ({e}); try again later\n"),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
 /// State of the election's HTTP side: it lives across map reloads.
 pub struct Heads {
-    registry: Mutex<Registry>,
+    store: Store,
     limiter: Mutex<RateLimit>,
     prefix_limiter: Mutex<RateLimit>,
     prefix_bits: (u8, u8),
@@ -107,8 +145,18 @@ impl Heads {
             standby_window_secs: s.standby_window_secs,
             ..ElectionConfig::default()
         };
+        let store = if s.store == "etcd" {
+            Store::Etcd(Arc::new(EtcdStore::new(
+                election,
+                s.etcd_endpoints.clone(),
+                s.etcd_prefix.clone(),
+                Duration::from_millis(s.etcd_timeout_ms.max(1)),
+            )))
+        } else {
+            Store::Memory(Mutex::new(Registry::new(election)))
+        };
         Heads {
-            registry: Mutex::new(Registry::new(election)),
+            store,
             limiter: Mutex::new(RateLimit::new(
                 s.join_burst.max(1.0),
                 s.join_per_sec.max(0.0),
@@ -157,42 +205,66 @@ impl Heads {
     /// Ends lapsed leases and promotes standbys. [`crate::server::run`] calls it every
     /// 250 ms, so a lease lapses within a quarter second of its expiry even when nobody asks;
     /// a join also ends the lapsed lease of its PID first, and a lapsed token never renews.
-    pub fn tick(&self) {
+    pub async fn tick(&self) {
         let mut tokens = Tokens::new();
-        let events = self
-            .registry
-            .lock()
-            .expect("registry lock")
-            .tick(now(), || tokens.draw());
+        let events = match &self.store {
+            Store::Memory(r) => r
+                .lock()
+                .expect("registry lock")
+                .tick(now(), || tokens.draw()),
+            Store::Etcd(e) => e.tick(now(), || tokens.draw()).await,
+        };
         self.count(&events);
         if let Some(e) = tokens.0 {
             tracing::error!("a standby was not promoted: {e}");
         }
     }
 
-    /// Forgets PIDs the network map no longer has (after a reload).
+    /// The task that keeps an etcd store's view current (a watch on etcd), to be run for as
+    /// long as the server runs; none for the memory store.
+    pub fn follower(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        match &self.store {
+            Store::Memory(_) => None,
+            Store::Etcd(e) => Some(e.clone().follow()),
+        }
+    }
+
+    /// Forgets PIDs the network map no longer has (after a reload). The etcd store keeps
+    /// them: other replicas may serve another version of the map.
     pub fn retain_pids(&self, base: &InformationBase) {
-        self.registry
-            .lock()
-            .expect("registry lock")
-            .retain_pids(|p| base.network_map().pid_index(p).is_some());
+        if let Store::Memory(r) = &self.store {
+            r.lock()
+                .expect("registry lock")
+                .retain_pids(|p| base.network_map().pid_index(p).is_some());
+        }
     }
 
     /// The live head of `pid`, if any.
     pub fn head(&self, pid: &str) -> Option<HeadInfo> {
-        self.registry
-            .lock()
-            .expect("registry lock")
-            .head(pid, now())
+        match &self.store {
+            Store::Memory(r) => r.lock().expect("registry lock").head(pid, now()),
+            Store::Etcd(e) => e.head(pid, now()),
+        }
+    }
+
+    /// Every PID with a live head, sorted by PID.
+    fn heads(&self) -> Vec<(String, HeadInfo)> {
+        match &self.store {
+            Store::Memory(r) => r.lock().expect("registry lock").heads(now()),
+            Store::Etcd(e) => e.heads(now()),
+        }
     }
 
     /// How many PIDs have a live head.
     pub fn live(&self) -> usize {
-        self.registry
-            .lock()
-            .expect("registry lock")
-            .heads(now())
-            .len()
+        self.heads().len()
+    }
+
+    fn config(&self) -> ElectionConfig {
+        match &self.store {
+            Store::Memory(r) => r.lock().expect("registry lock").config().clone(),
+            Store::Etcd(e) => e.config().clone(),
+        }
     }
 
     /// `POST /pidhead/join`.
@@ -280,14 +352,25 @@ impl Heads {
         };
         let distance = self.scored.then_some(distance);
         let mut tokens = Tokens::new();
-        let joined = self.registry.lock().expect("registry lock").join(
-            &pid_name,
-            &req,
-            endpoint,
-            distance,
-            now(),
-            || tokens.draw(),
-        );
+        let joined = match &self.store {
+            Store::Memory(r) => r.lock().expect("registry lock").join(
+                &pid_name,
+                &req,
+                endpoint,
+                distance,
+                now(),
+                || tokens.draw(),
+            ),
+            Store::Etcd(e) => {
+                let joined = e
+                    .join(&pid_name, &req, endpoint, distance, now(), || tokens.draw())
+                    .await;
+                match joined {
+                    Ok(j) => j,
+                    Err(e) => return unavailable(&e),
+                }
+            }
+        };
         self.count(&joined.events);
         if let Some(e) = tokens.0 {
             // Nobody was made head without a token, and no lease was handed out.
@@ -330,28 +413,37 @@ impl Heads {
     /// An answer of `pid`'s head at `endpoint` failed the server's checks; after
     /// `max-head-failures` in a row its lease is revoked and the PID elects another.
     /// Whether it was revoked.
-    pub fn answer_failed(&self, pid: &str, endpoint: IpAddr) -> bool {
+    pub async fn answer_failed(&self, pid: &str, endpoint: IpAddr) -> bool {
         self.counters.answers_refused.fetch_add(1, Relaxed);
-        let mut failures = self.failures.lock().expect("failures lock");
-        let entry = failures.entry(pid.to_owned()).or_insert((endpoint, 0));
-        if entry.0 != endpoint {
-            *entry = (endpoint, 0);
+        {
+            let mut failures = self.failures.lock().expect("failures lock");
+            let entry = failures.entry(pid.to_owned()).or_insert((endpoint, 0));
+            if entry.0 != endpoint {
+                *entry = (endpoint, 0);
+            }
+            entry.1 += 1;
+            if entry.1 < self.max_failures {
+                return false;
+            }
+            failures.remove(pid);
         }
-        entry.1 += 1;
-        if entry.1 < self.max_failures {
-            return false;
-        }
-        failures.remove(pid);
-        drop(failures);
         let mut tokens = Tokens::new();
         let now = now();
-        let events = self.registry.lock().expect("registry lock").revoke(
-            pid,
-            endpoint,
-            now,
-            now + self.revoked_secs,
-            || tokens.draw(),
-        );
+        let until = now + self.revoked_secs;
+        let events = match &self.store {
+            Store::Memory(r) => {
+                r.lock()
+                    .expect("registry lock")
+                    .revoke(pid, endpoint, now, until, || tokens.draw())
+            }
+            Store::Etcd(e) => match e.revoke(pid, endpoint, now, until, || tokens.draw()).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(pid, %endpoint, "PID Head lease not revoked: {e}");
+                    return false;
+                }
+            },
+        };
         self.counters.revoked.fetch_add(1, Relaxed);
         tracing::warn!(pid, %endpoint, "PID Head lease revoked: its answers failed the checks");
         self.count(&events);
@@ -367,7 +459,7 @@ impl Heads {
     }
 
     /// `POST /pidhead/lease`.
-    pub fn lease(
+    pub async fn lease(
         &self,
         base: &InformationBase,
         body: &[u8],
@@ -380,38 +472,61 @@ impl Heads {
             Err(e) => return bad(e),
         };
         let mut tokens = Tokens::new();
-        let mut registry = self.registry.lock().expect("registry lock");
-        let answer = match req.action {
-            LeaseAction::Renew => {
-                registry
-                    .renew(&req.token, source, now())
-                    .map(|(pid, lease, head)| HeadAnswer {
-                        meta: meta(base),
-                        pid,
-                        role: Role::Head,
-                        head: Some(head),
-                        lease: Some(lease),
-                    })
+        let done = match (&self.store, req.action) {
+            (Store::Memory(r), LeaseAction::Renew) => Ok(r
+                .lock()
+                .expect("registry lock")
+                .renew(&req.token, source, now())
+                .map(Leased::renewed)),
+            (Store::Memory(r), LeaseAction::Resign) => {
+                let mut r = r.lock().expect("registry lock");
+                Ok(r.resign(&req.token, source, now(), || tokens.draw())
+                    .map(|(pid, events)| {
+                        let head = r.head(&pid, now());
+                        Leased::Resigned(pid, events, head)
+                    }))
             }
-            LeaseAction::Resign => registry
+            (Store::Etcd(e), LeaseAction::Renew) => e
+                .renew(&req.token, source, now())
+                .await
+                .map(|r| r.map(Leased::renewed)),
+            (Store::Etcd(e), LeaseAction::Resign) => e
                 .resign(&req.token, source, now(), || tokens.draw())
-                .map(|(pid, events)| {
-                    self.count(&events);
-                    let head = registry.head(&pid, now());
-                    HeadAnswer {
-                        meta: meta(base),
-                        pid,
-                        role: Role::Member,
-                        head,
-                        lease: None,
-                    }
+                .await
+                .map(|r| {
+                    r.map(|(pid, events)| {
+                        let head = e.head(&pid, now());
+                        Leased::Resigned(pid, events, head)
+                    })
                 }),
         };
-        drop(registry);
         if let Some(e) = tokens.0 {
             // The resignation stands; only the standby's promotion waits for its next join.
             tracing::error!("a standby was not promoted: {e}");
         }
+        let done = match done {
+            Ok(d) => d,
+            Err(e) => return unavailable(&e),
+        };
+        let answer = done.map(|outcome| match outcome {
+            Leased::Renewed(pid, lease, head) => HeadAnswer {
+                meta: meta(base),
+                pid,
+                role: Role::Head,
+                head: Some(head),
+                lease: Some(lease),
+            },
+            Leased::Resigned(pid, events, head) => {
+                self.count(&events);
+                HeadAnswer {
+                    meta: meta(base),
+                    pid,
+                    role: Role::Member,
+                    head,
+                    lease: None,
+                }
+            }
+        });
         match answer {
             Ok(a) => match answer::json(&a) {
                 Ok(body) => web::post_answer(pidhead::HEAD, body),
@@ -427,7 +542,7 @@ impl Heads {
     /// `GET /pidheads`: the head directory (RFC 9240 property map over the `pid` domain).
     pub fn directory(&self, base: &InformationBase, headers: &HeaderMap) -> HttpResponse {
         let net_id = base.network_map().resource_id();
-        let heads = self.registry.lock().expect("registry lock").heads(now());
+        let heads = self.heads();
         let property_map: BTreeMap<String, BTreeMap<String, serde_json::Value>> = heads
             .into_iter()
             .map(|(pid, h)| {
@@ -436,6 +551,7 @@ impl Heads {
                     (pidhead::PROP_ALTO.to_owned(), h.ecs_url.into()),
                     (pidhead::PROP_EXPIRES.to_owned(), h.lease_expires.into()),
                     (pidhead::PROP_SINCE.to_owned(), h.since.into()),
+                    (pidhead::PROP_EPOCH.to_owned(), h.epoch.into()),
                 ]);
                 (format!("{net_id}.pid:{pid}"), props)
             })
@@ -461,17 +577,14 @@ impl Heads {
 
     /// The IRD capabilities of the join resource.
     pub fn join_capabilities(&self) -> BTreeMap<String, serde_json::Value> {
-        let r = self.registry.lock().expect("registry lock");
-        let policy = match r.config().policy {
+        let config = self.config();
+        let policy = match config.policy {
             ElectionPolicy::First => "first",
             ElectionPolicy::Scored(_) => "scored",
         };
         BTreeMap::from([
             ("election-policy".to_owned(), policy.into()),
-            (
-                "lease-ttl-secs".to_owned(),
-                r.config().lease_ttl_secs.into(),
-            ),
+            ("lease-ttl-secs".to_owned(), config.lease_ttl_secs.into()),
         ])
     }
 

@@ -494,7 +494,7 @@ impl App {
                 return (heads.join(base, &bytes, client, &parts.headers).await, n)
             }
             ResourceKind::HeadLease => {
-                return (heads.lease(base, &bytes, client, &parts.headers), n)
+                return (heads.lease(base, &bytes, client, &parts.headers).await, n)
             }
             _ => {}
         }
@@ -574,11 +574,13 @@ pub async fn run_with_plain(
             let mut every = tokio::time::interval(Duration::from_millis(250));
             loop {
                 every.tick().await;
-                app.heads().tick();
+                app.heads().tick().await;
             }
         })
     };
     let _stop_ticker = AbortOnDrop(ticker);
+    // An etcd store follows etcd (a watch) for as long as the server runs.
+    let _stop_follower = app.heads().follower().map(|f| AbortOnDrop(tokio::spawn(f)));
     let limits = app.snapshot().limits.connections;
     let tls = app.tls();
     let handle = move |req, remote| {

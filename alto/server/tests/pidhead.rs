@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[tokio::test]
@@ -331,23 +331,14 @@ impl Drop for Process {
 }
 
 fn spawn_server(config: &std::path::Path) -> Process {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_alto-server"))
-        .args([
+    let (child, line) = test_support::spawn_with_first_line(
+        Command::new(env!("CARGO_BIN_EXE_alto-server")).args([
             "--config",
             config.to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = std::io::BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
+        ]),
+    );
     let url = line.strip_prefix("ALTO directory: ").unwrap().to_owned();
     Process(child, url)
 }

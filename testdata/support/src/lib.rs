@@ -8,10 +8,13 @@
 //! - [`netns`]: namespaces joined by a bridge, links shaped with `tbf`, removed on drop.
 //! - [`clients`]: aria2, transmission and libtorrent launched with discovery off.
 //! - [`wait`]: waiting for state a test cannot be told about, with a deadline.
+//! - [`etcd`]: a real etcd cluster on loopback ports, removed on drop.
 //! - [`tls`]: a CA made in the test and the server certificates it issues.
 //! - [`skip`]: an early return with its reason, which CI turns into a failure.
+//! - [`spawn_with_first_line`]: a process and the first line it prints.
 
 pub mod clients;
+pub mod etcd;
 pub mod http;
 pub mod netns;
 pub mod tls;
@@ -28,4 +31,22 @@ pub fn skip(why: &str) {
         panic!("this test cannot run here and {REQUIRE_ALL} is set: {why}");
     }
     println!("skipped: {why}");
+}
+
+/// Starts `cmd` with its standard output piped (standard error dropped) and returns it with
+/// the first line it prints: where the servers and clients here say what they bound or wrote.
+pub fn spawn_with_first_line(cmd: &mut std::process::Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let line = std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+        .lines()
+        .next()
+        .expect("a first line")
+        .expect("readable stdout");
+    (child, line)
 }

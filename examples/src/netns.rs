@@ -313,7 +313,7 @@ async fn run_one(
                 SocketAddr::new(test_support::netns::BRIDGE, 0),
                 None,
                 Mode::Front {
-                    alto: alto.directory_url(),
+                    alto: vec![alto.directory_url()],
                     refresh: Duration::from_millis(500),
                     fallback: None,
                 },

@@ -264,7 +264,7 @@ async fn a_head_over_https_is_elected_and_the_server_forwards_to_it_verified() {
         std::sync::Arc::new(alto_web::tls::ServerTls::load(&issued.cert, &issued.key).unwrap());
     let (_dir, alto) = alto("", true).await;
     let settings = JoinSettings {
-        alto: alto.directory_url(),
+        alto: vec![alto.directory_url()],
         endpoint: "127.1.0.5".parse().unwrap(),
         capabilities: Default::default(),
         rejoin: Duration::from_millis(300),

@@ -23,7 +23,7 @@ async fn front(alto: &alto_server::Running, fallback: Option<String>) -> Running
         ..TrackerConfig::default()
     };
     let mode = Mode::Front {
-        alto: alto.directory_url(),
+        alto: vec![alto.directory_url()],
         refresh: Duration::from_millis(100),
         fallback,
     };

@@ -29,7 +29,7 @@ const COSTS: &str = r#"{"cost-map": {
 /// journal of the announces it answers.
 async fn head(alto: &alto_server::Running, ip: IpAddr) -> RunningTracker {
     let settings = JoinSettings {
-        alto: alto.directory_url(),
+        alto: vec![alto.directory_url()],
         endpoint: ip,
         capabilities: Default::default(),
         rejoin: Duration::from_secs(1),
@@ -152,7 +152,7 @@ async fn all_six_debian_clients_download_through_the_front() {
         SocketAddr::new(BRIDGE, 0),
         None,
         Mode::Front {
-            alto: alto.directory_url(),
+            alto: vec![alto.directory_url()],
             refresh: Duration::from_millis(200),
             fallback: None,
         },

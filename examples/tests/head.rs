@@ -37,7 +37,7 @@ async fn head_with(
         ..TrackerConfig::default()
     };
     let follow = Mode::Head {
-        alto: alto.directory_url(),
+        alto: vec![alto.directory_url()],
         pid: "PID1".into(),
         refresh: Duration::from_millis(200),
     };

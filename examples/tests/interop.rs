@@ -41,7 +41,7 @@ async fn journaling_head(alto: &alto_server::Running, pid: &str, listen: &str) -
         ..TrackerConfig::default()
     };
     let follow = Mode::Head {
-        alto: alto.directory_url(),
+        alto: vec![alto.directory_url()],
         pid: pid.into(),
         refresh: Duration::from_millis(200),
     };

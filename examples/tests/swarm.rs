@@ -37,7 +37,7 @@ async fn alto() -> (tempfile::TempDir, alto_server::Running) {
 
 async fn client(alto: &str, ip: &str, dir: &Path, upload_bps: Option<u32>) -> AltoSession {
     let mut c = Config::new(ip.parse::<IpAddr>().unwrap(), dir.join(ip));
-    c.alto = Some(alto.to_owned());
+    c.alto = vec![alto.to_owned()];
     c.rejoin = Duration::from_millis(500);
     c.min_interval = 1;
     c.upload_bps = upload_bps;

@@ -80,12 +80,12 @@ pub fn lines(pids: &[&str], map: &NetworkMapData) -> Vec<String> {
 /// the own PID's cost row, once `membership` names the PID, and writes the allowlist into
 /// `output`. Returns the file's path.
 pub async fn write(
-    alto: &str,
+    alto: &[String],
     ip: IpAddr,
     output: &Path,
     membership: &watch::Receiver<Membership>,
 ) -> Result<PathBuf, AllowlistError> {
-    let client = AltoClient::new(alto)?
+    let client = AltoClient::replicas(alto)?
         .with_local_address(ip)
         .with_timeout(WAIT);
     let mut m = membership.clone();

@@ -54,8 +54,9 @@ pub struct Config {
     pub port: u16,
     /// Default download folder.
     pub output: PathBuf,
-    /// The ALTO server's directory URL; `None`: original trackers only.
-    pub alto: Option<String>,
+    /// The ALTO server's directory URL, one per replica of a replicated server (tried in
+    /// turn); none: original trackers only.
+    pub alto: Vec<String>,
     /// Port of the tracker shim this client runs (serving as head when elected); 0 picks.
     pub tracker_port: u16,
     /// Serve that tracker over HTTPS with this certificate (for the client's address): as
@@ -95,7 +96,7 @@ impl Config {
             ip,
             port: 0,
             output,
-            alto: None,
+            alto: Vec::new(),
             tracker_port: 0,
             tracker_tls: None,
             dht_bootstrap: None,
@@ -111,9 +112,9 @@ impl Config {
         }
     }
 
-    /// Uses the ALTO server at `directory_url`.
+    /// Uses the ALTO server at `directory_url`; called again, adds a replica of it.
     pub fn alto(mut self, directory_url: &str) -> Self {
-        self.alto = Some(directory_url.to_owned());
+        self.alto.push(directory_url.to_owned());
         self
     }
 }
@@ -150,11 +151,11 @@ fn free_port(ip: IpAddr) -> std::io::Result<u16> {
 async fn join(
     config: &Config,
 ) -> Result<(Option<RunningTracker>, watch::Receiver<Membership>), SessionError> {
-    let Some(alto) = &config.alto else {
+    if config.alto.is_empty() {
         return Ok((None, watch::channel(Membership::default()).1));
-    };
+    }
     let settings = JoinSettings {
-        alto: alto.clone(),
+        alto: config.alto.clone(),
         endpoint: config.ip,
         capabilities: tracker_shim::membership::own_capabilities(),
         rejoin: config.rejoin,
@@ -210,7 +211,7 @@ impl AltoSession {
             .await;
         })];
 
-        if config.alto.is_some() {
+        if !config.alto.is_empty() {
             tasks.push(tokio::spawn(mapfollow::follow(
                 membership.clone(),
                 config.ip,
@@ -221,9 +222,9 @@ impl AltoSession {
             let mut first = netmap.clone();
             let _ = tokio::time::timeout(MAP_WAIT, first.wait_for(Option::is_some)).await;
         }
-        let allowlist = match (&config.alto, config.strict) {
-            (Some(alto), true) => {
-                match allowlist::write(alto, config.ip, &config.output, &membership).await {
+        let allowlist = match (config.alto.is_empty(), config.strict) {
+            (false, true) => {
+                match allowlist::write(&config.alto, config.ip, &config.output, &membership).await {
                     Ok(path) => Some(path),
                     Err(e) => {
                         tracing::warn!("strict mode without an allowlist: {e}");

@@ -330,10 +330,10 @@ fn url_addr(url: &str) -> Option<(SocketAddr, String)> {
     Some((SocketAddr::new(ip, port), target.announce))
 }
 
-/// Follows the ALTO server at `directory_url` every `period`, for ever, and keeps `front`'s
+/// Follows the ALTO server at `directory_url` (its replicas' directories) every `period`, for ever, and keeps `front`'s
 /// view current; while the server does not answer, the last view stays.
-pub async fn follow(front: Arc<Front>, directory_url: String, period: Duration) {
-    let client = match AltoClient::new(&directory_url) {
+pub async fn follow(front: Arc<Front>, directory_url: Vec<String>, period: Duration) {
+    let client = match AltoClient::replicas(&directory_url) {
         Ok(c) => c.with_timeout(Duration::from_secs(5)),
         Err(e) => {
             tracing::error!("the front cannot follow the ALTO server: {e}");

@@ -193,17 +193,17 @@ async fn members(client: &HttpClient, url: &str, h: &InfoHash) -> Option<Vec<For
     )
 }
 
-/// Follows the ALTO server at `directory_url` every `period`, for ever. An elected head
+/// Follows the ALTO server at `directory_url` (its replicas' directories) every `period`, for ever. An elected head
 /// speaks from its own address (`local`), so that the server answers its questions itself
 /// instead of forwarding them to the head.
 pub async fn follow(
     tracker: Arc<Tracker>,
-    directory_url: String,
+    directory_url: Vec<String>,
     pid: String,
     period: Duration,
     local: Option<std::net::IpAddr>,
 ) {
-    let client = match AltoClient::new(&directory_url) {
+    let client = match AltoClient::replicas(&directory_url) {
         Ok(c) => {
             let c = c.with_timeout(Duration::from_secs(5));
             match local {

@@ -39,9 +39,11 @@ struct Args {
     #[arg(long)]
     udp: Option<SocketAddr>,
     /// The ALTO server's directory URL: with `--pid`, run as that PID's Head; with `--join`,
-    /// join the server and serve as head when elected.
-    #[arg(long)]
-    alto: Option<String>,
+    /// join the server and serve as head when elected. Repeat it for each replica of a
+    /// replicated server (or separate the URLs by commas): requests go to the next one when
+    /// one does not answer.
+    #[arg(long, value_delimiter = ',')]
+    alto: Vec<String>,
     /// Verify an `https://` ALTO server (and other heads) against the CA certificates in
     /// this PEM file instead of the system's roots.
     #[arg(long, env = "ALTO_CA")]
@@ -195,7 +197,8 @@ async fn main() -> anyhow::Result<()> {
             "--fallback must be an http:// or https:// announce URL, not `{f}`"
         );
     }
-    let mode = match (args.alto, args.pid, args.join) {
+    let alto = (!args.alto.is_empty()).then_some(args.alto);
+    let mode = match (alto, args.pid, args.join) {
         (Some(alto), None, false) if args.front => Mode::Front {
             alto,
             refresh: Duration::from_millis(args.front_refresh_ms.max(100)),

@@ -23,8 +23,8 @@ use tokio::time::Instant;
 /// How a tracker joins.
 #[derive(Clone, Debug)]
 pub struct JoinSettings {
-    /// The ALTO server's directory URL.
-    pub alto: String,
+    /// The ALTO server's directory URLs (one per replica, tried in turn).
+    pub alto: Vec<String>,
     /// The endpoint to join as (the tracker's own address).
     pub endpoint: IpAddr,
     /// What it says of itself.
@@ -120,7 +120,7 @@ pub async fn run(
     failures: HeadFailures,
     mut stop: watch::Receiver<bool>,
 ) {
-    let client = match AltoClient::new(&s.alto) {
+    let client = match AltoClient::replicas(&s.alto) {
         Ok(c) => c
             .with_timeout(Duration::from_secs(5))
             .with_local_address(s.endpoint),
@@ -151,7 +151,7 @@ pub async fn run(
                         h.ttl =
                             Duration::from_secs(a.lease.as_ref().map_or(1, |l| l.ttl_secs.max(1)));
                         h.deadline = Instant::now() + h.ttl;
-                        state.send_modify(|m| m.head = a.head.clone());
+                        state.send_modify(|m| m.head = HeadInfo::prefer(m.head.as_ref(), a.head));
                         h.ttl / 3
                     }
                     Err(ClientError::Alto { error, .. }) => {
@@ -185,8 +185,11 @@ pub async fn run(
                         tracker.set_member(a.lease.is_none());
                         let pid = a.pid.clone();
                         state.send_modify(|m| {
+                            m.head = match m.pid.as_deref() == Some(a.pid.as_str()) {
+                                true => HeadInfo::prefer(m.head.as_ref(), a.head.clone()),
+                                false => a.head.clone(),
+                            };
                             m.pid = Some(a.pid.clone());
-                            m.head = a.head.clone();
                             if m.role != Some(a.role) {
                                 m.role_changes +=
                                     u64::from(m.role.is_some() || a.role == Role::Head);

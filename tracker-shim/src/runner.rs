@@ -39,8 +39,8 @@ pub enum Mode {
     Plain,
     /// Head of a given PID: follows the ALTO server (directory URL, PID, refresh period).
     Head {
-        /// The ALTO server's directory URL.
-        alto: String,
+        /// The ALTO server's directory URLs (one per replica).
+        alto: Vec<String>,
         /// The PID served.
         pid: String,
         /// Seconds between map refreshes.
@@ -51,8 +51,8 @@ pub enum Mode {
     /// The announce front ([`crate::front`]): redirects each announcer to its PID's head,
     /// serving the others as a plain tracker.
     Front {
-        /// The ALTO server's directory URL.
-        alto: String,
+        /// The ALTO server's directory URLs (one per replica).
+        alto: Vec<String>,
         /// Time between two rounds of following the ALTO server.
         refresh: Duration,
         /// The tracker to redirect to when a PID has no usable head, instead of serving

@@ -16,7 +16,8 @@ use http_body_util::{BodyExt, Full};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -85,12 +86,28 @@ pub fn set_default_credentials(user: &str, password: &str) -> bool {
         .is_ok()
 }
 
-/// A client bound to one server's directory.
+impl ClientError {
+    /// Whether the error says the server is not serving (no connection, no answer in time, a
+    /// 5xx status such as a replica's 503 without etcd) rather than refusing the request: a
+    /// client that knows other replicas tries the next one.
+    pub fn server_down(&self) -> bool {
+        match self {
+            ClientError::Transport { .. } | ClientError::Timeout { .. } => true,
+            ClientError::Status { status, .. } | ClientError::Alto { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// A client bound to one server's directory, or to the directories of several replicas of
+/// one server, tried in turn.
 pub struct AltoClient {
     http: HttpClient,
     options: ClientOptions,
     credentials: Option<(String, String)>,
-    directory_url: Uri,
+    /// The replicas' directories; `current` is the one in use.
+    replicas: Vec<Uri>,
+    current: AtomicUsize,
     timeout: Duration,
     cache: Mutex<HashMap<String, (HeaderValue, Bytes)>>,
     directory: Mutex<Option<InfoResourceDirectory>>,
@@ -102,17 +119,32 @@ impl AltoClient {
     /// `https://…`; the server's certificate is verified as [`alto_web::tls`] says, or
     /// against [`AltoClient::with_tls`]'s CA).
     pub fn new(directory_url: &str) -> Result<Self, ClientError> {
-        let uri: Uri = directory_url
-            .parse()
-            .map_err(|_| ClientError::Url(directory_url.into()))?;
-        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
-            return Err(ClientError::Url(directory_url.into()));
+        Self::replicas(&[directory_url])
+    }
+
+    /// A client for a server run as replicas, whose directories are `directory_urls`
+    /// (`docs/pid-head.md`, "Replicas"): requests go to one replica until it stops serving
+    /// ([`ClientError::server_down`]), then to the next, each request trying every replica
+    /// once at most. The first URL is used first.
+    pub fn replicas(directory_urls: &[impl AsRef<str>]) -> Result<Self, ClientError> {
+        let mut replicas = Vec::with_capacity(directory_urls.len());
+        for url in directory_urls {
+            let url = url.as_ref();
+            let uri: Uri = url.parse().map_err(|_| ClientError::Url(url.into()))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+                return Err(ClientError::Url(url.into()));
+            }
+            replicas.push(uri);
+        }
+        if replicas.is_empty() {
+            return Err(ClientError::Url(String::new()));
         }
         Ok(AltoClient {
             http: http_client(ClientOptions::default()),
             options: ClientOptions::default(),
             credentials: None,
-            directory_url: uri,
+            replicas,
+            current: AtomicUsize::new(0),
             timeout: Duration::from_secs(10),
             cache: Mutex::new(HashMap::new()),
             directory: Mutex::new(None),
@@ -159,9 +191,52 @@ impl AltoClient {
         self.not_modified.load(Relaxed)
     }
 
+    /// The directory URL of the replica in use.
+    pub fn directory_url(&self) -> String {
+        self.current_replica().1.to_string()
+    }
+
+    fn current_replica(&self) -> (usize, &Uri) {
+        let i = self.current.load(Relaxed) % self.replicas.len();
+        (i, &self.replicas[i])
+    }
+
+    /// Runs `op` against the replica in use and, while it fails with
+    /// [`ClientError::server_down`], against the next ones, each once. Moving on forgets the
+    /// kept directory: resource URIs are the new replica's.
+    async fn failover<T, F: Future<Output = Result<T, ClientError>>>(
+        &self,
+        op: impl Fn() -> F,
+    ) -> Result<T, ClientError> {
+        let mut left = self.replicas.len();
+        loop {
+            let (at, _) = self.current_replica();
+            match op().await {
+                Err(e) if e.server_down() && left > 1 => {
+                    left -= 1;
+                    let next = (at + 1) % self.replicas.len();
+                    // Concurrent requests that failed on the same replica move on once.
+                    if self
+                        .current
+                        .compare_exchange(at, next, Relaxed, Relaxed)
+                        .is_ok()
+                    {
+                        *self.directory.lock().expect("directory lock") = None;
+                        tracing::warn!(
+                            "ALTO replica {} failed ({e}); trying {}",
+                            self.replicas[at],
+                            self.replicas[next]
+                        );
+                    }
+                }
+                r => return r,
+            }
+        }
+    }
+
     /// Resolves a directory `uri` (absolute, or relative to the directory, RFC 3986 §5).
     pub fn resolve(&self, uri: &str) -> Result<String, ClientError> {
-        let base = &self.directory_url;
+        let base = self.current_replica().1;
         let secure = base.scheme_str() == Some("https");
         // No downgrade: a directory read over TLS lists resources over TLS.
         if uri.starts_with("https://") || (uri.starts_with("http://") && !secure) {
@@ -185,7 +260,11 @@ impl AltoClient {
 
     /// Fetches the directory (§9.2) and keeps it for resource lookups.
     pub async fn directory(&self) -> Result<InfoResourceDirectory, ClientError> {
-        let url = self.directory_url.to_string();
+        self.failover(|| self.fetch_directory()).await
+    }
+
+    async fn fetch_directory(&self) -> Result<InfoResourceDirectory, ClientError> {
+        let url = self.directory_url();
         let ird: InfoResourceDirectory = self.get(&url, media::DIRECTORY).await?;
         *self.directory.lock().expect("directory lock") = Some(ird.clone());
         Ok(ird)
@@ -195,7 +274,7 @@ impl AltoClient {
         let kept = self.directory.lock().expect("directory lock").clone();
         match kept {
             Some(d) => Ok(d),
-            None => self.directory().await,
+            None => self.fetch_directory().await,
         }
     }
 
@@ -223,20 +302,23 @@ impl AltoClient {
 
     /// The default network map (§11.2.1), revalidated by ETag.
     pub async fn network_map(&self) -> Result<InfoResourceNetworkMap, ClientError> {
-        let url = self
-            .find(
-                "the default network map",
-                media::NETWORK_MAP,
-                None,
-                |ird, id, _| {
-                    ird.meta
-                        .default_alto_network_map
-                        .as_deref()
-                        .is_none_or(|d| d == id)
-                },
-            )
-            .await?;
-        self.get(&url, media::NETWORK_MAP).await
+        self.failover(|| async {
+            let url = self
+                .find(
+                    "the default network map",
+                    media::NETWORK_MAP,
+                    None,
+                    |ird, id, _| {
+                        ird.meta
+                            .default_alto_network_map
+                            .as_deref()
+                            .is_none_or(|d| d == id)
+                    },
+                )
+                .await?;
+            self.get(&url, media::NETWORK_MAP).await
+        })
+        .await
     }
 
     /// The full cost map of a cost type (§11.2.3), revalidated by ETag.
@@ -246,12 +328,15 @@ impl AltoClient {
             cost_type.cost_mode.as_str(),
             cost_type.cost_metric
         );
-        let url = self
-            .find(&what, media::COST_MAP, None, |ird, _, e| {
-                ird.cost_types_of(e).iter().any(|t| t.same(cost_type))
-            })
-            .await?;
-        self.get(&url, media::COST_MAP).await
+        self.failover(|| async {
+            let url = self
+                .find(&what, media::COST_MAP, None, |ird, _, e| {
+                    ird.cost_types_of(e).iter().any(|t| t.same(cost_type))
+                })
+                .await?;
+            self.get(&url, media::COST_MAP).await
+        })
+        .await
     }
 
     /// A filtered network map (§11.3.1).
@@ -295,7 +380,7 @@ impl AltoClient {
         pid: &str,
     ) -> Result<std::collections::BTreeMap<String, alto_model::Cost>, ClientError> {
         let cost_type = self
-            .known_directory()
+            .failover(|| self.known_directory())
             .await?
             .ranking_cost_type()
             .ok_or_else(|| ClientError::NoResource("a numerical filtered cost map".into()))?;
@@ -365,15 +450,18 @@ impl AltoClient {
 
     /// The head directory (an RFC 9240 property map), revalidated by ETag.
     pub async fn head_directory(&self) -> Result<pidhead::PropertyMap, ClientError> {
-        let url = self
-            .find(
-                "the PID Head directory",
-                pidhead::PROPMAP,
-                None,
-                |_, _, _| true,
-            )
-            .await?;
-        self.get(&url, pidhead::PROPMAP).await
+        self.failover(|| async {
+            let url = self
+                .find(
+                    "the PID Head directory",
+                    pidhead::PROPMAP,
+                    None,
+                    |_, _, _| true,
+                )
+                .await?;
+            self.get(&url, pidhead::PROPMAP).await
+        })
+        .await
     }
 
     /// POSTs `req` to the directory's resource of `media_type` that accepts `accepts` and,
@@ -386,12 +474,15 @@ impl AltoClient {
         cost_type: Option<&CostType>,
         req: &Q,
     ) -> Result<T, ClientError> {
-        let url = self
-            .find(what, media_type, Some(accepts), |ird, _, e| {
-                cost_type.is_none_or(|ct| ird.cost_types_of(e).iter().any(|t| t.same(ct)))
-            })
-            .await?;
-        self.post(&url, accepts, media_type, req).await
+        self.failover(|| async {
+            let url = self
+                .find(what, media_type, Some(accepts), |ird, _, e| {
+                    cost_type.is_none_or(|ct| ird.cost_types_of(e).iter().any(|t| t.same(ct)))
+                })
+                .await?;
+            self.post(&url, accepts, media_type, req).await
+        })
+        .await
     }
 
     /// GETs a resource, sending the kept ETag; a 304 answers from the kept copy.

@@ -257,6 +257,21 @@ pub struct HeadInfo {
     pub epoch: Option<u64>,
 }
 
+impl HeadInfo {
+    /// The head a member keeps when it hears `heard` for its PID and knows `known`: the
+    /// heard one, unless both carry epochs and the heard one's is lower (a replica that lags
+    /// behind, or an answer overtaken by a failover). A server that names no head is
+    /// believed: the member joins again when the head it keeps fails it.
+    pub fn prefer(known: Option<&HeadInfo>, heard: Option<HeadInfo>) -> Option<HeadInfo> {
+        match (known, heard) {
+            (Some(k), Some(h)) if matches!((k.epoch, h.epoch), (Some(ke), Some(he)) if he < ke) => {
+                Some(k.clone())
+            }
+            (_, heard) => heard,
+        }
+    }
+}
+
 /// A lease granted to a head.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
@@ -347,6 +362,46 @@ pub fn rfc3339(secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    fn head(endpoint: &str, epoch: Option<u64>) -> HeadInfo {
+        HeadInfo {
+            endpoint: endpoint.into(),
+            tracker: String::new(),
+            ecs_url: String::new(),
+            lease_expires: String::new(),
+            since: None,
+            epoch,
+        }
+    }
+
+    #[test]
+    fn members_keep_the_head_with_the_higher_epoch() {
+        let old = head("ipv4:127.1.0.5", Some(3));
+        let new = head("ipv4:127.1.0.6", Some(7));
+        let prefer = |k: &HeadInfo, h: &HeadInfo| HeadInfo::prefer(Some(k), Some(h.clone()));
+        assert_eq!(
+            prefer(&old, &new),
+            Some(new.clone()),
+            "a newer headship wins"
+        );
+        assert_eq!(
+            prefer(&new, &old),
+            Some(new.clone()),
+            "a lagging replica loses"
+        );
+        assert_eq!(prefer(&new, &new), Some(new.clone()));
+        // Without epochs on both sides (a server without a store that numbers them) the
+        // latest answer wins, as before.
+        let plain = head("ipv4:127.1.0.7", None);
+        assert_eq!(prefer(&new, &plain), Some(plain.clone()));
+        assert_eq!(prefer(&plain, &old), Some(old.clone()));
+        assert_eq!(HeadInfo::prefer(None, Some(old.clone())), Some(old.clone()));
+        assert_eq!(
+            HeadInfo::prefer(Some(&new), None),
+            None,
+            "no head named: believed"
+        );
+    }
+
     use super::*;
     use crate::error::ErrorCode;
 

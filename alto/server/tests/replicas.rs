@@ -240,9 +240,24 @@ async fn three_replicas_share_one_election_through_a_killed_replica_and_etcd_lea
     })
     .await;
 
-    // Replica A is killed: renewals go through B and C, and the head keeps its epoch.
+    // Replica A is killed: renewals go through B and C, and the head keeps its epoch. A
+    // client that knows the three replicas (as the plugin and the shim do with `--alto`
+    // repeated) fails over to B by itself.
     replicas[0].signal("-KILL");
     observer.forget(a);
+    let dirs: Vec<String> = [a, b, c].iter().map(|r| format!("{r}/directory")).collect();
+    let client = alto_client::AltoClient::replicas(&dirs)
+        .unwrap()
+        .with_local_address("127.1.0.5".parse().unwrap());
+    let renewed = client
+        .lease(&alto_model::pidhead::LeaseRequest {
+            token: token.clone(),
+            action: alto_model::pidhead::LeaseAction::Renew,
+        })
+        .await
+        .expect("a renewal through the next replica");
+    assert_eq!(renewed.head.and_then(|h| h.epoch), Some(epoch));
+    assert_eq!(client.directory_url(), dirs[1], "the client moved on to B");
     for k in 0..(2 * TTL) {
         let via = if k % 2 == 0 { b } else { c };
         let r = lease_from(via, "127.1.0.5", &token, "renew").await;

@@ -344,7 +344,7 @@ fn main() -> anyhow::Result<()> {
             )
             .await?;
             let follow = Mode::Head {
-                alto: alto.directory_url(),
+                alto: vec![alto.directory_url()],
                 pid: "PID1".into(),
                 refresh: Duration::from_secs(30),
             };
@@ -356,7 +356,7 @@ fn main() -> anyhow::Result<()> {
             for k in 1..=4 {
                 let ip: std::net::IpAddr = format!("127.{k}.0.2").parse()?;
                 let join = Mode::Join(tracker_shim::membership::JoinSettings {
-                    alto: alto.directory_url(),
+                    alto: vec![alto.directory_url()],
                     endpoint: ip,
                     capabilities: Default::default(),
                     rejoin: Duration::from_secs(10),
@@ -370,7 +370,7 @@ fn main() -> anyhow::Result<()> {
                 "127.0.0.1:0".parse()?,
                 None,
                 Mode::Front {
-                    alto: alto.directory_url(),
+                    alto: vec![alto.directory_url()],
                     refresh: Duration::from_secs(2),
                     fallback: None,
                 },

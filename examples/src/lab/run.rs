@@ -183,7 +183,10 @@ async fn run_one(
             let tls = alto_web::tls::ServerTls::load(&issued.cert, &issued.key)?;
             cfg.tracker_tls = Some(std::sync::Arc::new(tls));
         }
-        cfg.alto = with_alto.then(|| alto.directory_url());
+        cfg.alto = with_alto
+            .then(|| alto.directory_url())
+            .into_iter()
+            .collect();
         cfg.min_interval = 2;
         cfg.upload_bps = (upload_bps > 0).then_some(upload_bps);
         cfg.locality.foreign_peers = c.foreign_peers;

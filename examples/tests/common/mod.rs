@@ -49,7 +49,7 @@ pub async fn alto_ttl(
 /// A tracker on `ip` that joins `alto` and serves as head when elected.
 pub async fn member(alto: &alto_server::Running, ip: &str) -> RunningTracker {
     let settings = JoinSettings {
-        alto: alto.directory_url(),
+        alto: vec![alto.directory_url()],
         endpoint: ip.parse().unwrap(),
         capabilities: Default::default(),
         rejoin: Duration::from_millis(300),

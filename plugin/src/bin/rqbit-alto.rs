@@ -27,9 +27,10 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct Common {
-    /// The ALTO server's directory URL.
-    #[arg(long, env = "ALTO_URL")]
-    alto: Option<String>,
+    /// The ALTO server's directory URL. For a replicated server, repeat it (or separate the
+    /// URLs by commas): requests go to the next replica when one does not answer.
+    #[arg(long, env = "ALTO_URL", value_delimiter = ',')]
+    alto: Vec<String>,
     /// Verify an `https://` ALTO server against the CA certificates in this PEM file
     /// instead of the system's roots.
     #[arg(long, env = "ALTO_CA")]
@@ -198,14 +199,15 @@ fn show(r: &Report, json: bool, kind: &str) {
 /// Says where peers come from when the ALTO server is not in the picture: no `--alto`, or
 /// no answer to the join (the session waited for it while starting).
 fn check_alto(common: &Common, session: &AltoSession) {
-    match &common.alto {
-        None => eprintln!(
+    match common.alto.as_slice() {
+        [] => eprintln!(
             "rqbit-alto: no --alto given: peers come from the torrent's own trackers only"
         ),
-        Some(url) if session.membership().pid.is_none() => eprintln!(
-            "rqbit-alto: the ALTO server is unreachable ({url} did not answer the join); going on without it and retrying in the background"
+        urls if session.membership().pid.is_none() => eprintln!(
+            "rqbit-alto: the ALTO server is unreachable ({} did not answer the join); going on without it and retrying in the background",
+            urls.join(", ")
         ),
-        Some(_) => {}
+        _ => {}
     }
 }
 

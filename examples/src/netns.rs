@@ -208,6 +208,7 @@ async fn run_one(
         ca,
         plain,
         torrent,
+        ..
     } = crate::lab::services(c, dir, &map_text, test_support::netns::BRIDGE, data).await?;
     let tpath = dir.join("payload.torrent");
     std::fs::write(&tpath, &torrent.metainfo)?;

@@ -176,6 +176,28 @@ async fn the_netns_lab_runs_where_the_machine_allows_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_three_replicas_on_etcd_and_one_killed_every_download_completes() {
+    if !test_support::etcd::available() {
+        test_support::skip("etcd is not installed (Debian: etcd-server etcd-client)");
+        return;
+    }
+    let _one = ONE_LAB.lock().await;
+    let config = LabConfig {
+        replicas: 3,
+        etcd: true,
+        kill_replica: true,
+        replica_program: Some(env!("CARGO_BIN_EXE_swarm-lab").into()),
+        ..small(Scenario::Homogeneous)
+    };
+    let r = lab::run(&config).await.unwrap();
+    // The replica is killed as the fourth client arrives, which (like every third one, the
+    // seeder counted) has it first in its list: it fails over to the next one, joins there
+    // and downloads; the others that used it fail over at their next request.
+    assert_eq!(r.alto.completed, 6, "failed clients {:?}", r.alto.failed);
+    assert!(r.alto.head_announces > 0, "no announce reached a head");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_alto_path_runs_over_https_with_the_labs_ca() {
     let _one = ONE_LAB.lock().await;
     let config = LabConfig {

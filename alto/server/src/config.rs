@@ -184,6 +184,16 @@ pub struct HeadSettings {
     /// Time allowed to each etcd request, per endpoint tried.
     #[serde(default = "default_etcd_timeout")]
     pub etcd_timeout_ms: u64,
+    /// Verify `https://` etcd endpoints against the CA certificates in this PEM file
+    /// (relative to the configuration's folder) instead of the system's roots.
+    #[serde(default)]
+    pub etcd_ca: Option<PathBuf>,
+    /// Present this client certificate chain (PEM) to etcd (its `--client-cert-auth`).
+    #[serde(default)]
+    pub etcd_cert: Option<PathBuf>,
+    /// The key of `etcd-cert` (PEM).
+    #[serde(default)]
+    pub etcd_key: Option<PathBuf>,
 }
 
 fn default_store() -> String {
@@ -434,6 +444,11 @@ impl Config {
             "etcd" if self.pid_heads.etcd_endpoints.is_empty() => {
                 return Err(ConfigError::Store(
                     "store = \"etcd\" needs etcd-endpoints".into(),
+                ))
+            }
+            "etcd" if self.pid_heads.etcd_cert.is_some() != self.pid_heads.etcd_key.is_some() => {
+                return Err(ConfigError::Store(
+                    "etcd-cert and etcd-key go together".into(),
                 ))
             }
             "etcd" => {
@@ -707,6 +722,18 @@ max-head-failures = 3
 revoked-secs = 600
 # Proxies allowed to join on behalf of others.
 trusted-proxies = []
+# Where the election lives: `memory` (this process) or `etcd`, shared by replicas of this
+# server (docs/pid-head.md, "Replicas"). etcd must be private to the replicas: lease tokens
+# are stored as they are. `https://` endpoints are verified against etcd-ca (or the system's
+# roots), and etcd-cert and etcd-key are presented to an etcd that asks for a client
+# certificate.
+store = "memory"
+# etcd-endpoints = ["http://127.0.0.1:2379", "http://127.0.0.1:22379", "http://127.0.0.1:32379"]
+etcd-prefix = "alto/pidheads/"
+etcd-timeout-ms = 2000
+# etcd-ca = "etcd-ca.pem"
+# etcd-cert = "etcd-client.pem"
+# etcd-key = "etcd-client-key.pem"
 
 [pid-heads.weights]
 cpu = 1.0

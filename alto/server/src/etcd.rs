@@ -202,9 +202,13 @@ pub struct Etcd {
 }
 
 impl Etcd {
-    /// A client of the cluster at `endpoints` (`http://host:port` or `https://…`), each
-    /// request allowed `timeout` per endpoint.
-    pub fn new(endpoints: Vec<String>, timeout: Duration) -> Self {
+    /// A client of the cluster at `endpoints` (`http://host:port` or `https://…`, verified
+    /// with `tls` or the process's default), each request allowed `timeout` per endpoint.
+    pub fn new(
+        endpoints: Vec<String>,
+        timeout: Duration,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Self {
         let endpoints = endpoints
             .into_iter()
             .map(|e| e.trim_end_matches('/').to_owned())
@@ -212,6 +216,7 @@ impl Etcd {
         Etcd {
             http: http_client(ClientOptions {
                 connect_timeout: Some(timeout),
+                tls,
                 ..ClientOptions::default()
             }),
             endpoints,

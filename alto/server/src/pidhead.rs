@@ -123,8 +123,13 @@ fn meta(base: &InformationBase) -> HeadMeta {
 }
 
 impl Heads {
-    /// The election as configured, counting into `counters`.
-    pub fn new(config: &Config, counters: Arc<HeadCounters>) -> Self {
+    /// The election as configured, counting into `counters`; an etcd store speaks TLS with
+    /// `etcd_tls` (else the process's default client configuration).
+    pub fn new(
+        config: &Config,
+        counters: Arc<HeadCounters>,
+        etcd_tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Self {
         let s = &config.pid_heads;
         let policy = if s.policy == "scored" {
             let w = &s.weights;
@@ -151,6 +156,7 @@ impl Heads {
                 s.etcd_endpoints.clone(),
                 s.etcd_prefix.clone(),
                 Duration::from_millis(s.etcd_timeout_ms.max(1)),
+                etcd_tls,
             )))
         } else {
             Store::Memory(Mutex::new(Registry::new(election)))

@@ -283,7 +283,18 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         let limits = loaded.limits();
         let counters = Arc::new(HeadCounters::default());
-        let heads = Heads::new(&loaded.config, counters.clone());
+        let s = &loaded.config.pid_heads;
+        let etcd_tls = match (&s.etcd_ca, &s.etcd_cert, &s.etcd_key) {
+            (None, None, _) => None,
+            (ca, cert, key) => {
+                let ca = ca.as_ref().map(|p| source.resolve(p));
+                let identity = cert.as_ref().zip(key.as_ref());
+                let identity = identity.map(|(c, k)| (source.resolve(c), source.resolve(k)));
+                let identity = identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+                Some(alto_web::tls::client_config_as(ca.as_deref(), identity)?)
+            }
+        };
+        let heads = Heads::new(&loaded.config, counters.clone(), etcd_tls);
         let forwarder = Forwarder::new(&loaded.config, counters)?;
         let snap = Snapshot::new(loaded.base, limits, &metrics, &heads);
         Ok(App {

@@ -113,9 +113,10 @@ impl EtcdStore {
         endpoints: Vec<String>,
         prefix: String,
         timeout: Duration,
+        tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Self {
         EtcdStore {
-            etcd: Etcd::new(endpoints, timeout),
+            etcd: Etcd::new(endpoints, timeout, tls),
             config,
             prefix,
             cache: RwLock::new(Cache::default()),

@@ -56,10 +56,15 @@ impl Drop for Replica {
 
 /// The maps of the loopback topology with the election in `cluster`.
 fn maps_on(endpoints: &[String]) -> MapDir {
+    maps_with(endpoints, "")
+}
+
+/// [`maps_on`] with more `[pid-heads]` lines.
+fn maps_with(endpoints: &[String], more: &str) -> MapDir {
     let list: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
     MapDir::new(&format!(
         "[pid-heads]\nstore = \"etcd\"\netcd-endpoints = [{}]\nlease-ttl-secs = {TTL}\n\
-         etcd-timeout-ms = 1000",
+         etcd-timeout-ms = 1000\n{more}",
         list.join(", ")
     ))
 }
@@ -422,4 +427,38 @@ async fn without_etcd_a_replica_refuses_joins_with_503_and_retry_after() {
     let r = lease_from(&base, "127.1.0.5", "00", "renew").await;
     assert_eq!(r.status, 503);
     assert_eq!(get(&format!("{base}/pidheads"), &[]).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_replica_needs_the_etcd_ca_and_a_client_certificate() {
+    if !etcd::available() {
+        test_support::skip("etcd is not installed (Debian: etcd-server etcd-client)");
+        return;
+    }
+    let cluster = Cluster::start_tls(1).unwrap();
+    let tls = cluster.tls().unwrap().clone();
+    assert!(cluster.endpoint(0).starts_with("https://"));
+    // With the CA and a client certificate: elected, with an epoch.
+    let with_cert = maps_with(
+        &cluster.endpoints(),
+        &format!(
+            "etcd-ca = {:?}\netcd-cert = {:?}\netcd-key = {:?}",
+            tls.ca, tls.cert, tls.key
+        ),
+    );
+    let server = with_cert.start().await;
+    let base = format!("http://{}", server.addr);
+    let head = join_as(&base, "127.1.0.5", 0).await.json();
+    assert_eq!(head["role"], "head", "{head}");
+    assert!(head["head"]["epoch"].as_u64().is_some(), "{head}");
+    // Without the client certificate etcd refuses the connection: 503, no guess.
+    let without_cert = maps_with(&cluster.endpoints(), &format!("etcd-ca = {:?}", tls.ca));
+    let refused = without_cert.start().await;
+    let r = join_as(&format!("http://{}", refused.addr), "127.1.0.6", 0).await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    // Without the CA the members' certificates are not trusted: 503 too.
+    let untrusted = maps_with(&cluster.endpoints(), "");
+    let untrusted = untrusted.start().await;
+    let r = join_as(&format!("http://{}", untrusted.addr), "127.1.0.7", 0).await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
 }

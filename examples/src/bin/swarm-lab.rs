@@ -58,6 +58,22 @@ struct Args {
     /// makes, every client verifying against it (the heads' trackers stay plain HTTP).
     #[arg(long)]
     tls: bool,
+    /// ALTO server replicas sharing the election through etcd (needs `--etcd`): the first in
+    /// the lab's process, the others processes of their own; clients are spread over them
+    /// and fail over when one does not answer.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// Keep the PID Head election in a 3-member etcd cluster started on loopback ports
+    /// (Debian's `etcd-server`), removed after the run.
+    #[arg(long)]
+    etcd: bool,
+    /// With `--replicas` 2 or more: SIGKILL a replica once half of the clients have arrived.
+    #[arg(long)]
+    kill_replica: bool,
+    /// Serve as one ALTO server replica with this configuration (what the lab runs its extra
+    /// replicas as), printing its directory URL.
+    #[arg(long, hide = true)]
+    alto_replica: Option<PathBuf>,
     /// Keep the data and logs in this folder (a temporary one otherwise).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -135,6 +151,25 @@ async fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Some(config) = &args.alto_replica {
+        if let Err(e) = lab::serve_replica(config).await {
+            eprintln!("swarm-lab: replica: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if args.replicas > 1 && !args.etcd {
+        eprintln!("swarm-lab: replicas share the election through etcd: add --etcd");
+        std::process::exit(2);
+    }
+    if (args.replicas > 1 || args.etcd) && (args.netns || args.tls) {
+        eprintln!("swarm-lab: --replicas and --etcd run on loopback, over plain HTTP");
+        std::process::exit(2);
+    }
+    if args.kill_replica && args.replicas < 2 {
+        eprintln!("swarm-lab: --kill-replica needs --replicas 2 or more");
+        std::process::exit(2);
+    }
     if !["first", "scored"].contains(&args.policy.as_str()) {
         eprintln!("swarm-lab: --policy must be `first` or `scored`");
         std::process::exit(2);
@@ -177,6 +212,10 @@ async fn main() {
         libtorrent_per_pid: args.libtorrent_per_pid,
         scenario: scenarios[0],
         tls: args.tls,
+        replicas: args.replicas.max(1),
+        etcd: args.etcd,
+        kill_replica: args.kill_replica,
+        replica_program: None,
     };
     eprintln!(
         "[lab] {} PIDs x {} clients, one seeder in PID1, {} MiB, upload {} KiB/s per client, policy `{}`{}",

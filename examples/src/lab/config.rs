@@ -53,6 +53,17 @@ pub struct LabConfig {
     /// Run the ALTO path over HTTPS: the server with a certificate of a CA the lab makes,
     /// every client verifying against that CA.
     pub tls: bool,
+    /// ALTO server replicas (1: one, in the lab's process); more than one share the
+    /// election through etcd ([`LabConfig::etcd`]), the others running as processes of
+    /// their own, and each client is given every replica, starting with its own share.
+    pub replicas: usize,
+    /// Keep the election in a 3-member etcd cluster the lab starts on loopback.
+    pub etcd: bool,
+    /// With replicas: SIGKILL one (not the lab's own) once half of the clients have arrived.
+    pub kill_replica: bool,
+    /// The program the extra replicas run as (`PROGRAM --alto-replica CONFIG`): `swarm-lab`;
+    /// `None`, this process's own executable.
+    pub replica_program: Option<PathBuf>,
 }
 
 impl LabConfig {
@@ -92,6 +103,10 @@ impl Default for LabConfig {
             libtorrent_per_pid: 0,
             scenario: Scenario::Homogeneous,
             tls: false,
+            replicas: 1,
+            etcd: false,
+            kill_replica: false,
+            replica_program: None,
         }
     }
 }

@@ -148,6 +148,7 @@ async fn run_one(
         alto,
         plain,
         torrent,
+        mut replicas,
         ..
     } = services(
         c,
@@ -174,6 +175,7 @@ async fn run_one(
             format!("{name}: a hostile head elected in each of {} PIDs", c.pids),
         );
     }
+    let (directories, share) = (replicas.directories().to_vec(), std::cell::Cell::new(0));
     let client = |ip: String, folder: PathBuf, upload_bps: u32| -> anyhow::Result<Config> {
         let mut cfg = Config::new(ip.parse().expect("an address"), folder.clone());
         if c.tls {
@@ -183,10 +185,11 @@ async fn run_one(
             let tls = alto_web::tls::ServerTls::load(&issued.cert, &issued.key)?;
             cfg.tracker_tls = Some(std::sync::Arc::new(tls));
         }
-        cfg.alto = with_alto
-            .then(|| alto.directory_url())
-            .into_iter()
-            .collect();
+        if with_alto {
+            // Clients spread over the replicas: each starts with its own share.
+            cfg.alto = super::replicas::spread(&directories, share.get());
+            share.set(share.get() + 1);
+        }
         cfg.min_interval = 2;
         cfg.upload_bps = (upload_bps > 0).then_some(upload_bps);
         cfg.locality.foreign_peers = c.foreign_peers;
@@ -231,6 +234,11 @@ async fn run_one(
             // Arrivals are spread on purpose: this is the swarm's shape, not a wait.
             _ = arrivals.tick(), if clients.len() < total => {
                 let index = clients.len();
+                if with_alto && c.kill_replica && index == total / 2 {
+                    if let Some(dir) = replicas.kill_one() {
+                        note(c, format!("{name}: replica {dir} killed (SIGKILL)"));
+                    }
+                }
                 let (k, p) = (index / c.pids, index % c.pids);
                 let ip = format!("127.{}.0.{}", p + 1, k + 10);
                 let folder = dir.join(&ip);
@@ -365,6 +373,7 @@ async fn run_one(
     seeder.shutdown().await;
     plain.stop().await;
     alto.stop().await?;
+    drop(replicas);
     Ok(f)
 }
 
@@ -378,6 +387,8 @@ pub struct Services {
     pub plain: RunningTracker,
     /// The lab's torrent, announcing to `plain`.
     pub torrent: testdata::torrent::Torrent,
+    /// With `--replicas` or `--etcd`: the other replicas and the etcd cluster.
+    pub replicas: super::Replicas,
 }
 
 /// The ALTO server on `network_map` (with the loopback cost maps), the plain tracker, both on
@@ -397,10 +408,17 @@ pub async fn services(
     for f in ["routingcost.json", "hopcount.json"] {
         std::fs::copy(testdata::loopback::dir().join(f), cfg_dir.join(f))?;
     }
+    let etcd = match c.etcd {
+        true => Some(test_support::etcd::Cluster::start(3)?),
+        false => None,
+    };
     let config = format!(
-        "{}\n[pid-heads]\npolicy = \"{}\"\n",
+        "{}\n[pid-heads]\npolicy = \"{}\"\n{}",
         testdata::loopback::CONFIG,
-        c.policy
+        c.policy,
+        etcd.as_ref()
+            .map(super::replicas::etcd_config)
+            .unwrap_or_default()
     );
     std::fs::write(cfg_dir.join("alto.toml"), config)?;
     let source = alto_server::Source::File(cfg_dir.join("alto.toml"));
@@ -413,6 +431,13 @@ pub async fn services(
         (alto_server::App::new(source)?, None)
     };
     let alto = alto_server::Running::start_app(app, std::net::SocketAddr::new(ip, 0)).await?;
+    let replicas = super::Replicas::start(
+        alto.directory_url(),
+        c.replicas,
+        &cfg_dir.join("alto.toml"),
+        etcd,
+        c.replica_program.as_deref(),
+    )?;
     let tracker = Tracker::new(TrackerConfig {
         interval: 60,
         min_interval: 5,
@@ -426,6 +451,7 @@ pub async fn services(
         ca,
         plain,
         torrent,
+        replicas,
     })
 }
 

@@ -1,5 +1,6 @@
 //! A real etcd cluster for tests (Debian's `etcd-server`): members on loopback ports of
-//! their own, each with a data folder in one temporary folder, killed and removed on drop.
+//! their own, each with a data folder in one temporary folder, killed and removed on drop;
+//! optionally serving clients over TLS with client certificates required.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -18,6 +19,18 @@ struct Member {
 pub struct Cluster {
     members: Vec<Member>,
     dir: tempfile::TempDir,
+    tls: Option<ClusterTls>,
+}
+
+/// What a TLS cluster's clients verify against and present.
+#[derive(Clone, Debug)]
+pub struct ClusterTls {
+    /// The CA the members' certificates are issued by (PEM).
+    pub ca: PathBuf,
+    /// A client certificate of the same CA (PEM), which the members require.
+    pub cert: PathBuf,
+    /// Its key (PEM).
+    pub key: PathBuf,
 }
 
 /// Whether the `etcd` binary is installed.
@@ -38,25 +51,65 @@ fn free_port() -> anyhow::Result<u16> {
 impl Cluster {
     /// Starts an `n`-member cluster and waits until every member is healthy.
     pub fn start(n: usize) -> anyhow::Result<Cluster> {
+        Self::start_with(n, false)
+    }
+
+    /// [`Cluster::start`], the members serving clients over HTTPS with certificates of a CA
+    /// made here and requiring a client certificate of it ([`Cluster::tls`]).
+    pub fn start_tls(n: usize) -> anyhow::Result<Cluster> {
+        Self::start_with(n, true)
+    }
+
+    fn start_with(n: usize, tls: bool) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
+        let ca = tls.then(|| crate::tls::TestCa::new("etcd", dir.path()));
+        let scheme = if ca.is_some() { "https" } else { "http" };
+        let tls = ca.as_ref().map(|ca| {
+            let client = ca.issue("etcd-client", &["127.0.0.1"]);
+            ClusterTls {
+                ca: ca.cert(),
+                cert: client.cert,
+                key: client.key,
+            }
+        });
         let mut members = Vec::new();
         for i in 0..n {
             members.push(Member {
                 name: format!("m{i}"),
-                client: format!("http://127.0.0.1:{}", free_port()?),
+                client: format!("{scheme}://127.0.0.1:{}", free_port()?),
                 peer: format!("http://127.0.0.1:{}", free_port()?),
                 child: None,
             });
         }
-        let mut cluster = Cluster { members, dir };
+        let mut cluster = Cluster { members, dir, tls };
         for i in 0..n {
-            cluster.spawn(i)?;
+            let server = ca
+                .as_ref()
+                .map(|ca| ca.issue(&format!("etcd-m{i}"), &["127.0.0.1"]));
+            cluster.spawn(i, server)?;
         }
         cluster.wait_healthy(Duration::from_secs(30))?;
         Ok(cluster)
     }
 
-    fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
+    /// With [`Cluster::start_tls`]: the CA and the client certificate to connect with.
+    pub fn tls(&self) -> Option<&ClusterTls> {
+        self.tls.as_ref()
+    }
+
+    /// `etcdctl` with the cluster's TLS flags.
+    fn etcdctl(&self) -> Command {
+        let mut c = Command::new("etcdctl");
+        c.env("ETCDCTL_API", "3");
+        if let Some(t) = &self.tls {
+            c.arg("--cacert").arg(&t.ca);
+            c.arg("--cert").arg(&t.cert);
+            c.arg("--key").arg(&t.key);
+        }
+        c
+    }
+
+    fn spawn(&mut self, i: usize, server: Option<crate::tls::Issued>) -> anyhow::Result<()> {
         let initial: Vec<String> = self
             .members
             .iter()
@@ -65,7 +118,14 @@ impl Cluster {
         let m = &self.members[i];
         let data: PathBuf = self.dir.path().join(&m.name);
         let log = std::fs::File::create(self.dir.path().join(format!("{}.log", m.name)))?;
-        let child = Command::new("etcd")
+        let mut etcd = Command::new("etcd");
+        if let (Some(server), Some(tls)) = (server, &self.tls) {
+            etcd.arg("--cert-file").arg(server.cert);
+            etcd.arg("--key-file").arg(server.key);
+            etcd.arg("--trusted-ca-file").arg(&tls.ca);
+            etcd.arg("--client-cert-auth");
+        }
+        let child = etcd
             .arg("--name")
             .arg(&m.name)
             .arg("--data-dir")
@@ -99,9 +159,9 @@ impl Cluster {
         let start = Instant::now();
         for m in self.members.iter().filter(|m| m.child.is_some()) {
             loop {
-                let out = Command::new("etcdctl")
+                let out = self
+                    .etcdctl()
                     .args(["--endpoints", &m.client, "endpoint", "health"])
-                    .env("ETCDCTL_API", "3")
                     .output();
                 if out.is_ok_and(|o| o.status.success()) {
                     break;
@@ -119,10 +179,10 @@ impl Cluster {
 
     /// The index of the current leader, as the running members see it.
     pub fn leader(&self) -> Option<usize> {
-        let out = Command::new("etcdctl")
+        let out = self
+            .etcdctl()
             .args(["--endpoints", &self.endpoints().join(",")])
             .args(["endpoint", "status", "-w", "fields"])
-            .env("ETCDCTL_API", "3")
             .output()
             .ok()?;
         // One block per member: `"MemberID" : N`, `"Leader" : N`, …, `"Endpoint" : "URL"`.

@@ -1,0 +1,239 @@
+//! `election-bench`: the PID Head election's throughput with each store
+//! (`docs/pid-head.md`, "Replicas"), in one run: joins and lease renewals per second against
+//! one `alto-server` with the memory store, against one replica on etcd and against three
+//! replicas sharing a 3-member etcd cluster (Debian's `etcd-server`, started on loopback
+//! ports and removed after). Then the etcd writes a steady head load costs for P PIDs, from
+//! the renewal period and the writes one renewal makes.
+//!
+//! Every join comes from an address of its own in one of the loopback topology's four PIDs,
+//! with a tracker listening there (the server's connect-back check); the first of a PID is
+//! elected and the others are its standbys. Renewals renew those four heads' leases.
+//!
+//! `election-bench [--seconds 3] [--concurrency 16]` (build with `--release`).
+
+use alto_model::pidhead::{JOIN, LEASE};
+use clap::Parser;
+use std::net::{IpAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use test_support::http::post_from;
+
+#[derive(Parser)]
+#[command(about = "PID Head joins and renewals per second: memory store, 1 and 3 replicas on etcd")]
+struct Args {
+    /// Seconds per figure.
+    #[arg(long, default_value_t = 3)]
+    seconds: u64,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+}
+
+/// Joining addresses per PID, each with a listening tracker.
+const PER_PID: usize = 64;
+
+/// The lease TTL of the run, and the renewal period a head keeps (a third of it).
+const TTL_SECS: u64 = 30;
+
+struct Setup {
+    name: &'static str,
+    servers: Vec<alto_server::Running>,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(
+    name: &'static str,
+    replicas: usize,
+    etcd: Option<(&test_support::etcd::Cluster, &str)>,
+) -> anyhow::Result<Setup> {
+    let dir = tempfile::tempdir()?;
+    for f in ["network-map.json", "routingcost.json", "hopcount.json"] {
+        std::fs::copy(testdata::loopback::dir().join(f), dir.path().join(f))?;
+    }
+    let store = match etcd {
+        None => String::new(),
+        Some((cluster, prefix)) => {
+            let list: Vec<String> = cluster
+                .endpoints()
+                .iter()
+                .map(|e| format!("\"{e}\""))
+                .collect();
+            format!(
+                "store = \"etcd\"\netcd-endpoints = [{}]\netcd-prefix = \"{prefix}\"\n",
+                list.join(", ")
+            )
+        }
+    };
+    // Rate limits out of the way: this measures the election, not the limiter.
+    let config = format!(
+        "{}\n[pid-heads]\nlease-ttl-secs = {TTL_SECS}\njoin-burst = 1e9\njoin-per-sec = 1e9\n\
+         join-prefix-burst = 1e9\njoin-prefix-per-sec = 1e9\n{store}",
+        testdata::loopback::CONFIG
+    );
+    std::fs::write(dir.path().join("alto.toml"), config)?;
+    let mut servers = Vec::new();
+    for _ in 0..replicas {
+        let source = alto_server::Source::File(dir.path().join("alto.toml"));
+        servers.push(alto_server::Running::start(source, ([127, 0, 0, 1], 0).into()).await?);
+    }
+    Ok(Setup {
+        name,
+        servers,
+        _dir: dir,
+    })
+}
+
+/// Runs `op(i)` from `concurrency` tasks for `secs`; successes per second.
+async fn rate<F, Fut>(secs: u64, concurrency: usize, op: F) -> f64
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    let (ok, next) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicUsize::new(0)));
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (op, ok, next) = (op.clone(), ok.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                if op(next.fetch_add(1, Relaxed)).await {
+                    ok.fetch_add(1, Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    ok.load(Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Joins and renewals per second on `s`.
+async fn measure(s: &Setup, addrs: &Arc<Vec<(IpAddr, u16)>>, args: &Args) -> (f64, f64) {
+    let bases: Arc<Vec<String>> = Arc::new(
+        s.servers
+            .iter()
+            .map(|r| format!("http://{}", r.addr))
+            .collect(),
+    );
+    // The four heads, elected first.
+    let mut heads = Vec::new();
+    for p in 0..4 {
+        let (ip, port) = addrs[p * PER_PID];
+        let (status, body) = join(&bases[0], ip, port).await;
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        match v["lease"]["token"].as_str() {
+            Some(token) if status == 200 => heads.push((ip, token.to_owned())),
+            _ => eprintln!("{}: PID{} elected no head: {status}", s.name, p + 1),
+        }
+    }
+    let (b, a) = (bases.clone(), addrs.clone());
+    let joins = rate(args.seconds, args.concurrency, move |i| {
+        let (b, a) = (b.clone(), a.clone());
+        async move {
+            // Standbys: every address but the heads', round robin over PIDs and replicas.
+            let (ip, port) = a[(i % (a.len() - 1)) + 1];
+            join(&b[i % b.len()], ip, port).await.0 == 200
+        }
+    })
+    .await;
+    let heads = Arc::new(heads);
+    let b = bases.clone();
+    let renewals = rate(args.seconds, args.concurrency, move |i| {
+        let (b, heads) = (b.clone(), heads.clone());
+        async move {
+            let Some((ip, token)) = heads.get(i % heads.len().max(1)) else {
+                return false;
+            };
+            let body = format!(r#"{{"token":"{token}","action":"renew"}}"#);
+            let url = format!("{}/pidhead/lease", b[i % b.len()]);
+            post_from(*ip, &url, LEASE, &body).await.0 == 200
+        }
+    })
+    .await;
+    (joins, renewals)
+}
+
+async fn join(base: &str, ip: IpAddr, port: u16) -> (u16, bytes::Bytes) {
+    let body = format!(r#"{{"endpoint":"ipv4:{ip}","tracker":"http://{ip}:{port}/announce"}}"#);
+    post_from(ip, &format!("{base}/pidhead/join"), JOIN, &body).await
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(
+        test_support::etcd::available(),
+        "etcd is not installed (Debian: etcd-server etcd-client)"
+    );
+    // A listening tracker on every joining address (never accepted: the connect-back check
+    // needs only the handshake, which the kernel completes).
+    let mut listeners = Vec::new();
+    let mut addrs = Vec::new();
+    for p in 1..=4u8 {
+        for k in 0..PER_PID {
+            let ip: IpAddr = format!("127.{p}.1.{}", k + 10).parse()?;
+            let l = TcpListener::bind((ip, 0))?;
+            addrs.push((ip, l.local_addr()?.port()));
+            listeners.push(l);
+        }
+    }
+    let addrs = Arc::new(addrs);
+    let cluster = test_support::etcd::Cluster::start(3)?;
+    let setups = [
+        setup("memory store, 1 server", 1, None).await?,
+        setup("etcd, 1 replica", 1, Some((&cluster, "bench1/"))).await?,
+        setup("etcd, 3 replicas", 3, Some((&cluster, "bench3/"))).await?,
+    ];
+    println!(
+        "PID Head election, {} s per figure, {} requests in flight, server and load on the same cores",
+        args.seconds, args.concurrency
+    );
+    println!(
+        "{:<24} {:>10} {:>8} {:>12} {:>8}",
+        "store", "joins/s", "ratio", "renewals/s", "ratio"
+    );
+    let mut base = None;
+    let mut etcd_renewals = 0.0;
+    for s in &setups {
+        let (j, r) = measure(s, &addrs, &args).await;
+        let (j0, r0) = *base.get_or_insert((j, r));
+        println!(
+            "{:<24} {j:>10.0} {:>7.2}x {r:>12.0} {:>7.2}x",
+            s.name,
+            j / j0,
+            r / r0
+        );
+        if s.servers.len() == 1 && s.name.starts_with("etcd") {
+            etcd_renewals = r;
+        }
+    }
+    // Steady load: each head renews every TTL/3; a renewal is one put of the head key and
+    // one lease keep-alive, both Raft writes.
+    println!(
+        "\nsteady head load on etcd (lease-ttl-secs = {TTL_SECS}: a renewal every {} s per head, 2 writes each)",
+        TTL_SECS / 3
+    );
+    println!(
+        "{:>8} {:>12} {:>14} {:>22}",
+        "PIDs", "renewals/s", "etcd writes/s", "share of 1 replica's"
+    );
+    for p in [100u64, 1_000, 1_700, 10_000] {
+        let renewals = p as f64 / (TTL_SECS / 3) as f64;
+        println!(
+            "{p:>8} {renewals:>12.0} {:>14.0} {:>21.1}%",
+            2.0 * renewals,
+            100.0 * renewals / etcd_renewals.max(1e-9)
+        );
+    }
+    for s in setups {
+        for r in s.servers {
+            let _ = r.stop().await;
+        }
+    }
+    drop(listeners);
+    Ok(())
+}

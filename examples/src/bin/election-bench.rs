@@ -51,20 +51,9 @@ async fn setup(
     for f in ["network-map.json", "routingcost.json", "hopcount.json"] {
         std::fs::copy(testdata::loopback::dir().join(f), dir.path().join(f))?;
     }
-    let store = match etcd {
-        None => String::new(),
-        Some((cluster, prefix)) => {
-            let list: Vec<String> = cluster
-                .endpoints()
-                .iter()
-                .map(|e| format!("\"{e}\""))
-                .collect();
-            format!(
-                "store = \"etcd\"\netcd-endpoints = [{}]\netcd-prefix = \"{prefix}\"\n",
-                list.join(", ")
-            )
-        }
-    };
+    let store = etcd
+        .map(|(cluster, prefix)| alto_examples::lab::replicas::etcd_config(cluster, prefix))
+        .unwrap_or_default();
     // Rate limits out of the way: this measures the election, not the limiter.
     let config = format!(
         "{}\n[pid-heads]\nlease-ttl-secs = {TTL_SECS}\njoin-burst = 1e9\njoin-per-sec = 1e9\n\

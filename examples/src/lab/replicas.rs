@@ -8,15 +8,15 @@ use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-/// The `[pid-heads]` lines that keep the election in `cluster`.
-pub fn etcd_config(cluster: &test_support::etcd::Cluster) -> String {
+/// The `[pid-heads]` lines that keep the election in `cluster`, under the key `prefix`.
+pub fn etcd_config(cluster: &test_support::etcd::Cluster, prefix: &str) -> String {
     let endpoints: Vec<String> = cluster
         .endpoints()
         .iter()
         .map(|e| format!("\"{e}\""))
         .collect();
     format!(
-        "store = \"etcd\"\netcd-endpoints = [{}]\netcd-prefix = \"lab/\"\n",
+        "store = \"etcd\"\netcd-endpoints = [{}]\netcd-prefix = \"{prefix}\"\n",
         endpoints.join(", ")
     )
 }

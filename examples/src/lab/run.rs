@@ -417,7 +417,7 @@ pub async fn services(
         testdata::loopback::CONFIG,
         c.policy,
         etcd.as_ref()
-            .map(super::replicas::etcd_config)
+            .map(|e| super::replicas::etcd_config(e, "lab/"))
             .unwrap_or_default()
     );
     std::fs::write(cfg_dir.join("alto.toml"), config)?;

@@ -73,6 +73,24 @@ pub struct ElectionConfig {
     pub max_candidates: usize,
 }
 
+impl ElectionConfig {
+    /// How stale a candidate's recorded presence may grow before a join records it again (a
+    /// sixth of the standby window): a re-join within it changes nothing, so a store has
+    /// nothing to write (etcd: no write at all). Presence is then known to within this step.
+    pub fn presence_step_secs(&self) -> u64 {
+        (self.standby_window_secs / 6).max(1)
+    }
+}
+
+/// A measured distance that moved by less than this share is not recorded again: round trips
+/// jitter, and each change is a store write.
+const DISTANCE_TOLERANCE: f64 = 0.25;
+
+/// Whether presence last recorded at `last_seen` is due to be recorded again at `now`.
+fn presence_due(config: &ElectionConfig, last_seen: u64, now: u64) -> bool {
+    now.saturating_sub(last_seen) >= config.presence_step_secs()
+}
+
 impl Default for ElectionConfig {
     fn default() -> Self {
         ElectionConfig {
@@ -343,12 +361,19 @@ impl PidState {
                 if now.saturating_sub(c.last_seen) > window {
                     c.first_seen = now; // presence was broken
                 }
-                c.last_seen = now;
+                if presence_due(config, c.last_seen, now) {
+                    c.last_seen = now;
+                }
                 c.tracker = req.tracker.clone();
                 c.ecs_url = req.effective_ecs_url();
                 c.caps = req.capabilities.clone();
-                if distance_ms.is_some() {
-                    c.distance_ms = distance_ms;
+                if let Some(d) = distance_ms {
+                    let moved = c.distance_ms.is_none_or(|old| {
+                        (d - old).abs() > DISTANCE_TOLERANCE * old.abs().max(1.0)
+                    });
+                    if moved {
+                        c.distance_ms = Some(d);
+                    }
                 }
             }
             None => {
@@ -364,10 +389,13 @@ impl PidState {
                         events,
                     };
                 }
+                let mut record = true;
                 if self.candidates.len() >= config.max_candidates {
                     // Make room, never at the head's or a long-present standby's cost: a
-                    // candidate gone quiet first, else the newest arrival. So a flood of
-                    // joins churns among itself and cannot push a standby out.
+                    // candidate gone quiet first, else (`scored`) the newest arrival. So a
+                    // flood of joins churns among itself and cannot push a standby out.
+                    // Under `first` a newcomer would rank last and be the next to go: it
+                    // stays a member, and the store has nothing to write.
                     let head = self.head.as_ref().map(|h| h.endpoint);
                     let others = || {
                         self.candidates
@@ -380,19 +408,26 @@ impl PidState {
                         .min_by_key(|(_, c)| c.last_seen)
                         .map(|(i, _)| i);
                     let newest = || others().max_by_key(|(_, c)| c.first_seen).map(|(i, _)| i);
-                    if let Some(i) = quiet.or_else(newest) {
-                        self.candidates.swap_remove(i);
+                    let room = quiet.or_else(|| match config.policy {
+                        ElectionPolicy::Scored(_) => newest(),
+                        ElectionPolicy::First => None,
+                    });
+                    match room {
+                        Some(i) => drop(self.candidates.swap_remove(i)),
+                        None => record = false,
                     }
                 }
-                self.candidates.push(Candidate {
-                    endpoint,
-                    tracker: req.tracker.clone(),
-                    ecs_url: req.effective_ecs_url(),
-                    caps: req.capabilities.clone(),
-                    distance_ms,
-                    first_seen: now,
-                    last_seen: now,
-                });
+                if record {
+                    self.candidates.push(Candidate {
+                        endpoint,
+                        tracker: req.tracker.clone(),
+                        ecs_url: req.effective_ecs_url(),
+                        caps: req.capabilities.clone(),
+                        distance_ms,
+                        first_seen: now,
+                        last_seen: now,
+                    });
+                }
             }
         }
         let elect = match (&self.head, &config.policy) {
@@ -498,7 +533,11 @@ impl PidState {
             ttl_secs: ttl,
         };
         let me = h.endpoint;
-        if let Some(c) = self.candidates.iter_mut().find(|c| c.endpoint == me) {
+        if let Some(c) = self
+            .candidates
+            .iter_mut()
+            .find(|c| c.endpoint == me && presence_due(config, c.last_seen, now))
+        {
             c.last_seen = now;
         }
         let head = self.info().ok_or(LeaseError::Unknown)?;
@@ -957,6 +996,40 @@ mod tests {
         let token = r.pids["PID1"].head.as_ref().unwrap().token.clone();
         r.resign(&token, ia, 13, &mut t).unwrap();
         assert_eq!(r.head("PID1", 13).unwrap().endpoint, "ipv4:127.1.0.2");
+    }
+
+    #[test]
+    fn a_rejoin_within_the_presence_step_leaves_nothing_to_write() {
+        let config = ElectionConfig::default();
+        let step = config.presence_step_secs();
+        let mut st = PidState::default();
+        let mut t = tokens();
+        let (a, ia) = req("127.1.0.1", 1e9);
+        let (b, ib) = req("127.1.0.2", 1e9);
+        st.join(&config, "PID1", &a, ia, Some(10.0), 0, &mut t);
+        st.join(&config, "PID1", &b, ib, Some(10.0), 1, &mut t);
+        let before = st.clone();
+        // The standby joins again within the step, its round trip jittering: no change.
+        st.join(&config, "PID1", &b, ib, Some(12.0), step, &mut t);
+        assert_eq!(st, before);
+        // Past the step its presence is recorded, and a round trip that moved by half.
+        st.join(&config, "PID1", &b, ib, Some(15.0), step + 1, &mut t);
+        let c = st.candidates.iter().find(|c| c.endpoint == ib).unwrap();
+        assert_eq!((c.first_seen, c.last_seen), (1, step + 1));
+        assert_eq!(c.distance_ms, Some(15.0));
+        // The head's renewals record its presence by the same step.
+        let token = st.head.as_ref().unwrap().token.clone();
+        st.renew(&config, &token, ia, 2).unwrap();
+        let head = |st: &PidState| {
+            st.candidates
+                .iter()
+                .find(|c| c.endpoint == ia)
+                .unwrap()
+                .last_seen
+        };
+        assert_eq!(head(&st), 0);
+        st.renew(&config, &token, ia, step).unwrap();
+        assert_eq!(head(&st), step);
     }
 
     #[test]

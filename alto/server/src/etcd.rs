@@ -361,6 +361,26 @@ impl Etcd {
         }
     }
 
+    /// Whether the member a watch streams from still serves: one linearizable read of `key`
+    /// (which needs the member to reach its cluster's leader). A member stopped, or cut off
+    /// from its peers, keeps the watch's connection open and says nothing; after a failed
+    /// probe the client moves on to the next endpoint.
+    pub async fn probe(&self, watch: &Watch, key: &[u8]) -> Result<(), EtcdError> {
+        let i = watch.endpoint;
+        let body = json!({"key": b64(key), "limit": 1, "keys_only": true});
+        match self
+            .post_to(&self.endpoints[i], "/v3/kv/range", &body)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let next = (i + 1) % self.endpoints.len();
+                let _ = self.current.compare_exchange(i, next, Relaxed, Relaxed);
+                Err(e)
+            }
+        }
+    }
+
     /// Watches every key under `prefix` from revision `start` on.
     pub async fn watch(&self, prefix: &[u8], start: i64) -> Result<Watch, EtcdError> {
         let body = json!({"create_request": {
@@ -380,6 +400,7 @@ impl Etcd {
                     return Ok(Watch {
                         body: resp.into_body(),
                         buf: BytesMut::new(),
+                        endpoint: i,
                     });
                 }
                 Ok(Ok(resp)) => {
@@ -397,6 +418,8 @@ impl Etcd {
 pub struct Watch {
     body: hyper::body::Incoming,
     buf: BytesMut,
+    /// The index of the endpoint it streams from.
+    endpoint: usize,
 }
 
 /// What a watch said.

@@ -43,6 +43,13 @@ pub enum StoreError {
 /// Attempts of one change before it is given up as contended.
 const ATTEMPTS: usize = 8;
 
+/// Locks that put a replica's own changes of one PID in turn (by the PID's hash), so that
+/// concurrent joins through one replica queue instead of failing each other's transactions.
+const STRIPES: usize = 64;
+
+/// How often the member the watch streams from must answer a read ([`Etcd::probe`]).
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
 /// What the store knows of one key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct KeyRev {
@@ -104,6 +111,7 @@ pub struct EtcdStore {
     config: ElectionConfig,
     prefix: String,
     cache: RwLock<Cache>,
+    stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl EtcdStore {
@@ -120,7 +128,15 @@ impl EtcdStore {
             config,
             prefix,
             cache: RwLock::new(Cache::default()),
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
+    }
+
+    /// The lock that puts this replica's changes of `pid` in turn.
+    fn stripe(&self, pid: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(pid);
+        &self.stripes[(h % STRIPES as u64) as usize]
     }
 
     /// The settings of the election.
@@ -233,8 +249,9 @@ impl EtcdStore {
         Ok(rev)
     }
 
-    /// Keeps the cache current: reads everything, then watches from there; after any
-    /// failure, again. Runs until dropped.
+    /// Keeps the cache current: reads everything, then watches from there, asking the
+    /// watched member for a read every second (a stopped or cut-off member's watch would go
+    /// silent); after any failure, again from the next member. Runs until dropped.
     pub async fn follow(self: Arc<Self>) {
         loop {
             if let Err(e) = self.follow_once().await {
@@ -247,13 +264,19 @@ impl EtcdStore {
     async fn follow_once(&self) -> Result<(), StoreError> {
         let rev = self.sync().await?;
         let mut watch = self.etcd.watch(self.prefix.as_bytes(), rev + 1).await?;
-        while let Some(w) = watch.next().await? {
-            match w {
-                Watched::Events(_, events) => self.apply_events(&events),
-                Watched::Compacted => return Ok(()),
+        // A stalled member's watch goes quiet without an error: it must keep answering.
+        let mut probe = tokio::time::interval(PROBE_EVERY);
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        probe.tick().await;
+        loop {
+            tokio::select! {
+                w = watch.next() => match w? {
+                    Some(Watched::Events(_, events)) => self.apply_events(&events),
+                    Some(Watched::Compacted) | None => return Ok(()),
+                },
+                _ = probe.tick() => self.etcd.probe(&watch, self.prefix.as_bytes()).await?,
             }
         }
-        Ok(())
     }
 
     /// One PID read from etcd (both keys at one revision).
@@ -410,8 +433,21 @@ impl EtcdStore {
     }
 
     /// Decides on `pid`'s state with `decide` and writes the outcome, again on a fresh read
-    /// while other replicas come first. What `decide` said, and the state written.
+    /// while other replicas come first, in turn with this replica's other changes of `pid`.
+    /// What `decide` said, and the state written.
     async fn update<R>(
+        &self,
+        pid: &str,
+        decide: impl FnMut(&mut PidState) -> R,
+    ) -> Result<(R, PidState), StoreError> {
+        let _turn = self.stripe(pid).lock().await;
+        self.change(pid, decide).await
+    }
+
+    /// [`EtcdStore::update`] without waiting for this replica's other changes of `pid`: for
+    /// renewals, which only the PID's head makes (measured: queueing them halved the
+    /// renewals per second that one head's concurrent renewals reached).
+    async fn change<R>(
         &self,
         pid: &str,
         mut decide: impl FnMut(&mut PidState) -> R,
@@ -496,7 +532,7 @@ impl EtcdStore {
         };
         let config = &self.config;
         let (renewed, st) = self
-            .update(&pid, |st| st.renew(config, token, source, now))
+            .change(&pid, |st| st.renew(config, token, source, now))
             .await?;
         let Ok((lease, _)) = renewed else {
             return Ok(renewed.map(|(l, h)| (pid, l, h)));

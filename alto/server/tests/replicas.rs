@@ -408,6 +408,43 @@ async fn a_replica_stopped_past_the_ttl_serves_no_stale_head_when_it_continues()
     observer.finish();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_etcd_member_hangs_follows_the_election_through_another() {
+    let Some(cluster) = cluster() else { return };
+    // The member that will hang is not the leader, so the cluster itself keeps going; A
+    // watches through it first, B never talks to it.
+    let leader = cluster.leader().expect("a leader");
+    let hung = (leader + 1) % 3;
+    let all = cluster.endpoints();
+    let rotated: Vec<String> = (0..3).map(|k| all[(hung + k) % 3].clone()).collect();
+    let others: Vec<String> = rotated[1..].to_vec();
+    let (maps_a, maps_b) = (maps_on(&rotated), maps_on(&others));
+    let a = Replica::spawn(&maps_a.config());
+    let b = Replica::spawn(&maps_b.config());
+    let (ab, bb) = (a.base.as_str(), b.base.as_str());
+    let observer = Observer::start(vec![a.base.clone(), b.base.clone()]);
+    let first = join_as(bb, "127.1.0.5", 0).await.json();
+    assert_eq!(first["role"], "head", "{first}");
+    until_every(&[ab, bb], "both name PID1's head", |d| {
+        head_of(d, "PID1").is_some()
+    })
+    .await;
+
+    // A's member hangs: its watch stays open and silent. A head elected through B must still
+    // reach A's directory, through another member.
+    cluster.pause(hung);
+    let second = join_as(bb, "127.2.0.5", 0).await.json();
+    assert_eq!(second["role"], "head", "{second}");
+    let epoch = second["head"]["epoch"].as_u64().unwrap();
+    let named = ("127.2.0.5".to_owned(), epoch);
+    until_every(&[ab], "A names the head elected through B", |d| {
+        head_of(d, "PID2") == Some(&named)
+    })
+    .await;
+    cluster.resume(hung);
+    observer.finish();
+}
+
 #[tokio::test]
 async fn without_etcd_a_replica_refuses_joins_with_503_and_retry_after() {
     // A port nobody listens on: etcd is out of reach.

@@ -2,8 +2,9 @@
 //! (`docs/pid-head.md`, "Replicas"), in one run: joins and lease renewals per second against
 //! one `alto-server` with the memory store, against one replica on etcd and against three
 //! replicas sharing a 3-member etcd cluster (Debian's `etcd-server`, started on loopback
-//! ports and removed after). Then the etcd writes a steady head load costs for P PIDs, from
-//! the renewal period and the writes one renewal makes.
+//! ports and removed after). Then the steady load of a million plugin clients over P PIDs,
+//! by simulation of the server's own election core: ALTO server requests per second and the
+//! etcd writes they cost.
 //!
 //! Every join comes from an address of its own in one of the loopback topology's four PIDs,
 //! with a tracker listening there (the server's connect-back check); the first of a PID is
@@ -11,7 +12,8 @@
 //!
 //! `election-bench [--seconds 3] [--concurrency 16]` (build with `--release`).
 
-use alto_model::pidhead::{JOIN, LEASE};
+use alto_model::pidhead::{JoinRequest, JOIN, LEASE};
+use alto_server::election::{ElectionConfig, PidState};
 use clap::Parser;
 use std::net::{IpAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -146,6 +148,112 @@ async fn measure(s: &Setup, addrs: &Arc<Vec<(IpAddr, u16)>>, args: &Args) -> (f6
     (joins, renewals)
 }
 
+/// Clients of the steady-load simulation.
+const CLIENTS: u64 = 1_000_000;
+
+/// Prints the steady load of [`CLIENTS`] plugin clients over P PIDs, by simulation of one
+/// PID's election (the server's own [`PidState`]) multiplied by P: ALTO server requests per
+/// second and the changes an etcd store writes (one transaction each; a lease keep-alive is
+/// not a Raft write in etcd and is not counted), against the renewals per second one replica
+/// on etcd reached above.
+fn steady_load(etcd_renewals: f64) {
+    let rejoin = alto_plugin::Config::new([127, 0, 0, 1].into(), ".".into())
+        .rejoin
+        .as_secs();
+    let config = ElectionConfig {
+        lease_ttl_secs: TTL_SECS,
+        ..ElectionConfig::default()
+    };
+    println!(
+        "\nsteady load of {CLIENTS} plugin clients (re-join every {rejoin} s; head renewal every {} s; \
+         standby window {} s, presence step {} s, {} candidates per PID), by simulation of {SIM_SECS} s",
+        TTL_SECS / 3,
+        config.standby_window_secs,
+        config.presence_step_secs(),
+        config.max_candidates
+    );
+    println!(
+        "{:>8} {:>12} {:>16} {:>14} {:>26}",
+        "PIDs", "clients/PID", "ALTO requests/s", "etcd writes/s", "of 1 replica's renewals/s"
+    );
+    for pids in [100u64, 1_000, 1_700, 10_000] {
+        let members = CLIENTS / pids;
+        let (requests, writes) = simulate(&config, members as usize, rejoin);
+        let (requests, writes) = (
+            pids as f64 * requests as f64 / SIM_SECS as f64,
+            pids as f64 * writes as f64 / SIM_SECS as f64,
+        );
+        println!(
+            "{pids:>8} {members:>12} {requests:>16.0} {writes:>14.0} {:>25.1}x",
+            writes / etcd_renewals.max(1e-9)
+        );
+    }
+}
+
+/// Simulated seconds counted (after one re-join period of warm-up).
+const SIM_SECS: u64 = 600;
+
+/// One PID over [`SIM_SECS`]: `members` clients joining every `rejoin` seconds (phases
+/// spread evenly), the first of them head and renewing every TTL/3, the server's tick every
+/// second. The requests the server gets and the ones that change the PID's state.
+fn simulate(config: &ElectionConfig, members: usize, rejoin: u64) -> (u64, u64) {
+    let clients: Vec<(JoinRequest, IpAddr)> = (0..members as u32)
+        .map(|k| {
+            let ip = IpAddr::from([10, (k >> 16) as u8, (k >> 8) as u8, k as u8]);
+            let req = JoinRequest {
+                endpoint: format!("ipv4:{ip}"),
+                tracker: format!("http://{ip}:6881/announce"),
+                ecs_url: None,
+                capabilities: Default::default(),
+            };
+            (req, ip)
+        })
+        .collect();
+    let slots = rejoin.max(1) as usize;
+    let mut phases = vec![Vec::new(); slots];
+    for k in 0..members {
+        phases[k * slots / members.max(1)].push(k);
+    }
+    let mut drawn = 0u64;
+    let mut token = || {
+        drawn += 1;
+        Some(format!("token-{drawn}"))
+    };
+    let (mut st, mut head) = (PidState::default(), None::<(String, IpAddr)>);
+    let (mut requests, mut writes) = (0, 0);
+    for t in 0..rejoin + SIM_SECS {
+        let counting = t >= rejoin;
+        let mut tally = |st: &PidState, before: &PidState| {
+            if counting {
+                requests += 1;
+                writes += u64::from(st != before);
+            }
+        };
+        if t % (TTL_SECS / 3) == 0 {
+            if let Some((tok, ip)) = &head {
+                let before = st.clone();
+                let _ = st.renew(config, tok, *ip, t);
+                tally(&st, &before);
+            }
+        }
+        for &k in &phases[(t % rejoin) as usize] {
+            let (req, ip) = &clients[k];
+            let before = st.clone();
+            let joined = st.join(config, "PID1", req, *ip, None, t, &mut token);
+            if let Some(lease) = joined.lease {
+                head = Some((lease.token, *ip));
+            }
+            tally(&st, &before);
+        }
+        let before = st.clone();
+        st.expire(config, "PID1", t, &mut token);
+        if counting && st != before {
+            writes += 1;
+        }
+    }
+    (requests, writes)
+}
+
 async fn join(base: &str, ip: IpAddr, port: u16) -> (u16, bytes::Bytes) {
     let body = format!(r#"{{"endpoint":"ipv4:{ip}","tracker":"http://{ip}:{port}/announce"}}"#);
     post_from(ip, &format!("{base}/pidhead/join"), JOIN, &body).await
@@ -200,24 +308,7 @@ async fn main() -> anyhow::Result<()> {
             etcd_renewals = r;
         }
     }
-    // Steady load: each head renews every TTL/3; a renewal is one put of the head key and
-    // one lease keep-alive, both Raft writes.
-    println!(
-        "\nsteady head load on etcd (lease-ttl-secs = {TTL_SECS}: a renewal every {} s per head, 2 writes each)",
-        TTL_SECS / 3
-    );
-    println!(
-        "{:>8} {:>12} {:>14} {:>22}",
-        "PIDs", "renewals/s", "etcd writes/s", "share of 1 replica's"
-    );
-    for p in [100u64, 1_000, 1_700, 10_000] {
-        let renewals = p as f64 / (TTL_SECS / 3) as f64;
-        println!(
-            "{p:>8} {renewals:>12.0} {:>14.0} {:>21.1}%",
-            2.0 * renewals,
-            100.0 * renewals / etcd_renewals.max(1e-9)
-        );
-    }
+    steady_load(etcd_renewals);
     for s in setups {
         for r in s.servers {
             let _ = r.stop().await;

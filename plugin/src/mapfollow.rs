@@ -1,7 +1,8 @@
 //! Following the PID Head's network map (RFC 7285 §11.2.1), for keeping peers local and
-//! attributing bytes to PIDs: it is read from the head's `/directory`, so that clients never
-//! ask the ALTO server for it, revalidated by ETag (§8.3.3), and fetched again from the new
-//! head when the head changes.
+//! attributing bytes to PIDs: it is read from the head's `/directory`, so that clients do not
+//! ask the ALTO server for it while their head serves it, revalidated by ETag (§8.3.3), and
+//! fetched again from the new head when the head changes. From a head that serves none, it
+//! is read from the ALTO server instead.
 //!
 //! The map is published on a [`tokio::sync::watch`] channel: the session waits on it for the
 //! first map instead of polling, and the proxy and the byte accounting read its latest value.
@@ -22,6 +23,8 @@ const REVALIDATE: Duration = Duration::from_secs(30);
 /// Time between tries while there is no map: the head may not hold the maps yet, and it
 /// cannot tell this client when it does (it is another host).
 const RETRY: Duration = Duration::from_secs(1);
+/// Time between tries of the head while the map comes from the ALTO server.
+const HEAD_AGAIN: Duration = Duration::from_secs(10);
 /// Time allowed to each request to the head.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -31,12 +34,21 @@ pub fn channel() -> (watch::Sender<Option<Arc<NetworkMap>>>, NetworkMapWatch) {
 }
 
 /// Follows the network map of the head that `membership` names, asking from the client's
-/// address `ip`, and sends every map it gets into `into`. Runs until aborted.
+/// address `ip`, and sends every map it gets into `into`. A head that does not serve one (it
+/// may not hold the maps yet, or it is hostile: a head is an untrusted end host) does not
+/// leave the client without: the map is then read from the ALTO server at `server` (its
+/// replicas' directory URLs), revalidated by ETag as the head's, and the head is asked again
+/// on every round. Without a map the proxy cannot tell local peers from others, and hands
+/// librqbit every peer, the head's first. Runs until aborted.
 pub async fn follow(
     mut membership: watch::Receiver<Membership>,
     ip: IpAddr,
+    server: Vec<String>,
     into: watch::Sender<Option<Arc<NetworkMap>>>,
 ) {
+    let server = AltoClient::replicas(&server)
+        .ok()
+        .map(|c| c.with_local_address(ip).with_timeout(REQUEST_TIMEOUT));
     let mut client: Option<(String, AltoClient)> = None;
     loop {
         let head = membership.borrow_and_update().head.clone();
@@ -49,17 +61,24 @@ pub async fn follow(
                 });
             }
         }
-        let fetched = match &client {
-            Some((_, c)) => match c.network_map().await {
-                Ok(nm) => NetworkMap::from_data(&nm.meta.vtag.resource_id, &nm.network_map).ok(),
-                Err(_) => None,
-            },
+        let mut fetched = match &client {
+            Some((_, c)) => map_of(c).await,
             None => None,
         };
+        let from_head = fetched.is_some();
+        if fetched.is_none() {
+            if let Some(c) = &server {
+                fetched = map_of(c).await;
+            }
+        }
         let wait = match fetched {
             Some(net) => {
                 into.send_replace(Some(Arc::new(net)));
-                REVALIDATE
+                if from_head {
+                    REVALIDATE
+                } else {
+                    HEAD_AGAIN
+                }
             }
             None => RETRY,
         };
@@ -73,4 +92,10 @@ pub async fn follow(
             _ = changed => {}
         }
     }
+}
+
+/// The network map `c` serves, if it serves a valid one.
+async fn map_of(c: &AltoClient) -> Option<NetworkMap> {
+    let nm = c.network_map().await.ok()?;
+    NetworkMap::from_data(&nm.meta.vtag.resource_id, &nm.network_map).ok()
 }

@@ -215,6 +215,7 @@ impl AltoSession {
             tasks.push(tokio::spawn(mapfollow::follow(
                 membership.clone(),
                 config.ip,
+                config.alto.clone(),
                 netmap_tx,
             )));
             // librqbit's first announce decides whom it connects to: give the head a moment

@@ -436,11 +436,21 @@ async fn a_replica_whose_etcd_member_hangs_follows_the_election_through_another(
     let second = join_as(bb, "127.2.0.5", 0).await.json();
     assert_eq!(second["role"], "head", "{second}");
     let epoch = second["head"]["epoch"].as_u64().unwrap();
+    let token = second["lease"]["token"].as_str().unwrap().to_owned();
     let named = ("127.2.0.5".to_owned(), epoch);
-    until_every(&[ab], "A names the head elected through B", |d| {
-        head_of(d, "PID2") == Some(&named)
-    })
-    .await;
+    // The head renews through B meanwhile, so that its lease outlasts a slow machine.
+    let start = Instant::now();
+    while directory(ab)
+        .await
+        .is_none_or(|d| head_of(&d, "PID2") != Some(&named))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "A names the head elected through B"
+        );
+        lease_from(bb, "127.2.0.5", &token, "renew").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     cluster.resume(hung);
     observer.finish();
 }

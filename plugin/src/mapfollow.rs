@@ -61,24 +61,19 @@ pub async fn follow(
                 });
             }
         }
-        let mut fetched = match &client {
-            Some((_, c)) => map_of(c).await,
+        let from_head = match &client {
+            Some((_, c)) => map_of(c).await.map(|net| (net, REVALIDATE)),
             None => None,
         };
-        let from_head = fetched.is_some();
-        if fetched.is_none() {
-            if let Some(c) = &server {
-                fetched = map_of(c).await;
-            }
-        }
+        let fetched = match (from_head, &server) {
+            (Some(got), _) => Some(got),
+            (None, Some(c)) => map_of(c).await.map(|net| (net, HEAD_AGAIN)),
+            (None, None) => None,
+        };
         let wait = match fetched {
-            Some(net) => {
+            Some((net, wait)) => {
                 into.send_replace(Some(Arc::new(net)));
-                if from_head {
-                    REVALIDATE
-                } else {
-                    HEAD_AGAIN
-                }
+                wait
             }
             None => RETRY,
         };

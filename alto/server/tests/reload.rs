@@ -177,12 +177,7 @@ async fn the_binary_reloads_on_sighup_and_stops_on_sigterm() {
             .read("network-map.json")
             .replace("127.4.0.0/16", "127.4.0.0/15"),
     );
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-HUP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(test_support::signal(&child, "-HUP"));
     let start = Instant::now();
     loop {
         let now = get(&url, &[]).await.header("etag").unwrap().to_owned();
@@ -195,11 +190,7 @@ async fn the_binary_reloads_on_sighup_and_stops_on_sigterm() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(test_support::signal(&child, "-TERM"));
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
 }

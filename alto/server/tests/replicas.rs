@@ -38,12 +38,7 @@ impl Replica {
     }
 
     fn signal(&self, sig: &str) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success());
+        assert!(test_support::signal(&self.child, sig), "kill {sig}");
     }
 }
 

@@ -218,9 +218,7 @@ impl Cluster {
 
     fn signal(&self, i: usize, sig: &str) {
         if let Some(c) = &self.members[i].child {
-            let _ = Command::new("kill")
-                .args([sig, &c.id().to_string()])
-                .status();
+            crate::signal(c, sig);
         }
     }
 

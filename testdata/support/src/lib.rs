@@ -33,6 +33,15 @@ pub fn skip(why: &str) {
     println!("skipped: {why}");
 }
 
+/// Sends `sig` (as `kill` takes it: `-STOP`, `-HUP`, …) to the process `child`; whether it
+/// was delivered.
+pub fn signal(child: &std::process::Child, sig: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Starts `cmd` with its standard output piped (standard error dropped) and returns it with
 /// the first line it prints: where the servers and clients here say what they bound or wrote.
 pub fn spawn_with_first_line(cmd: &mut std::process::Command) -> (std::process::Child, String) {

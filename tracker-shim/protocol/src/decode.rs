@@ -3,7 +3,7 @@
 
 use crate::scrape::ScrapeCounts;
 use crate::{InfoHash, PeerId};
-use bendy::decoding::FromBencode;
+use bendy::decoding::{Decoder, FromBencode};
 use bendy::value::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -76,8 +76,20 @@ pub enum DecodeError {
 
 type Dict<'a> = BTreeMap<Cow<'a, [u8]>, Value<'a>>;
 
+/// Most lists and dictionaries inside one another that an answer may have. A real one has
+/// three (the answer, `peers` or `files`, a peer or its counts). `bendy`'s `Value` decodes
+/// recursively with no bound of its own, so 256 KiB of `l` from a hostile tracker or head
+/// would overflow the stack and abort the client.
+const MAX_DEPTH: usize = 16;
+
 fn dict<'a>(bytes: &'a [u8]) -> Result<Dict<'a>, DecodeError> {
-    match Value::from_bencode(bytes).map_err(|e| DecodeError::NotBencode(e.to_string()))? {
+    let not = |e: bendy::decoding::Error| DecodeError::NotBencode(e.to_string());
+    let mut decoder = Decoder::new(bytes).with_max_depth(MAX_DEPTH);
+    let object = decoder
+        .next_object()
+        .map_err(not)?
+        .ok_or_else(|| DecodeError::NotBencode("empty".into()))?;
+    match Value::decode_bencode_object(object).map_err(not)? {
         Value::Dict(d) => Ok(d),
         _ => Err(DecodeError::NotDictionary),
     }
@@ -192,4 +204,34 @@ pub fn scrape(body: &[u8]) -> Result<Vec<(InfoHash, ScrapeCounts)>, DecodeError>
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_nesting_is_refused_without_exhausting_the_stack() {
+        // The plugin reads up to 256 KiB of answer; all of it nesting, on a thread with a
+        // tokio worker's stack (2 MiB).
+        let mut deep = b"d5:peers".to_vec();
+        deep.resize(256 * 1024, b'l');
+        let answer = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || (announce(&deep), scrape(&deep)))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(
+            matches!(answer.0, Err(DecodeError::NotBencode(_))),
+            "{answer:?}"
+        );
+        assert!(
+            matches!(answer.1, Err(DecodeError::NotBencode(_))),
+            "{answer:?}"
+        );
+        // The depth a real answer has is read.
+        let ok = announce(b"d5:peersld2:ip9:127.0.0.14:porti6881eeee").unwrap();
+        assert_eq!(ok.peers, vec![("127.0.0.1:6881".parse().unwrap(), None)]);
+    }
 }

@@ -1,7 +1,8 @@
 //! librqbit clients with the plugin on the embedded loopback topology: two PIDs with a seeder
 //! and several clients each; every client completes with identical data and most bytes come
 //! from the own PID; the head killed mid-download and the ALTO server killed mid-download
-//! leave every download to complete. Nothing leaves loopback: librqbit's DHT, local service
+//! leave every download to complete; a member of a head that serves no network map reads it
+//! from the ALTO server. Nothing leaves loopback: librqbit's DHT, local service
 //! discovery and UPnP are off, and the only tracker is the plugin's proxy.
 
 use alto_model::pidhead::Role;
@@ -247,4 +248,57 @@ async fn downloads_complete_when_the_head_and_then_the_alto_server_die() {
     s1.shutdown().await;
     s3.shutdown().await;
     head.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_head_serves_no_map_reads_it_from_the_alto_server() {
+    use alto_examples::lab::junk::{Junk, JunkHead};
+    let (_d, alto) = alto().await;
+    let url = alto.directory_url();
+    let dir = tempfile::tempdir().unwrap();
+    // PID3's head joins first and serves announces only: its `/directory` is a 404.
+    let _junk = JunkHead::start(&url, "127.3.0.2".parse().unwrap(), Junk::NoPeers)
+        .await
+        .unwrap();
+    // The torrent's own tracker, a plain one: the source of peers besides the head.
+    let plain = tracker_shim::RunningTracker::start(
+        tracker_shim::Tracker::new(Default::default()),
+        "127.0.0.1:0".parse().unwrap(),
+        None,
+        tracker_shim::Mode::Plain,
+    )
+    .await
+    .unwrap();
+    let data = testdata::torrent::payload(1 << 20, 98);
+    let meta =
+        testdata::torrent::single_file("payload.bin", &data, 1 << 16, &plain.announce_url(), &[])
+            .metainfo;
+    let s1 = seeder(&url, "127.1.0.10", dir.path(), &data, &meta, None).await;
+    let c = client(&url, "127.3.0.21", dir.path(), None).await;
+    until_membership(
+        "the hostile head as the member's head",
+        Duration::from_secs(10),
+        vec![membership(&c)],
+        |m| {
+            m.head
+                .as_ref()
+                .is_some_and(|h| h.tracker.contains("127.3.0.2:"))
+        },
+    )
+    .await;
+    let t = c.add(&meta).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), t.wait_completed())
+        .await
+        .unwrap_or_else(|_| panic!("did not complete: {:?}", c.report(&t)))
+        .unwrap();
+    let got = std::fs::read(dir.path().join("127.3.0.21").join("payload.bin")).unwrap();
+    assert!(got == data, "different bytes");
+    // The client's PID and its bytes' PIDs come from the network map, which only the ALTO
+    // server served.
+    let r = c.report(&t);
+    assert_eq!(r.pid.as_deref(), Some("PID3"), "{r:?}");
+    assert!(r.bytes_by_pid.get("PID1").is_some_and(|b| *b > 0), "{r:?}");
+    c.shutdown().await;
+    s1.shutdown().await;
+    alto.stop().await.unwrap();
 }

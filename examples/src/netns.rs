@@ -215,7 +215,8 @@ async fn run_one(
     let spawn = |k: usize,
                  ip: IpAddr,
                  out: &Path,
-                 upload_bps: u32|
+                 upload_bps: u32,
+                 download_bps: u32|
      -> anyhow::Result<(tokio::process::Child, watch::Receiver<Progress>)> {
         std::fs::create_dir_all(out)?;
         let mut cmd = tokio::process::Command::from(ns.command(k, bin));
@@ -230,6 +231,9 @@ async fn run_one(
         ]);
         if upload_bps > 0 {
             cmd.args(["--upload-kib", &(upload_bps / 1024).max(1).to_string()]);
+        }
+        if download_bps > 0 {
+            cmd.args(["--download-kib", &(download_bps / 1024).max(1).to_string()]);
         }
         if with_alto {
             cmd.args(["--alto", &alto.directory_url()]);
@@ -251,7 +255,7 @@ async fn run_one(
     let seed_dir = dir.join("seeder");
     std::fs::create_dir_all(&seed_dir)?;
     std::fs::write(seed_dir.join("payload.bin"), data)?;
-    let (mut seeder, mut seeder_progress) = spawn(1, addr(1, SEEDER), &seed_dir, c.upload_bps)?;
+    let (mut seeder, mut seeder_progress) = spawn(1, addr(1, SEEDER), &seed_dir, c.upload_bps, 0)?;
     // The seeder says it has the whole file once it has checked it (and joined, with ALTO).
     let ready = tokio::time::timeout(
         SEEDER_READY,
@@ -288,7 +292,7 @@ async fn run_one(
             let ip = addr(k, 10 + i);
             let out = dir.join(ip.to_string());
             let upload = c.scenario.upload_bps(i, clients.len(), c.upload_bps);
-            let (child, progress) = spawn(k, ip, &out, upload)?;
+            let (child, progress) = spawn(k, ip, &out, upload, c.download_bps)?;
             clients.push(Member {
                 ip,
                 out,

@@ -10,7 +10,10 @@
 //!    3), which grow in number; an underserved one **reaches out**, with
 //!    [`LocalityConfig::foreign_peers`] peers of the cheapest other PIDs. The PID's own
 //!    peers are kept too, so it goes back by itself once local service recovers (a served
-//!    client is handed no more peers of other PIDs).
+//!    client is handed no more peers of other PIDs). A client that knows its downlink (its
+//!    download limit) is also slow below [`LocalityConfig::downlink_fraction`] of it, and
+//!    underserved from its first measurement: its own link is the yardstick, so one
+//!    measurement is evidence ([`LocalityConfig::client_service`]).
 //! 3. A PID's **gateways** fetch from other PIDs for the PID: its best deliverers by
 //!    measured upload rate, one, plus one for each lagging or underserved member, at most
 //!    [`LocalityConfig::max_gateways`]. Before anything is measured, the PID Head's own
@@ -50,6 +53,8 @@ pub struct LocalityConfig {
     pub random_share: f64,
     /// Most gateways of one PID (rule 3).
     pub max_gateways: usize,
+    /// A client that knows its downlink is slow below this share of it (rule 2).
+    pub downlink_fraction: f64,
     /// Peers of its parent's PID a PID Head's own client fetches from besides its parent in
     /// the heads' tree: a second source over the same link, in case the parent is slow.
     /// More make the head a source for the parent's PID too (traffic back up the tree).
@@ -65,6 +70,7 @@ const DEFAULT: LocalityConfig = LocalityConfig {
     confirm_ms: 4_000,
     random_share: 0.1,
     max_gateways: 3,
+    downlink_fraction: 0.5,
     tree_extra: 1,
 };
 
@@ -100,6 +106,30 @@ impl LocalityConfig {
             progress.rates(now_ms, self.window_ms),
             peak_bps,
         )
+    }
+
+    /// How a client with `progress` is served at `now_ms` by its own figures, as its proxy
+    /// sees it: the stall rule, and where it knows its downlink (`downlink_bps`, its download
+    /// limit), the share of it that it gets (rule 2). Below that share it is underserved at
+    /// once: whether its PID could serve it better later does not help its user now.
+    pub fn client_service(
+        &self,
+        progress: &Progress,
+        now_ms: u64,
+        downlink_bps: Option<u32>,
+    ) -> Service {
+        let service = self.service(progress, now_ms, 0.0);
+        let Some(link) = downlink_bps.filter(|&b| b > 0) else {
+            return service;
+        };
+        match (service, progress.rates(now_ms, self.window_ms)) {
+            (Service::Served | Service::Lagging, Some(r))
+                if r.down_bps < self.downlink_fraction * f64::from(link) =>
+            {
+                Service::Underserved
+            }
+            _ => service,
+        }
     }
 
     /// [`LocalityConfig::service`] from the client's measured `rates`.
@@ -428,6 +458,45 @@ mod tests {
             .iter()
             .map(|(k, p, own)| head_quota(&CFG, &s, k, p, *own, 30, now_ms))
             .collect()
+    }
+
+    #[test]
+    fn a_client_that_knows_its_downlink_is_underserved_below_half_of_it_at_once() {
+        let link = Some(4096 * 1024); // 4 MiB/s
+                                      // One second measured: without a known downlink that is no evidence yet.
+        assert_eq!(
+            CFG.client_service(&client(1024, 0, 1000), 1000, None),
+            Service::Served
+        );
+        assert_eq!(
+            CFG.client_service(&client(1024, 0, 1000), 1000, link),
+            Service::Underserved,
+            "1 MiB/s of a 4 MiB/s link"
+        );
+        assert_eq!(
+            CFG.client_service(&client(16, 0, 1000), 1000, link),
+            Service::Underserved,
+            "a stall is underserved at once too"
+        );
+        assert_eq!(
+            CFG.client_service(&client(3072, 0, 4000), 4000, link),
+            Service::Served,
+            "3 of 4 MiB/s"
+        );
+        assert_eq!(
+            CFG.client_service(&joined(1000), 1000, link),
+            Service::Unknown,
+            "nothing measured"
+        );
+        assert_eq!(
+            CFG.client_service(&client(8192, 0, 3000), 3000, link),
+            Service::Seeding
+        );
+        assert_eq!(
+            CFG.client_service(&client(1024, 0, 1000), 1000, Some(0)),
+            Service::Served,
+            "a limit of 0 is no limit"
+        );
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub struct ProxySettings {
     /// in the own PID from other sources, a client not yet measured gets only the random
     /// share from other PIDs.
     pub local_enough: usize,
+    /// The client's downlink where it is known (its download limit), bytes per second: a
+    /// download below a share of it is underserved (`docs/locality.md`, rule 2).
+    pub downlink_bps: Option<u32>,
 }
 
 /// Counters of the proxy.
@@ -292,7 +295,10 @@ impl Proxy {
             let mut t = self.torrents.lock().expect("proxy lock");
             let e = t.entry(req.info_hash).or_default();
             e.head_in_swarm |= head_ip.is_some_and(|ip| from_head.iter().any(|p| p.ip() == ip));
-            (e.head_in_swarm, cfg.service(&e.progress, now_ms, 0.0))
+            (
+                e.head_in_swarm,
+                cfg.client_service(&e.progress, now_ms, self.settings.downlink_bps),
+            )
         };
         let is_head = m.role == Some(Role::Head);
         let parent = if is_head {

@@ -30,6 +30,10 @@ struct Args {
     /// Upload limit per client, KiB/s (0: none).
     #[arg(long, default_value_t = 4096)]
     upload_kib: u32,
+    /// Download limit per client, KiB/s (0: none): an access link's downlink. Without one, a
+    /// client fetches as fast as every peer it knows can send.
+    #[arg(long, default_value_t = 0)]
+    download_kib: u32,
     /// Head election policy: `first` or `scored`.
     #[arg(long, default_value = "first")]
     policy: String,
@@ -197,6 +201,7 @@ async fn main() {
         file_bytes: args.file_mib.max(1) << 20,
         seed: args.seed,
         upload_bps: args.upload_kib.saturating_mul(1024),
+        download_bps: args.download_kib.saturating_mul(1024),
         policy: args.policy.clone(),
         timeout: Duration::from_secs(args.timeout_secs),
         dir: args.dir.clone(),
@@ -218,11 +223,15 @@ async fn main() {
         replica_program: None,
     };
     eprintln!(
-        "[lab] {} PIDs x {} clients, one seeder in PID1, {} MiB, upload {} KiB/s per client, policy `{}`{}",
+        "[lab] {} PIDs x {} clients, one seeder in PID1, {} MiB, upload {} KiB/s{} per client, policy `{}`{}",
         config.pids,
         config.clients_per_pid,
         args.file_mib,
         args.upload_kib,
+        match args.download_kib {
+            0 => String::new(),
+            k => format!(", download {k} KiB/s"),
+        },
         config.policy,
         if config.tls { ", ALTO over HTTPS" } else { "" }
     );

@@ -18,6 +18,9 @@ pub struct LabConfig {
     pub seed: u64,
     /// Upload limit per client, bytes per second (0: none).
     pub upload_bps: u32,
+    /// Download limit per client (not the seeder), bytes per second (0: none): an access
+    /// link's downlink.
+    pub download_bps: u32,
     /// Election policy: `first` or `scored`.
     pub policy: String,
     /// Seconds a client may take before it is reported as failed.
@@ -88,6 +91,7 @@ impl Default for LabConfig {
             file_bytes: 16 << 20,
             seed: 7285,
             upload_bps: 4 << 20,
+            download_bps: 0,
             policy: "first".into(),
             timeout: Duration::from_secs(300),
             dir: None,

@@ -176,7 +176,11 @@ async fn run_one(
         );
     }
     let (directories, share) = (replicas.directories().to_vec(), std::cell::Cell::new(0));
-    let client = |ip: String, folder: PathBuf, upload_bps: u32| -> anyhow::Result<Config> {
+    let client = |ip: String,
+                  folder: PathBuf,
+                  upload_bps: u32,
+                  download_bps: u32|
+     -> anyhow::Result<Config> {
         let mut cfg = Config::new(ip.parse().expect("an address"), folder.clone());
         if c.tls {
             // Its tracker, which serves as head when elected, over HTTPS too.
@@ -192,6 +196,7 @@ async fn run_one(
         }
         cfg.min_interval = 2;
         cfg.upload_bps = (upload_bps > 0).then_some(upload_bps);
+        cfg.download_bps = (download_bps > 0).then_some(download_bps);
         cfg.locality.foreign_peers = c.foreign_peers;
         cfg.local_enough = c.local_enough;
         Ok(cfg)
@@ -202,7 +207,7 @@ async fn run_one(
     std::fs::write(seed_dir.join("payload.bin"), data)?;
     let seeder_ip = "127.1.0.250";
     let seeder =
-        AltoSession::start(client(seeder_ip.into(), seed_dir.clone(), c.upload_bps)?).await?;
+        AltoSession::start(client(seeder_ip.into(), seed_dir.clone(), c.upload_bps, 0)?).await?;
     let st = seeder.add(&torrent.metainfo).await?;
     st.wait_completed().await?;
     let before = alto_metrics(&alto).await;
@@ -243,7 +248,7 @@ async fn run_one(
                 let ip = format!("127.{}.0.{}", p + 1, k + 10);
                 let folder = dir.join(&ip);
                 let upload = scenario.upload_bps(k, index, c.upload_bps);
-                let session = AltoSession::start(client(ip.clone(), folder.clone(), upload)?).await?;
+                let session = AltoSession::start(client(ip.clone(), folder.clone(), upload, c.download_bps)?).await?;
                 let added = Instant::now();
                 let t = session.add(&torrent.metainfo).await?;
                 let (watched, tx) = (t.clone(), completed_tx.clone());

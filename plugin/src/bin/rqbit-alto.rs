@@ -88,7 +88,8 @@ struct Common {
     /// Seconds between librqbit's announces (the proxy's `min interval`).
     #[arg(long, default_value_t = 5)]
     min_interval: u32,
-    /// Download limit, KiB/s.
+    /// Download limit, KiB/s: the access link's downlink, if known. A download below half
+    /// of it reaches peers of other PIDs (docs/locality.md, rule 2).
     #[arg(long)]
     download_kib: Option<u32>,
 }

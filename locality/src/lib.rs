@@ -20,5 +20,5 @@ pub mod progress;
 pub mod rank;
 pub mod tree;
 
-pub use policy::{LocalityConfig, Service};
+pub use policy::{Links, LocalityConfig, Service};
 pub use progress::{Progress, Sample};

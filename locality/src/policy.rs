@@ -10,10 +10,11 @@
 //!    3), which grow in number; an underserved one **reaches out**, with
 //!    [`LocalityConfig::foreign_peers`] peers of the cheapest other PIDs. The PID's own
 //!    peers are kept too, so it goes back by itself once local service recovers (a served
-//!    client is handed no more peers of other PIDs). A client that knows its downlink (its
-//!    download limit) is also slow below [`LocalityConfig::downlink_fraction`] of it, and
-//!    underserved from its first measurement: its own link is the yardstick, so one
-//!    measurement is evidence ([`LocalityConfig::client_service`]).
+//!    client is handed no more peers of other PIDs). A client that knows its own links (its
+//!    limits) is also slow below [`LocalityConfig::downlink_fraction`] of its downlink, or
+//!    below [`LocalityConfig::reciprocity`] times its uplink: a client that gets less than
+//!    it may give is not served, even when its whole PID is as slow
+//!    ([`LocalityConfig::client_service`]).
 //! 3. A PID's **gateways** fetch from other PIDs for the PID: its best deliverers by
 //!    measured upload rate, one, plus one for each lagging or underserved member, at most
 //!    [`LocalityConfig::max_gateways`]. Before anything is measured, the PID Head's own
@@ -55,6 +56,8 @@ pub struct LocalityConfig {
     pub max_gateways: usize,
     /// A client that knows its downlink is slow below this share of it (rule 2).
     pub downlink_fraction: f64,
+    /// A client that knows its uplink is slow below this many times it (rule 2).
+    pub reciprocity: f64,
     /// Peers of its parent's PID a PID Head's own client fetches from besides its parent in
     /// the heads' tree: a second source over the same link, in case the parent is slow.
     /// More make the head a source for the parent's PID too (traffic back up the tree).
@@ -71,6 +74,7 @@ const DEFAULT: LocalityConfig = LocalityConfig {
     random_share: 0.1,
     max_gateways: 3,
     downlink_fraction: 0.5,
+    reciprocity: 1.0,
     tree_extra: 1,
 };
 
@@ -78,6 +82,16 @@ impl Default for LocalityConfig {
     fn default() -> Self {
         DEFAULT
     }
+}
+
+/// What a client knows of its own access links: its limits, bytes per second (`None` or 0:
+/// not known).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Links {
+    /// The download limit.
+    pub down_bps: Option<u32>,
+    /// The upload limit.
+    pub up_bps: Option<u32>,
 }
 
 /// How well a client is served, by its own figures.
@@ -104,40 +118,30 @@ impl LocalityConfig {
         self.classify(
             progress.seeding(),
             progress.rates(now_ms, self.window_ms),
-            peak_bps,
+            self.served_fraction * peak_bps,
         )
     }
 
     /// How a client with `progress` is served at `now_ms` by its own figures, as its proxy
-    /// sees it: the stall rule, and where it knows its downlink (`downlink_bps`, its download
-    /// limit), the share of it that it gets (rule 2). Below that share it is underserved at
-    /// once: whether its PID could serve it better later does not help its user now.
-    pub fn client_service(
-        &self,
-        progress: &Progress,
-        now_ms: u64,
-        downlink_bps: Option<u32>,
-    ) -> Service {
-        let service = self.service(progress, now_ms, 0.0);
-        let Some(link) = downlink_bps.filter(|&b| b > 0) else {
-            return service;
-        };
-        match (service, progress.rates(now_ms, self.window_ms)) {
-            (Service::Served | Service::Lagging, Some(r))
-                if r.down_bps < self.downlink_fraction * f64::from(link) =>
-            {
-                Service::Underserved
-            }
-            _ => service,
-        }
+    /// sees it: the stall rule, and against its own `links` where it knows them (rule 2).
+    pub fn client_service(&self, progress: &Progress, now_ms: u64, links: Links) -> Service {
+        let known = |b: Option<u32>| f64::from(b.unwrap_or(0));
+        let floor = (self.downlink_fraction * known(links.down_bps))
+            .max(self.reciprocity * known(links.up_bps));
+        self.classify(
+            progress.seeding(),
+            progress.rates(now_ms, self.window_ms),
+            floor,
+        )
     }
 
-    /// [`LocalityConfig::service`] from the client's measured `rates`.
-    fn classify(&self, seeding: bool, rates: Option<Rates>, peak_bps: f64) -> Service {
+    /// [`LocalityConfig::service`] from the client's measured `rates`, slow below the stall
+    /// rate or `floor_bps`.
+    fn classify(&self, seeding: bool, rates: Option<Rates>, floor_bps: f64) -> Service {
         match rates {
             _ if seeding => Service::Seeding,
             None => Service::Unknown,
-            Some(r) if r.down_bps < self.stall_bps.max(self.served_fraction * peak_bps) => {
+            Some(r) if r.down_bps < self.stall_bps.max(floor_bps) => {
                 if r.span_ms >= self.confirm_ms || r.intervals + 1 >= SAMPLES {
                     Service::Underserved
                 } else {
@@ -208,7 +212,7 @@ pub fn pid_summary<'a, K: Copy + PartialEq + 'a>(
         gateways: Vec::new(),
     };
     for &(_, seeding, rates, _) in &measured {
-        match cfg.classify(seeding, rates, peak_bps) {
+        match cfg.classify(seeding, rates, cfg.served_fraction * peak_bps) {
             Service::Seeding | Service::Served => s.served += 1,
             Service::Lagging | Service::Underserved => s.underserved += 1,
             Service::Unknown => {}
@@ -461,41 +465,67 @@ mod tests {
     }
 
     #[test]
-    fn a_client_that_knows_its_downlink_is_underserved_below_half_of_it_at_once() {
-        let link = Some(4096 * 1024); // 4 MiB/s
-                                      // One second measured: without a known downlink that is no evidence yet.
+    fn a_client_is_slow_below_half_of_its_downlink_or_below_its_uplink() {
+        let down = Links {
+            down_bps: Some(4096 * 1024), // 4 MiB/s
+            up_bps: None,
+        };
+        let up = Links {
+            down_bps: None,
+            up_bps: Some(2048 * 1024), // 2 MiB/s
+        };
+        let none = Links::default();
+        let now = 4000;
         assert_eq!(
-            CFG.client_service(&client(1024, 0, 1000), 1000, None),
-            Service::Served
-        );
-        assert_eq!(
-            CFG.client_service(&client(1024, 0, 1000), 1000, link),
-            Service::Underserved,
-            "1 MiB/s of a 4 MiB/s link"
-        );
-        assert_eq!(
-            CFG.client_service(&client(16, 0, 1000), 1000, link),
-            Service::Underserved,
-            "a stall is underserved at once too"
-        );
-        assert_eq!(
-            CFG.client_service(&client(3072, 0, 4000), 4000, link),
+            CFG.client_service(&client(1024, 0, now), now, none),
             Service::Served,
-            "3 of 4 MiB/s"
+            "1 MiB/s, nothing to compare with"
         );
+        for (links, what) in [
+            (down, "of a 4 MiB/s downlink"),
+            (up, "for a 2 MiB/s uplink"),
+        ] {
+            assert_eq!(
+                CFG.client_service(&client(1024, 0, now), now, links),
+                Service::Underserved,
+                "1 MiB/s {what}, over every interval kept"
+            );
+            assert_eq!(
+                CFG.client_service(&client(1024, 0, 1000), 1000, links),
+                Service::Lagging,
+                "1 MiB/s {what}, over one second only"
+            );
+            assert_eq!(
+                CFG.client_service(&client(3072, 0, now), now, links),
+                Service::Served,
+                "3 MiB/s {what}"
+            );
+            assert_eq!(
+                CFG.client_service(&joined(1000), 1000, links),
+                Service::Unknown
+            );
+            assert_eq!(
+                CFG.client_service(&client(8192, 0, 3000), 3000, links),
+                Service::Seeding
+            );
+        }
+        let both = Links {
+            down_bps: Some(4096 * 1024),
+            up_bps: Some(3072 * 1024),
+        };
         assert_eq!(
-            CFG.client_service(&joined(1000), 1000, link),
-            Service::Unknown,
-            "nothing measured"
+            CFG.client_service(&client(2560, 0, now), now, both),
+            Service::Underserved,
+            "2.5 MiB/s: over half the downlink, under the uplink"
         );
+        let zero = Links {
+            down_bps: Some(0),
+            up_bps: Some(0),
+        };
         assert_eq!(
-            CFG.client_service(&client(8192, 0, 3000), 3000, link),
-            Service::Seeding
-        );
-        assert_eq!(
-            CFG.client_service(&client(1024, 0, 1000), 1000, Some(0)),
+            CFG.client_service(&client(1024, 0, now), now, zero),
             Service::Served,
-            "a limit of 0 is no limit"
+            "limits of 0 are no limits"
         );
     }
 
@@ -640,6 +670,43 @@ mod tests {
         assert_eq!(
             quotas(&[(0, joined(0), true), (1, joined(0), false)], 0),
             [4, 3]
+        );
+    }
+
+    #[test]
+    fn churn_a_pid_slow_together_looks_served_to_the_head_but_not_to_its_members() {
+        // Three leechers of one PID at 1.3 MiB/s each, with 4 MiB/s uplinks: nobody is far
+        // below the PID's fastest, so the head keeps them local (one gateway).
+        let now = 6000;
+        let members = [
+            (0, client(1331, 1024, now), false),
+            (1, client(1331, 512, now), false),
+            (2, client(1300, 256, now), false),
+        ];
+        assert_eq!(quotas(&members, now), [4, 0, 0]);
+        // Each member's proxy knows its uplink: getting a third of what it may give, it is
+        // underserved, and reaches out whatever the head says.
+        let links = Links {
+            down_bps: None,
+            up_bps: Some(4 << 20),
+        };
+        let service = CFG.client_service(&members[1].1, now, links);
+        assert_eq!(service, Service::Underserved);
+        let net = net();
+        let from_head = [peer(2, 10), peer(2, 11)];
+        let others = [peer(2, 12), peer(1, 250), peer(3, 10), peer(4, 10)];
+        let got = client_peers(&CFG, &view(&net, service), &from_head, &others, 30);
+        assert_eq!(
+            got,
+            [
+                peer(1, 250),
+                peer(3, 10),
+                peer(4, 10),
+                peer(2, 10),
+                peer(2, 12),
+                peer(2, 11)
+            ],
+            "peers of other PIDs first, its own PID's kept"
         );
     }
 

@@ -15,7 +15,7 @@ use crate::upstream::Upstream;
 use alto_client::AltoClient;
 use alto_locality::policy::{client_peers, ClientView, LocalityConfig};
 use alto_locality::tree::ElectedHead;
-use alto_locality::{Progress, Sample};
+use alto_locality::{Links, Progress, Sample};
 use alto_model::messages::{EndpointFilter, InfoResourceEndpointCostMap, ReqEndpointCostMap};
 use alto_model::pidhead::{HeadInfo, Role};
 use alto_model::{media, CostMode, CostType};
@@ -52,9 +52,9 @@ pub struct ProxySettings {
     /// in the own PID from other sources, a client not yet measured gets only the random
     /// share from other PIDs.
     pub local_enough: usize,
-    /// The client's downlink where it is known (its download limit), bytes per second: a
-    /// download below a share of it is underserved (`docs/locality.md`, rule 2).
-    pub downlink_bps: Option<u32>,
+    /// The client's links where it knows them (its limits): a download slow for them
+    /// reaches out (`docs/locality.md`, rule 2).
+    pub links: Links,
 }
 
 /// Counters of the proxy.
@@ -297,7 +297,7 @@ impl Proxy {
             e.head_in_swarm |= head_ip.is_some_and(|ip| from_head.iter().any(|p| p.ip() == ip));
             (
                 e.head_in_swarm,
-                cfg.client_service(&e.progress, now_ms, self.settings.downlink_bps),
+                cfg.client_service(&e.progress, now_ms, self.settings.links),
             )
         };
         let is_head = m.role == Some(Role::Head);

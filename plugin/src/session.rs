@@ -197,7 +197,10 @@ impl AltoSession {
             dht_wait: Duration::from_millis(500),
             locality: config.locality,
             local_enough: config.local_enough,
-            downlink_bps: config.download_bps,
+            links: alto_locality::Links {
+                down_bps: config.download_bps,
+                up_bps: config.upload_bps,
+            },
         };
         let (netmap_tx, netmap) = mapfollow::channel();
         let proxy = Arc::new(Proxy::new(settings, shim.as_ref(), dht, netmap.clone()));

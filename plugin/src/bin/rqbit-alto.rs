@@ -70,7 +70,8 @@ struct Common {
     /// The certificate's private key (PEM).
     #[arg(long, requires = "tracker_tls_cert")]
     tracker_tls_key: Option<PathBuf>,
-    /// Upload limit, KiB/s.
+    /// Upload limit, KiB/s. A download slower than it is not served: after a few seconds
+    /// it reaches peers of other PIDs (docs/locality.md, rule 2).
     #[arg(long)]
     upload_kib: Option<u32>,
     /// Peers of other PIDs per announce for a gateway or a client that reaches out (as
@@ -89,7 +90,8 @@ struct Common {
     #[arg(long, default_value_t = 5)]
     min_interval: u32,
     /// Download limit, KiB/s: the access link's downlink, if known. A download below half
-    /// of it reaches peers of other PIDs (docs/locality.md, rule 2).
+    /// of it is not served: after a few seconds it reaches peers of other PIDs
+    /// (docs/locality.md, rule 2).
     #[arg(long)]
     download_kib: Option<u32>,
 }

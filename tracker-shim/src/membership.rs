@@ -29,7 +29,8 @@ pub struct JoinSettings {
     pub endpoint: IpAddr,
     /// What it says of itself.
     pub capabilities: CandidateClaims,
-    /// Time between a member's joins when its head does not fail.
+    /// Time between a member's joins when its head does not fail, at most: sooner where the
+    /// server's join answer advises it (`rejoin-secs`).
     pub rejoin: Duration,
     /// Seconds between map refreshes as head.
     pub refresh: Duration,
@@ -215,7 +216,10 @@ pub async fn run(
                                 });
                                 ttl / 3
                             }
-                            None => s.rejoin,
+                            // The server's advice, where it is sooner: a kept standby stays one.
+                            None => a
+                                .rejoin_secs
+                                .map_or(s.rejoin, |r| s.rejoin.min(Duration::from_secs(r.max(1)))),
                         }
                     }
                     Err(e) => {

@@ -305,6 +305,14 @@ pub struct HeadAnswer {
     /// The lease, for a head.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// In a join's answer: seconds after which the server advises the member to join again
+    /// (wire name `rejoin-secs`): shorter for a kept standby, so it stays one.
+    #[serde(
+        rename = "rejoin-secs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rejoin_secs: Option<u64>,
 }
 
 /// An RFC 9240 property map (§7.6 response): entity → property → value.

@@ -129,6 +129,11 @@ pub struct HeadSettings {
     /// Candidates seen within this many seconds are standbys.
     #[serde(default = "default_standby")]
     pub standby_window_secs: u64,
+    /// Candidates remembered per PID. Each one that stays a standby re-joins once a window
+    /// (`rejoin-secs`), one store write each time: with etcd, the write load is this many
+    /// times the PIDs, per window.
+    #[serde(default = "default_max_candidates")]
+    pub max_candidates: usize,
     /// Joins a source may make at once…
     #[serde(default = "default_join_burst")]
     pub join_burst: f64,
@@ -264,6 +269,9 @@ fn default_ttl() -> u64 {
 }
 fn default_standby() -> u64 {
     90
+}
+fn default_max_candidates() -> usize {
+    64
 }
 fn default_join_burst() -> f64 {
     10.0
@@ -408,6 +416,9 @@ pub enum ConfigError {
     /// `pid-heads.lease-ttl-secs` is 0.
     #[error("pid-heads.lease-ttl-secs must be at least 1")]
     LeaseTtl,
+    /// `pid-heads.max-candidates` is 0.
+    #[error("pid-heads.max-candidates must be at least 1")]
+    MaxCandidates,
     /// A trusted proxy is no prefix.
     #[error("pid-heads.trusted-proxies: {0}")]
     TrustedProxy(#[source] PrefixError),
@@ -470,6 +481,9 @@ impl Config {
         }
         if self.pid_heads.lease_ttl_secs == 0 {
             return Err(ConfigError::LeaseTtl);
+        }
+        if self.pid_heads.max_candidates == 0 {
+            return Err(ConfigError::MaxCandidates);
         }
         for p in &self.pid_heads.trusted_proxies {
             parse_prefix(p).map_err(ConfigError::TrustedProxy)?;

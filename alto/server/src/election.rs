@@ -80,6 +80,19 @@ impl ElectionConfig {
     pub fn presence_step_secs(&self) -> u64 {
         (self.standby_window_secs / 6).max(1)
     }
+
+    /// When a member should join again, the server's advice in its join answer
+    /// (`rejoin-secs`, `docs/pid-head.md`). A `kept` candidate, one step before its standby
+    /// window closes: so it stays a standby, its presence continuous, and each of its joins
+    /// is one store write. One not kept (every slot held) is no standby: four windows, and
+    /// its head's failure brings it back sooner.
+    pub fn rejoin_secs(&self, kept: bool) -> u64 {
+        let window = self.standby_window_secs.max(1);
+        match kept {
+            true => window.saturating_sub(self.presence_step_secs()).max(1),
+            false => 4 * window,
+        }
+    }
 }
 
 /// A measured distance that moved by less than this share is not recorded again: round trips
@@ -216,6 +229,9 @@ pub struct Joined {
     pub head: Option<HeadInfo>,
     /// Elections and lapses the join caused.
     pub events: Vec<ElectionEvent>,
+    /// The joiner is remembered as a candidate: it stays a standby while it joins again
+    /// within the standby window ([`ElectionConfig::rejoin_secs`]).
+    pub kept: bool,
 }
 
 /// Why a lease request is refused.
@@ -387,6 +403,7 @@ impl PidState {
                         lease: None,
                         head: self.info(),
                         events,
+                        kept: false,
                     };
                 }
                 let mut record = true;
@@ -472,6 +489,7 @@ impl PidState {
                             lease: None,
                             head: self.info(),
                             events,
+                            kept: true,
                         }
                     }
                     None => {}
@@ -488,6 +506,7 @@ impl PidState {
             lease,
             head: self.info(),
             events,
+            kept: self.candidates.iter().any(|c| c.endpoint == endpoint),
         }
     }
 
@@ -952,6 +971,36 @@ mod tests {
             &mut t,
         );
         assert!(far.lease.is_none());
+    }
+
+    #[test]
+    fn kept_candidates_are_advised_to_rejoin_within_the_window_and_others_rarely() {
+        let config = ElectionConfig {
+            max_candidates: 2,
+            ..ElectionConfig::default()
+        };
+        // 90 s window, 15 s step: a standby joins again after 75 s, one not kept after 360 s.
+        assert_eq!(
+            (config.rejoin_secs(true), config.rejoin_secs(false)),
+            (75, 360)
+        );
+        let mut st = PidState::default();
+        let mut t = tokens();
+        let (a, ia) = req("127.1.0.1", 1e9);
+        let (b, ib) = req("127.1.0.2", 1e9);
+        let (c, ic) = req("127.1.0.3", 1e9);
+        assert!(
+            st.join(&config, "PID1", &a, ia, None, 0, &mut t).kept,
+            "the head"
+        );
+        assert!(
+            st.join(&config, "PID1", &b, ib, None, 1, &mut t).kept,
+            "a standby"
+        );
+        // Under `first`, with both slots held by candidates still present: not recorded.
+        assert!(!st.join(&config, "PID1", &c, ic, None, 2, &mut t).kept);
+        // Once the others have gone quiet past the window, the newcomer takes a slot.
+        assert!(st.join(&config, "PID1", &c, ic, None, 100, &mut t).kept);
     }
 
     #[test]

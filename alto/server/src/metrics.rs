@@ -234,7 +234,9 @@ pub struct HeadCounters {
     pub joins_unreachable: AtomicU64,
     /// Head answers that failed the server's checks.
     pub answers_refused: AtomicU64,
-    /// Leases revoked after repeated failed answers.
+    /// Probes of a PID's head, on its members' joins, that could not reach its tracker.
+    pub heads_unreachable: AtomicU64,
+    /// Leases revoked after repeated failed answers or probes.
     pub revoked: AtomicU64,
     /// Heads elected.
     pub elections: AtomicU64,
@@ -273,8 +275,13 @@ impl HeadCounters {
                 &self.answers_refused,
             ),
             (
+                "alto_pidhead_heads_unreachable_total",
+                "Probes of a PID's head, on its members' joins, that could not reach its tracker.",
+                &self.heads_unreachable,
+            ),
+            (
                 "alto_pidhead_revoked_total",
-                "Head leases revoked after repeated failed answers.",
+                "Head leases revoked after repeated failed answers or unreachable trackers.",
                 &self.revoked,
             ),
             (

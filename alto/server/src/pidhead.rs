@@ -103,6 +103,8 @@ pub struct Heads {
     no_heads: Vec<String>,
     /// Failed answers in a row of each PID's head: its endpoint and the count.
     failures: Mutex<BTreeMap<String, (IpAddr, u32)>>,
+    /// When each PID's head was last probed on a member's join ([`HEAD_PROBE_EVERY`]).
+    head_probes: Mutex<BTreeMap<String, Instant>>,
     max_failures: u32,
     revoked_secs: u64,
     trusted: Vec<Prefix>,
@@ -111,6 +113,12 @@ pub struct Heads {
     started: Instant,
     counters: Arc<HeadCounters>,
 }
+
+/// A PID's head is probed on its members' joins at most this often. A member joins again at
+/// once when its head fails it, so a head that left or cannot be reached is found within a
+/// few of its members' joins, not at its lease's end; the bound keeps the probes following
+/// the PIDs, not the members.
+const HEAD_PROBE_EVERY: Duration = Duration::from_secs(1);
 
 fn bad(e: AltoError) -> HttpResponse {
     web::alto_error(StatusCode::BAD_REQUEST, &e)
@@ -148,7 +156,7 @@ impl Heads {
             policy,
             lease_ttl_secs: s.lease_ttl_secs,
             standby_window_secs: s.standby_window_secs,
-            ..ElectionConfig::default()
+            max_candidates: s.max_candidates,
         };
         let store = if s.store == "etcd" {
             Store::Etcd(Arc::new(EtcdStore::new(
@@ -174,6 +182,7 @@ impl Heads {
             prefix_bits: (s.join_prefix_v4, s.join_prefix_v6),
             no_heads: s.no_heads.clone(),
             failures: Mutex::new(BTreeMap::new()),
+            head_probes: Mutex::new(BTreeMap::new()),
             max_failures: s.max_head_failures.max(1),
             revoked_secs: s.revoked_secs,
             trusted: s
@@ -332,6 +341,8 @@ impl Heads {
             }
         }
         let pid_name = net.pid_name(pid).to_owned();
+        let config = self.config();
+        // Not a candidate: the advice of one not kept.
         let member = |head| {
             let answer = HeadAnswer {
                 meta: meta(base),
@@ -339,6 +350,7 @@ impl Heads {
                 role: Role::Member,
                 head,
                 lease: None,
+                rejoin_secs: Some(config.rejoin_secs(false)),
             };
             match answer::json(&answer) {
                 Ok(body) => web::post_answer(pidhead::HEAD, body),
@@ -351,7 +363,28 @@ impl Heads {
         // The connect-back check, under every policy: only a candidate whose tracker the
         // server reached itself can be elected (its round trip is the scored policy's
         // distance).
-        let Some(distance) = probe::tcp_round_trip(&req.tracker, self.probe_timeout).await else {
+        // The head is probed alongside: a member of a head it cannot reach joins again.
+        let head_probe = self.head_probe_due(&pid_name, endpoint);
+        let (own, head_reached) = tokio::join!(
+            probe::tcp_round_trip(&req.tracker, self.probe_timeout),
+            async {
+                match &head_probe {
+                    Some((_, tracker)) => Some(
+                        probe::tcp_round_trip(tracker, self.probe_timeout)
+                            .await
+                            .is_some(),
+                    ),
+                    None => None,
+                }
+            }
+        );
+        if let (Some((head, _)), Some(false)) = (head_probe, head_reached) {
+            self.counters.heads_unreachable.fetch_add(1, Relaxed);
+            tracing::debug!(pid = pid_name, %head, "join: the PID's head is unreachable");
+            self.head_failed(&pid_name, head, "its tracker could not be reached")
+                .await;
+        }
+        let Some(distance) = own else {
             self.counters.joins_unreachable.fetch_add(1, Relaxed);
             tracing::debug!(%endpoint, tracker = req.tracker, "join: tracker unreachable");
             return member(self.head(&pid_name));
@@ -394,6 +427,7 @@ impl Heads {
             role,
             head: joined.head,
             lease: joined.lease,
+            rejoin_secs: Some(config.rejoin_secs(joined.kept)),
         };
         match answer::json(&answer) {
             Ok(body) => web::post_answer(pidhead::HEAD, body),
@@ -416,11 +450,38 @@ impl Heads {
         limiter.allow(own, at) && prefix.allow(net, at)
     }
 
+    /// The live head of `pid` (its endpoint and tracker) if it is due to be probed on a join
+    /// from `joiner`, which is not the head; marks it probed.
+    fn head_probe_due(&self, pid: &str, joiner: IpAddr) -> Option<(IpAddr, String)> {
+        let head = self.head(pid)?;
+        let ip = alto_model::addr::parse_typed_addr(&head.endpoint)?;
+        if ip == joiner {
+            return None;
+        }
+        let mut probes = self.head_probes.lock().expect("probes lock");
+        let at = Instant::now();
+        if probes
+            .get(pid)
+            .is_some_and(|&last| at.duration_since(last) < HEAD_PROBE_EVERY)
+        {
+            return None;
+        }
+        probes.insert(pid.to_owned(), at);
+        Some((ip, head.tracker))
+    }
+
     /// An answer of `pid`'s head at `endpoint` failed the server's checks; after
     /// `max-head-failures` in a row its lease is revoked and the PID elects another.
     /// Whether it was revoked.
     pub async fn answer_failed(&self, pid: &str, endpoint: IpAddr) -> bool {
         self.counters.answers_refused.fetch_add(1, Relaxed);
+        self.head_failed(pid, endpoint, "its answers failed the checks")
+            .await
+    }
+
+    /// `pid`'s head at `endpoint` failed (`why`); after `max-head-failures` in a row its
+    /// lease is revoked and the PID elects another. Whether it was revoked.
+    async fn head_failed(&self, pid: &str, endpoint: IpAddr, why: &str) -> bool {
         {
             let mut failures = self.failures.lock().expect("failures lock");
             let entry = failures.entry(pid.to_owned()).or_insert((endpoint, 0));
@@ -451,7 +512,7 @@ impl Heads {
             },
         };
         self.counters.revoked.fetch_add(1, Relaxed);
-        tracing::warn!(pid, %endpoint, "PID Head lease revoked: its answers failed the checks");
+        tracing::warn!(pid, %endpoint, "PID Head lease revoked: {why}");
         self.count(&events);
         true
     }
@@ -521,6 +582,7 @@ impl Heads {
                 role: Role::Head,
                 head: Some(head),
                 lease: Some(lease),
+                rejoin_secs: None,
             },
             Leased::Resigned(pid, events, head) => {
                 self.count(&events);
@@ -530,6 +592,7 @@ impl Heads {
                     role: Role::Member,
                     head,
                     lease: None,
+                    rejoin_secs: None,
                 }
             }
         });

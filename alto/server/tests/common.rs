@@ -151,17 +151,23 @@ pub async fn request_from(
 pub const JOIN: &str = "application/alto-pidheadjoin+json";
 pub const LEASE: &str = "application/alto-pidheadlease+json";
 
-/// A listening socket on `ip:port` kept open for the rest of the test process (`SO_REUSEPORT`,
-/// so tests running at once may listen on the same address): the server's connect-back to a
-/// candidate's tracker reaches it. It accepts nothing; connections wait in its backlog.
+/// A listening socket on `ip:port` kept open for the rest of the test (`SO_REUSEPORT`, so
+/// tests running at once may listen on the same address): the server's connect-back to a
+/// candidate's tracker, and its probes of a head's, reach it. It accepts and closes every
+/// connection, so the probes never fill its backlog.
 pub fn listen_on(ip: &str, port: u16) -> u16 {
+    let (port, l) = listener(ip, port);
+    tokio::spawn(async move { while l.accept().await.is_ok() {} });
+    port
+}
+
+/// A listening socket on `ip:port` (`SO_REUSEPORT`) and its port, for a test to close.
+pub fn listener(ip: &str, port: u16) -> (u16, tokio::net::TcpListener) {
     let s = tokio::net::TcpSocket::new_v4().unwrap();
     s.set_reuseport(true).unwrap();
     s.bind(format!("{ip}:{port}").parse().unwrap()).unwrap();
     let l = s.listen(64).unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::mem::forget(l);
-    port
+    (l.local_addr().unwrap().port(), l)
 }
 
 /// Joins as `ip` with a tracker on `ip:port`, listening there first (port 0: any).

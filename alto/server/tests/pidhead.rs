@@ -53,6 +53,8 @@ async fn joins_elect_one_head_per_pid_and_the_directory_lists_them() {
         (Some("member"), Some("ipv4:127.1.0.5"))
     );
     assert!(b.get("lease").is_none());
+    // A kept standby is advised to join again before its standby window (90 s) closes.
+    assert_eq!(b["rejoin-secs"], 75);
     assert_eq!(
         join_as(&base, "127.2.0.5", 7000).await.json()["role"],
         "head"
@@ -519,6 +521,52 @@ async fn a_join_must_name_its_own_address_a_valid_port_and_a_pid_that_has_heads(
     assert!(v.get("lease").is_none());
     let dir = get(&format!("{base}/pidheads"), &[]).await.json();
     assert!(dir["property-map"].as_object().unwrap().is_empty());
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_head_its_members_cannot_reach_is_unseated_within_a_few_of_their_joins() {
+    let server = start_embedded().await;
+    let base = format!("http://{}", server.addr);
+    let (port, head) = listener("127.1.0.5", 0);
+    let accepting = tokio::spawn(async move { while head.accept().await.is_ok() {} });
+    let a = join_unreachable(&base, "127.1.0.5", port).await.json();
+    assert_eq!(a["role"], "head");
+    // While the head's tracker answers, members' joins leave it head.
+    for _ in 0..2 {
+        let m = join_as(&base, "127.1.0.6", 6970).await.json();
+        assert_eq!(m["head"]["endpoint"], "ipv4:127.1.0.5");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    // It leaves without resigning, its lease 30 s from lapsing. Its member joins again (as
+    // its client does when an announce to the head fails), at most once a second: the
+    // third probe that finds nothing revokes the lease, and the standby is elected.
+    accepting.abort();
+    let _ = accepting.await; // the listener is closed with the task
+    let started = Instant::now();
+    let mut joins = 0;
+    let m = loop {
+        let m = join_as(&base, "127.1.0.6", 6970).await.json();
+        joins += 1;
+        if m["role"] == "head" || joins == 10 {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    };
+    assert_eq!(m["role"], "head", "after {joins} joins: {m}");
+    assert_eq!(joins, 3, "max-head-failures is 3");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "before the lease lapsed"
+    );
+    let metrics =
+        String::from_utf8(get(&format!("{base}/metrics"), &[]).await.body.to_vec()).unwrap();
+    for line in [
+        "alto_pidhead_heads_unreachable_total 3",
+        "alto_pidhead_revoked_total 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
+    }
     server.stop().await.unwrap();
 }
 

@@ -160,42 +160,56 @@ fn steady_load(etcd_renewals: f64) {
     let rejoin = alto_plugin::Config::new([127, 0, 0, 1].into(), ".".into())
         .rejoin
         .as_secs();
-    let config = ElectionConfig {
+    let base = ElectionConfig {
         lease_ttl_secs: TTL_SECS,
         ..ElectionConfig::default()
     };
     println!(
-        "\nsteady load of {CLIENTS} plugin clients (re-join every {rejoin} s; head renewal every {} s; \
-         standby window {} s, presence step {} s, {} candidates per PID), by simulation of {SIM_SECS} s",
+        "\nsteady load of {CLIENTS} plugin clients (re-join every {rejoin} s at most, sooner where the \
+         server advises: {} s for a kept standby; head renewal every {} s; standby window {} s, \
+         presence step {} s), by simulation of {SIM_SECS} s",
+        base.rejoin_secs(true),
         TTL_SECS / 3,
-        config.standby_window_secs,
-        config.presence_step_secs(),
-        config.max_candidates
+        base.standby_window_secs,
+        base.presence_step_secs(),
     );
     println!(
-        "{:>8} {:>12} {:>16} {:>14} {:>26}",
-        "PIDs", "clients/PID", "ALTO requests/s", "etcd writes/s", "of 1 replica's renewals/s"
+        "{:>8} {:>12} {:>11} {:>16} {:>14} {:>26}",
+        "PIDs",
+        "clients/PID",
+        "candidates",
+        "ALTO requests/s",
+        "etcd writes/s",
+        "of 1 replica's renewals/s"
     );
     for pids in [100u64, 1_000, 1_700, 10_000] {
-        let members = CLIENTS / pids;
-        let (requests, writes) = simulate(&config, members as usize, rejoin);
-        let (requests, writes) = (
-            pids as f64 * requests as f64 / SIM_SECS as f64,
-            pids as f64 * writes as f64 / SIM_SECS as f64,
-        );
-        println!(
-            "{pids:>8} {members:>12} {requests:>16.0} {writes:>14.0} {:>25.1}x",
-            writes / etcd_renewals.max(1e-9)
-        );
+        for max_candidates in [64, 16, 8] {
+            let config = ElectionConfig {
+                max_candidates,
+                ..base.clone()
+            };
+            let members = CLIENTS / pids;
+            let (requests, writes) = simulate(&config, members as usize, rejoin);
+            let (requests, writes) = (
+                pids as f64 * requests as f64 / SIM_SECS as f64,
+                pids as f64 * writes as f64 / SIM_SECS as f64,
+            );
+            println!(
+                "{pids:>8} {members:>12} {max_candidates:>11} {requests:>16.0} {writes:>14.0} {:>25.1}x",
+                writes / etcd_renewals.max(1e-9)
+            );
+        }
     }
 }
 
 /// Simulated seconds counted (after one re-join period of warm-up).
 const SIM_SECS: u64 = 600;
 
-/// One PID over [`SIM_SECS`]: `members` clients joining every `rejoin` seconds (phases
-/// spread evenly), the first of them head and renewing every TTL/3, the server's tick every
-/// second. The requests the server gets and the ones that change the PID's state.
+/// One PID over [`SIM_SECS`]: `members` clients, first joining with phases spread evenly
+/// over `rejoin` seconds and then again after `rejoin` or the server's advice, whichever is
+/// sooner (as the plugin's tracker does), the first of them head and renewing every TTL/3,
+/// the server's tick every second. The requests the server gets and the ones that change
+/// the PID's state.
 fn simulate(config: &ElectionConfig, members: usize, rejoin: u64) -> (u64, u64) {
     let clients: Vec<(JoinRequest, IpAddr)> = (0..members as u32)
         .map(|k| {
@@ -209,10 +223,11 @@ fn simulate(config: &ElectionConfig, members: usize, rejoin: u64) -> (u64, u64) 
             (req, ip)
         })
         .collect();
-    let slots = rejoin.max(1) as usize;
-    let mut phases = vec![Vec::new(); slots];
+    let rejoin = rejoin.max(1);
+    let horizon = rejoin + SIM_SECS;
+    let mut due = vec![Vec::new(); horizon as usize];
     for k in 0..members {
-        phases[k * slots / members.max(1)].push(k);
+        due[k * rejoin as usize / members.max(1)].push(k);
     }
     let mut drawn = 0u64;
     let mut token = || {
@@ -221,7 +236,7 @@ fn simulate(config: &ElectionConfig, members: usize, rejoin: u64) -> (u64, u64) 
     };
     let (mut st, mut head) = (PidState::default(), None::<(String, IpAddr)>);
     let (mut requests, mut writes) = (0, 0);
-    for t in 0..rejoin + SIM_SECS {
+    for t in 0..horizon {
         let counting = t >= rejoin;
         let mut tally = |st: &PidState, before: &PidState| {
             if counting {
@@ -236,14 +251,25 @@ fn simulate(config: &ElectionConfig, members: usize, rejoin: u64) -> (u64, u64) 
                 tally(&st, &before);
             }
         }
-        for &k in &phases[(t % rejoin) as usize] {
+        for k in std::mem::take(&mut due[t as usize]) {
             let (req, ip) = &clients[k];
+            if head.as_ref().is_some_and(|(_, h)| h == ip) {
+                // The head renews; it does not join.
+                if let Some(slot) = due.get_mut((t + rejoin) as usize) {
+                    slot.push(k);
+                }
+                continue;
+            }
             let before = st.clone();
             let joined = st.join(config, "PID1", req, *ip, None, t, &mut token);
-            if let Some(lease) = joined.lease {
-                head = Some((lease.token, *ip));
+            if let Some(lease) = &joined.lease {
+                head = Some((lease.token.clone(), *ip));
             }
             tally(&st, &before);
+            let next = t + rejoin.min(config.rejoin_secs(joined.kept));
+            if let Some(slot) = due.get_mut(next as usize) {
+                slot.push(k);
+            }
         }
         let before = st.clone();
         st.expire(config, "PID1", t, &mut token);

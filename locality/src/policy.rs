@@ -125,9 +125,24 @@ impl LocalityConfig {
     /// How a client with `progress` is served at `now_ms` by its own figures, as its proxy
     /// sees it: the stall rule, and against its own `links` where it knows them (rule 2).
     pub fn client_service(&self, progress: &Progress, now_ms: u64, links: Links) -> Service {
+        self.head_client_service(progress, now_ms, links, 0.0)
+    }
+
+    /// [`LocalityConfig::client_service`] for the PID Head's own client, whose tracker knows
+    /// `pid_peak_bps`, the fastest download of its PID's members: like a member, it is slow
+    /// below [`LocalityConfig::served_fraction`] of it. A head fed by a slow parent in the
+    /// heads' tree then reaches out, while its members, served by other PIDs, are fast.
+    pub fn head_client_service(
+        &self,
+        progress: &Progress,
+        now_ms: u64,
+        links: Links,
+        pid_peak_bps: f64,
+    ) -> Service {
         let known = |b: Option<u32>| f64::from(b.unwrap_or(0));
         let floor = (self.downlink_fraction * known(links.down_bps))
-            .max(self.reciprocity * known(links.up_bps));
+            .max(self.reciprocity * known(links.up_bps))
+            .max(self.served_fraction * pid_peak_bps);
         self.classify(
             progress.seeding(),
             progress.rates(now_ms, self.window_ms),
@@ -526,6 +541,24 @@ mod tests {
             CFG.client_service(&client(1024, 0, now), now, zero),
             Service::Served,
             "limits of 0 are no limits"
+        );
+    }
+
+    #[test]
+    fn a_head_far_below_its_members_is_underserved() {
+        let now = 4000;
+        let slow = client(512, 0, now);
+        let none = Links::default();
+        assert_eq!(CFG.client_service(&slow, now, none), Service::Served);
+        assert_eq!(
+            CFG.head_client_service(&slow, now, none, 8192.0 * 1024.0),
+            Service::Underserved,
+            "512 KiB/s, members at 8 MiB/s"
+        );
+        assert_eq!(
+            CFG.head_client_service(&slow, now, none, 2048.0 * 1024.0),
+            Service::Served,
+            "a quarter of its fastest member"
         );
     }
 

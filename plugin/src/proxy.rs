@@ -291,16 +291,22 @@ impl Proxy {
             .as_ref()
             .and_then(|h| alto_model::addr::parse_typed_addr(&h.endpoint));
         let cfg = &self.settings.locality;
+        let is_head = m.role == Some(Role::Head);
+        // As head, its own tracker knows how fast the PID's members download.
+        let pid_peak = match (&self.shim, is_head) {
+            (Some(t), true) => t.own_pid_peak_bps(&req.info_hash, me.is_ipv6(), now_ms),
+            _ => 0.0,
+        };
         let (head_in_swarm, service) = {
             let mut t = self.torrents.lock().expect("proxy lock");
             let e = t.entry(req.info_hash).or_default();
             e.head_in_swarm |= head_ip.is_some_and(|ip| from_head.iter().any(|p| p.ip() == ip));
+            let links = self.settings.links;
             (
                 e.head_in_swarm,
-                cfg.client_service(&e.progress, now_ms, self.settings.links),
+                cfg.head_client_service(&e.progress, now_ms, links, pid_peak),
             )
         };
-        let is_head = m.role == Some(Role::Head);
         let parent = if is_head {
             let foreign: Vec<SocketAddr> = from_head
                 .iter()

@@ -324,6 +324,18 @@ impl Tracker {
         self.maps.read().expect("maps lock").clone()
     }
 
+    /// As head: the fastest download measured among its PID's members in the swarm of `h`
+    /// (of the family of `v6`) at `now_ms`, bytes per second; 0 when not known.
+    pub fn own_pid_peak_bps(&self, h: &InfoHash, v6: bool, now_ms: u64) -> f64 {
+        let Some(maps) = self.maps() else {
+            return 0.0;
+        };
+        let mut shard = self.shard(h).lock().expect("shard lock");
+        shard
+            .summary(h, Some(maps.own), v6, now_ms, &self.config.locality)
+            .map_or(0.0, |s| s.peak_bps)
+    }
+
     /// Drops the head maps: the tracker steps down to plain mode.
     pub fn clear_maps(&self) {
         *self.maps.write().expect("maps lock") = None;

@@ -124,15 +124,11 @@ impl LocalityConfig {
 
     /// How a client with `progress` is served at `now_ms` by its own figures, as its proxy
     /// sees it: the stall rule, and against its own `links` where it knows them (rule 2).
-    pub fn client_service(&self, progress: &Progress, now_ms: u64, links: Links) -> Service {
-        self.head_client_service(progress, now_ms, links, 0.0)
-    }
-
-    /// [`LocalityConfig::client_service`] for the PID Head's own client, whose tracker knows
-    /// `pid_peak_bps`, the fastest download of its PID's members: like a member, it is slow
-    /// below [`LocalityConfig::served_fraction`] of it. A head fed by a slow parent in the
-    /// heads' tree then reaches out, while its members, served by other PIDs, are fast.
-    pub fn head_client_service(
+    /// The PID Head's own client also knows `pid_peak_bps`, the fastest download of its PID's
+    /// members (0 for any other client): like a member, it is slow below
+    /// [`LocalityConfig::served_fraction`] of it, so a head fed by a slow parent in the heads'
+    /// tree reaches out while its members, served by other PIDs, are fast.
+    pub fn client_service(
         &self,
         progress: &Progress,
         now_ms: u64,
@@ -492,7 +488,7 @@ mod tests {
         let none = Links::default();
         let now = 4000;
         assert_eq!(
-            CFG.client_service(&client(1024, 0, now), now, none),
+            CFG.client_service(&client(1024, 0, now), now, none, 0.0),
             Service::Served,
             "1 MiB/s, nothing to compare with"
         );
@@ -501,26 +497,26 @@ mod tests {
             (up, "for a 2 MiB/s uplink"),
         ] {
             assert_eq!(
-                CFG.client_service(&client(1024, 0, now), now, links),
+                CFG.client_service(&client(1024, 0, now), now, links, 0.0),
                 Service::Underserved,
                 "1 MiB/s {what}, over every interval kept"
             );
             assert_eq!(
-                CFG.client_service(&client(1024, 0, 1000), 1000, links),
+                CFG.client_service(&client(1024, 0, 1000), 1000, links, 0.0),
                 Service::Lagging,
                 "1 MiB/s {what}, over one second only"
             );
             assert_eq!(
-                CFG.client_service(&client(3072, 0, now), now, links),
+                CFG.client_service(&client(3072, 0, now), now, links, 0.0),
                 Service::Served,
                 "3 MiB/s {what}"
             );
             assert_eq!(
-                CFG.client_service(&joined(1000), 1000, links),
+                CFG.client_service(&joined(1000), 1000, links, 0.0),
                 Service::Unknown
             );
             assert_eq!(
-                CFG.client_service(&client(8192, 0, 3000), 3000, links),
+                CFG.client_service(&client(8192, 0, 3000), 3000, links, 0.0),
                 Service::Seeding
             );
         }
@@ -529,7 +525,7 @@ mod tests {
             up_bps: Some(3072 * 1024),
         };
         assert_eq!(
-            CFG.client_service(&client(2560, 0, now), now, both),
+            CFG.client_service(&client(2560, 0, now), now, both, 0.0),
             Service::Underserved,
             "2.5 MiB/s: over half the downlink, under the uplink"
         );
@@ -538,7 +534,7 @@ mod tests {
             up_bps: Some(0),
         };
         assert_eq!(
-            CFG.client_service(&client(1024, 0, now), now, zero),
+            CFG.client_service(&client(1024, 0, now), now, zero, 0.0),
             Service::Served,
             "limits of 0 are no limits"
         );
@@ -549,14 +545,14 @@ mod tests {
         let now = 4000;
         let slow = client(512, 0, now);
         let none = Links::default();
-        assert_eq!(CFG.client_service(&slow, now, none), Service::Served);
+        assert_eq!(CFG.client_service(&slow, now, none, 0.0), Service::Served);
         assert_eq!(
-            CFG.head_client_service(&slow, now, none, 8192.0 * 1024.0),
+            CFG.client_service(&slow, now, none, 8192.0 * 1024.0),
             Service::Underserved,
             "512 KiB/s, members at 8 MiB/s"
         );
         assert_eq!(
-            CFG.head_client_service(&slow, now, none, 2048.0 * 1024.0),
+            CFG.client_service(&slow, now, none, 2048.0 * 1024.0),
             Service::Served,
             "a quarter of its fastest member"
         );
@@ -723,7 +719,7 @@ mod tests {
             down_bps: None,
             up_bps: Some(4 << 20),
         };
-        let service = CFG.client_service(&members[1].1, now, links);
+        let service = CFG.client_service(&members[1].1, now, links, 0.0);
         assert_eq!(service, Service::Underserved);
         let net = net();
         let from_head = [peer(2, 10), peer(2, 11)];

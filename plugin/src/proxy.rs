@@ -304,7 +304,7 @@ impl Proxy {
             let links = self.settings.links;
             (
                 e.head_in_swarm,
-                cfg.head_client_service(&e.progress, now_ms, links, pid_peak),
+                cfg.client_service(&e.progress, now_ms, links, pid_peak),
             )
         };
         let parent = if is_head {

@@ -105,6 +105,9 @@ pub struct Heads {
     failures: Mutex<BTreeMap<String, (IpAddr, u32)>>,
     /// When each PID's head was last probed on a member's join ([`HEAD_PROBE_EVERY`]).
     head_probes: Mutex<BTreeMap<String, Instant>>,
+    /// The `rejoin-secs` advice for a kept candidate and for any other joiner
+    /// ([`ElectionConfig::rejoin_secs`]; the election's settings are read at start).
+    rejoin_secs: (u64, u64),
     max_failures: u32,
     revoked_secs: u64,
     trusted: Vec<Prefix>,
@@ -158,6 +161,7 @@ impl Heads {
             standby_window_secs: s.standby_window_secs,
             max_candidates: s.max_candidates,
         };
+        let rejoin_secs = (election.rejoin_secs(true), election.rejoin_secs(false));
         let store = if s.store == "etcd" {
             Store::Etcd(Arc::new(EtcdStore::new(
                 election,
@@ -183,6 +187,7 @@ impl Heads {
             no_heads: s.no_heads.clone(),
             failures: Mutex::new(BTreeMap::new()),
             head_probes: Mutex::new(BTreeMap::new()),
+            rejoin_secs,
             max_failures: s.max_head_failures.max(1),
             revoked_secs: s.revoked_secs,
             trusted: s
@@ -341,7 +346,7 @@ impl Heads {
             }
         }
         let pid_name = net.pid_name(pid).to_owned();
-        let config = self.config();
+        let (rejoin_kept, rejoin_other) = self.rejoin_secs;
         // Not a candidate: the advice of one not kept.
         let member = |head| {
             let answer = HeadAnswer {
@@ -350,7 +355,7 @@ impl Heads {
                 role: Role::Member,
                 head,
                 lease: None,
-                rejoin_secs: Some(config.rejoin_secs(false)),
+                rejoin_secs: Some(rejoin_other),
             };
             match answer::json(&answer) {
                 Ok(body) => web::post_answer(pidhead::HEAD, body),
@@ -427,7 +432,11 @@ impl Heads {
             role,
             head: joined.head,
             lease: joined.lease,
-            rejoin_secs: Some(config.rejoin_secs(joined.kept)),
+            rejoin_secs: Some(if joined.kept {
+                rejoin_kept
+            } else {
+                rejoin_other
+            }),
         };
         match answer::json(&answer) {
             Ok(body) => web::post_answer(pidhead::HEAD, body),
@@ -453,18 +462,20 @@ impl Heads {
     /// The live head of `pid` (its endpoint and tracker) if it is due to be probed on a join
     /// from `joiner`, which is not the head; marks it probed.
     fn head_probe_due(&self, pid: &str, joiner: IpAddr) -> Option<(IpAddr, String)> {
+        let at = Instant::now();
+        let due =
+            |last: Option<&Instant>| last.is_none_or(|&l| at.duration_since(l) >= HEAD_PROBE_EVERY);
+        if !due(self.head_probes.lock().expect("probes lock").get(pid)) {
+            return None; // most joins: no head lookup
+        }
         let head = self.head(pid)?;
         let ip = alto_model::addr::parse_typed_addr(&head.endpoint)?;
         if ip == joiner {
             return None;
         }
         let mut probes = self.head_probes.lock().expect("probes lock");
-        let at = Instant::now();
-        if probes
-            .get(pid)
-            .is_some_and(|&last| at.duration_since(last) < HEAD_PROBE_EVERY)
-        {
-            return None;
+        if !due(probes.get(pid)) {
+            return None; // another join took this probe meanwhile
         }
         probes.insert(pid.to_owned(), at);
         Some((ip, head.tracker))

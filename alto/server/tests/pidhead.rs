@@ -532,18 +532,25 @@ async fn a_head_its_members_cannot_reach_is_unseated_within_a_few_of_their_joins
     let accepting = tokio::spawn(async move { while head.accept().await.is_ok() {} });
     let a = join_unreachable(&base, "127.1.0.5", port).await.json();
     assert_eq!(a["role"], "head");
+    // The probe clock follows tokio's time: driven past the once-a-second bound between
+    // joins instead of sleeping; real time resumes for the requests' real sockets.
+    let next_probe = || async {
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_millis(1100)).await;
+        tokio::time::resume();
+    };
     // While the head's tracker answers, members' joins leave it head.
     for _ in 0..2 {
         let m = join_as(&base, "127.1.0.6", 6970).await.json();
         assert_eq!(m["head"]["endpoint"], "ipv4:127.1.0.5");
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        next_probe().await;
     }
     // It leaves without resigning, its lease 30 s from lapsing. Its member joins again (as
     // its client does when an announce to the head fails), at most once a second: the
     // third probe that finds nothing revokes the lease, and the standby is elected.
     accepting.abort();
     let _ = accepting.await; // the listener is closed with the task
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let mut joins = 0;
     let m = loop {
         let m = join_as(&base, "127.1.0.6", 6970).await.json();
@@ -551,7 +558,7 @@ async fn a_head_its_members_cannot_reach_is_unseated_within_a_few_of_their_joins
         if m["role"] == "head" || joins == 10 {
             break m;
         }
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        next_probe().await;
     };
     assert_eq!(m["role"], "head", "after {joins} joins: {m}");
     assert_eq!(joins, 3, "max-head-failures is 3");

@@ -282,12 +282,25 @@ pub async fn create_torrent(
 pub struct DhtNode(Dht);
 
 impl DhtNode {
-    /// Starts a node on `listen` that bootstraps from `bootstrap` (an empty list: it waits to
-    /// be found, as a bootstrap node does).
+    /// Starts a node on `listen` that bootstraps from `bootstrap` (an empty list: from
+    /// itself, waiting to be found as a bootstrap node does).
     pub async fn start(
         listen: SocketAddr,
         bootstrap: &[SocketAddr],
     ) -> Result<DhtNode, RqbitError> {
+        // librqbit's node stops when no bootstrap node ever answers, and at once when it has
+        // none: a first node bootstraps from itself, on a port picked before it starts.
+        let (listen, bootstrap) = if bootstrap.is_empty() {
+            let own = match listen.port() {
+                0 => std::net::UdpSocket::bind(listen)
+                    .and_then(|s| s.local_addr())
+                    .map_err(|e| RqbitError::Dht(e.into()))?,
+                _ => listen,
+            };
+            (own, vec![own])
+        } else {
+            (listen, bootstrap.to_vec())
+        };
         let config = DhtConfig {
             bootstrap_addrs: Some(bootstrap.iter().map(|a| a.to_string()).collect()),
             listen_addr: Some(listen),
@@ -327,4 +340,34 @@ impl DhtNode {
 pub fn seed_folder(path: &Path) -> PathBuf {
     path.parent()
         .map_or_else(|| PathBuf::from("."), Path::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DhtNode;
+    use std::time::Duration;
+
+    /// A node started with no bootstrap node (as a private DHT's first node is) keeps
+    /// answering: librqbit's own node stops when its bootstrap fails, at once with none.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_first_node_with_no_bootstrap_node_keeps_answering() {
+        let first = DhtNode::start("127.0.0.1:0".parse().unwrap(), &[])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // BEP 5's ping query.
+        let ping = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+        client.send_to(ping, first.addr()).await.unwrap();
+        let mut buf = [0u8; 512];
+        let (n, from) = tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+            .await
+            .expect("the node stopped answering")
+            .unwrap();
+        assert_eq!(from, first.addr());
+        // A response (`y` is `r`) to our transaction `aa`.
+        let answer = &buf[..n];
+        assert!(answer.windows(7).any(|w| w == b"1:y1:re"), "{answer:?}");
+        assert!(answer.windows(7).any(|w| w == b"1:t2:aa"), "{answer:?}");
+    }
 }

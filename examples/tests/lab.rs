@@ -176,7 +176,7 @@ async fn the_netns_lab_runs_where_the_machine_allows_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_three_replicas_on_etcd_and_one_killed_every_download_completes() {
+async fn with_three_replicas_on_etcd_over_https_and_one_killed_every_download_completes() {
     if !test_support::etcd::available() {
         test_support::skip("etcd is not installed (Debian: etcd-server etcd-client)");
         return;
@@ -186,6 +186,8 @@ async fn with_three_replicas_on_etcd_and_one_killed_every_download_completes() {
         replicas: 3,
         etcd: true,
         kill_replica: true,
+        // Every replica over HTTPS with the lab's CA, as `--replicas 3 --etcd --tls`.
+        tls: true,
         replica_program: Some(env!("CARGO_BIN_EXE_swarm-lab").into()),
         ..small(Scenario::Homogeneous)
     };
@@ -195,6 +197,10 @@ async fn with_three_replicas_on_etcd_and_one_killed_every_download_completes() {
     // and downloads; the others that used it fail over at their next request.
     assert_eq!(r.alto.completed, 6, "failed clients {:?}", r.alto.failed);
     assert!(r.alto.head_announces > 0, "no announce reached a head");
+    assert_eq!(
+        r.alto.https_trackers, 7,
+        "the seeder's and the six clients'"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,6 +78,10 @@ struct Args {
     /// replicas as), printing its directory URL.
     #[arg(long, hide = true)]
     alto_replica: Option<PathBuf>,
+    /// With `--alto-replica`: serve HTTPS with the certificate, key and CA in this folder
+    /// (the lab's `--tls`).
+    #[arg(long, hide = true, requires = "alto_replica")]
+    replica_tls: Option<PathBuf>,
     /// Keep the data and logs in this folder (a temporary one otherwise).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -156,7 +160,7 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     if let Some(config) = &args.alto_replica {
-        if let Err(e) = lab::serve_replica(config).await {
+        if let Err(e) = lab::serve_replica(config, args.replica_tls.as_deref()).await {
             eprintln!("swarm-lab: replica: {e:#}");
             std::process::exit(1);
         }
@@ -166,8 +170,9 @@ async fn main() {
         eprintln!("swarm-lab: replicas share the election through etcd: add --etcd");
         std::process::exit(2);
     }
-    if (args.replicas > 1 || args.etcd) && (args.netns || args.tls) {
-        eprintln!("swarm-lab: --replicas and --etcd run on loopback, over plain HTTP");
+    if (args.replicas > 1 || args.etcd) && args.netns {
+        // The replicas and etcd listen on the host's loopback, which no namespace reaches.
+        eprintln!("swarm-lab: --replicas and --etcd run on loopback, not with --netns");
         std::process::exit(2);
     }
     if args.kill_replica && args.replicas < 2 {

@@ -1,11 +1,11 @@
 //! The lab's ALTO server replicas (`--replicas N --etcd`; `docs/pid-head.md`, "Replicas"):
 //! a 3-member etcd cluster on loopback ports, the first replica in the lab's process and the
 //! others as processes of the lab's own binary (`--alto-replica CONFIG`), so that killing one
-//! is a real SIGKILL. Each client is given every replica's directory, starting with its own
+//! is a real SIGKILL; with `--tls` every replica serves HTTPS with the lab's CA. Each client is given every replica's directory, starting with its own
 //! share, and fails over to the next when one does not answer.
 
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// The `[pid-heads]` lines that keep the election in `cluster`, under the key `prefix`.
@@ -44,13 +44,14 @@ pub struct Replicas {
 impl Replicas {
     /// Starts `n - 1` replicas serving `config` beside the one at `first` (its directory),
     /// sharing `etcd`, each a `program --alto-replica CONFIG` process (`swarm-lab`; `None`:
-    /// this process's executable).
+    /// this process's executable); with `tls`, over HTTPS with the files of [`ReplicaTls`].
     pub fn start(
         first: String,
         n: usize,
         config: &Path,
         etcd: Option<test_support::etcd::Cluster>,
         program: Option<&Path>,
+        tls: Option<&ReplicaTls>,
     ) -> anyhow::Result<Replicas> {
         let program = match program {
             Some(p) => p.to_owned(),
@@ -62,9 +63,12 @@ impl Replicas {
             _etcd: etcd,
         };
         for _ in 1..n {
-            let mut child = Command::new(&program)
-                .arg("--alto-replica")
-                .arg(config)
+            let mut command = Command::new(&program);
+            command.arg("--alto-replica").arg(config);
+            if let Some(t) = tls {
+                command.arg("--replica-tls").arg(&t.dir);
+            }
+            let mut child = command
                 // The replica leaves when the lab does: it reads its stdin until it closes.
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -79,6 +83,9 @@ impl Replicas {
             let dir = line
                 .strip_prefix("ALTO directory: ")
                 .ok_or_else(|| anyhow::anyhow!("a replica did not start: `{line}`"))?;
+            if tls.is_some() && !dir.starts_with("https://") {
+                anyhow::bail!("a replica asked for HTTPS serves {dir}");
+            }
             r.directories.push(dir.to_owned());
         }
         Ok(r)
@@ -107,12 +114,37 @@ impl Drop for Replicas {
     }
 }
 
-/// Serves one replica with `config` on a free loopback port, prints its directory URL, and
-/// runs until its standard input closes (the lab left) or it is killed.
-pub async fn serve_replica(config: &Path) -> anyhow::Result<()> {
+/// Where a replica over HTTPS finds its certificate (`alto-server.pem`, issued for
+/// 127.0.0.1 by the lab's CA), its key (`alto-server-key.pem`) and the lab's CA (`ca.pem`),
+/// which it verifies the heads' HTTPS trackers against when it forwards or probes.
+pub struct ReplicaTls {
+    /// The folder of the three files.
+    pub dir: PathBuf,
+}
+
+impl ReplicaTls {
+    /// The certificate's name in the folder, without `.pem`.
+    pub const CERT: &'static str = "alto-server";
+    /// The CA's file in the folder.
+    pub const CA: &'static str = "ca.pem";
+}
+
+/// Serves one replica with `config` on a free loopback port (over HTTPS with the files in
+/// `tls`, see [`ReplicaTls`]), prints its directory URL, and runs until its standard input
+/// closes (the lab left) or it is killed.
+pub async fn serve_replica(config: &Path, tls: Option<&Path>) -> anyhow::Result<()> {
     let source = alto_server::Source::File(config.to_path_buf());
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let running = alto_server::Running::start(source, listen).await?;
+    let app = match tls {
+        Some(dir) => {
+            alto_web::tls::set_default_ca(&dir.join(ReplicaTls::CA))?;
+            let cert = dir.join(format!("{}.pem", ReplicaTls::CERT));
+            let key = dir.join(format!("{}-key.pem", ReplicaTls::CERT));
+            alto_server::App::with_tls(source, Some((cert, key)))?
+        }
+        None => alto_server::App::new(source)?,
+    };
+    let running = alto_server::Running::start_app(app, listen).await?;
     println!("ALTO directory: {}", running.directory_url());
     let _ =
         tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))

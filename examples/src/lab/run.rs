@@ -429,12 +429,17 @@ pub async fn services(
     let source = alto_server::Source::File(cfg_dir.join("alto.toml"));
     let (app, ca) = if c.tls {
         let ca = lab_ca()?;
-        let issued = ca.issue(&cfg_dir, "alto-server", &ip.to_string());
+        let issued = ca.issue(&cfg_dir, super::ReplicaTls::CERT, &ip.to_string());
+        // The other replicas (processes on the same address) serve the same certificate.
+        std::fs::copy(ca.cert(), cfg_dir.join(super::ReplicaTls::CA))?;
         let app = alto_server::App::with_tls(source, Some((issued.cert, issued.key)))?;
         (app, Some(ca.cert()))
     } else {
         (alto_server::App::new(source)?, None)
     };
+    let replica_tls = c.tls.then(|| super::ReplicaTls {
+        dir: cfg_dir.clone(),
+    });
     let alto = alto_server::Running::start_app(app, std::net::SocketAddr::new(ip, 0)).await?;
     let replicas = super::Replicas::start(
         alto.directory_url(),
@@ -442,6 +447,7 @@ pub async fn services(
         &cfg_dir.join("alto.toml"),
         etcd,
         c.replica_program.as_deref(),
+        replica_tls.as_ref(),
     )?;
     let tracker = Tracker::new(TrackerConfig {
         interval: 60,

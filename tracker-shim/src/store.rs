@@ -534,8 +534,11 @@ impl Store {
                 peers: &b.peers,
             })
             .collect();
+        // The announcer is left out by its key: a peer with the same peer id at another
+        // address is another peer (see [`PeerKey`]), and is handed out like any.
+        let me_key = PeerKey::new(*me, me_addr);
         let eligible =
-            |p: &StoredPeer| p.peer_id != *me && p.expires > now && !(me_seeder && p.seeder);
+            |p: &StoredPeer| p.key() != me_key && p.expires > now && !(me_seeder && p.seeder);
         if ranked {
             rank::select(own, &buckets, cost, want, policy, rng, eligible, out);
         } else {
@@ -797,6 +800,37 @@ mod tests {
         assert_eq!(s.expire(200), 1);
         assert_eq!(s.swarm_count(), 0);
         assert_eq!(s.peer_count(), 0);
+    }
+
+    /// Peers with one peer id at different addresses are different peers (as aquatic's load
+    /// testers announce them, all with a zero id): each is handed the others, never itself.
+    #[test]
+    fn the_announcer_is_left_out_by_its_key_not_by_its_peer_id() {
+        let mut s = Store::new(CFG);
+        for ip in ["127.1.0.1", "127.1.0.2", "127.1.0.3"] {
+            s.announce(&up(1, 0, ip, false, Event::None), 0, &pid_of, 0)
+                .unwrap();
+        }
+        let mut out = Vec::new();
+        s.select(
+            &SelectRequest {
+                info_hash: &InfoHash([1; 20]),
+                me: &PeerId([0; 20]),
+                me_addr: "127.1.0.2:6881".parse().unwrap(),
+                me_seeder: false,
+                own: Some(1),
+                cost: &|_| None,
+                ranked: true,
+                want: 10,
+                policy: &Policy::default(),
+                now: 1,
+            },
+            &mut SplitMix64(1),
+            &mut out,
+        );
+        let mut got: Vec<String> = out.iter().map(|p| p.addr.to_string()).collect();
+        got.sort();
+        assert_eq!(got, ["127.1.0.1:6881", "127.1.0.3:6881"]);
     }
 
     fn at(h: u8, p: u8, addr: &str, event: Event) -> PeerUpdate {

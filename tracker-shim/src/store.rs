@@ -769,6 +769,29 @@ mod tests {
         assert_eq!(s.swarm_count(), 2);
     }
 
+    /// Up to 10 peers of torrent 1 for a leecher `me` at `me_addr` in PID 1, ranked with
+    /// no costs and the default policy, at `now`.
+    fn pick(s: &Store, me: PeerId, me_addr: &str, now: u64) -> Vec<StoredPeer> {
+        let mut out = Vec::new();
+        s.select(
+            &SelectRequest {
+                info_hash: &InfoHash([1; 20]),
+                me: &me,
+                me_addr: me_addr.parse().unwrap(),
+                me_seeder: false,
+                own: Some(1),
+                cost: &|_| None,
+                ranked: true,
+                want: 10,
+                policy: &Policy::default(),
+                now,
+            },
+            &mut SplitMix64(1),
+            &mut out,
+        );
+        out
+    }
+
     #[test]
     fn peers_expire() {
         let mut s = Store::new(CFG);
@@ -776,25 +799,7 @@ mod tests {
             .unwrap();
         s.announce(&up(1, 2, "127.1.0.2", false, Event::None), 50, &pid_of, 0)
             .unwrap();
-        let mut out = Vec::new();
-        let me = PeerId([9; 20]);
-        let addr: SocketAddr = "127.1.0.9:1".parse().unwrap();
-        s.select(
-            &SelectRequest {
-                info_hash: &InfoHash([1; 20]),
-                me: &me,
-                me_addr: addr,
-                me_seeder: false,
-                own: Some(1),
-                cost: &|_| None,
-                ranked: true,
-                want: 10,
-                policy: &Policy::default(),
-                now: 120,
-            },
-            &mut SplitMix64(1),
-            &mut out,
-        );
+        let out = pick(&s, PeerId([9; 20]), "127.1.0.9:1", 120);
         assert_eq!(out.len(), 1, "the peer past its timeout is not handed out");
         assert_eq!(s.expire(120), 1);
         assert_eq!(s.expire(200), 1);
@@ -811,23 +816,7 @@ mod tests {
             s.announce(&up(1, 0, ip, false, Event::None), 0, &pid_of, 0)
                 .unwrap();
         }
-        let mut out = Vec::new();
-        s.select(
-            &SelectRequest {
-                info_hash: &InfoHash([1; 20]),
-                me: &PeerId([0; 20]),
-                me_addr: "127.1.0.2:6881".parse().unwrap(),
-                me_seeder: false,
-                own: Some(1),
-                cost: &|_| None,
-                ranked: true,
-                want: 10,
-                policy: &Policy::default(),
-                now: 1,
-            },
-            &mut SplitMix64(1),
-            &mut out,
-        );
+        let out = pick(&s, PeerId([0; 20]), "127.1.0.2:6881", 1);
         let mut got: Vec<String> = out.iter().map(|p| p.addr.to_string()).collect();
         got.sort();
         assert_eq!(got, ["127.1.0.1:6881", "127.1.0.3:6881"]);

@@ -160,7 +160,8 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     if let Some(config) = &args.alto_replica {
-        if let Err(e) = lab::serve_replica(config, args.replica_tls.as_deref()).await {
+        let tls = args.replica_tls.clone().map(|dir| lab::ReplicaTls { dir });
+        if let Err(e) = lab::serve_replica(config, tls.as_ref()).await {
             eprintln!("swarm-lab: replica: {e:#}");
             std::process::exit(1);
         }

@@ -1,8 +1,9 @@
 //! The lab's ALTO server replicas (`--replicas N --etcd`; `docs/pid-head.md`, "Replicas"):
 //! a 3-member etcd cluster on loopback ports, the first replica in the lab's process and the
 //! others as processes of the lab's own binary (`--alto-replica CONFIG`), so that killing one
-//! is a real SIGKILL; with `--tls` every replica serves HTTPS with the lab's CA. Each client is given every replica's directory, starting with its own
-//! share, and fails over to the next when one does not answer.
+//! is a real SIGKILL; with `--tls` every replica serves HTTPS with the lab's CA. Each client
+//! is given every replica's directory, starting with its own share, and fails over to the
+//! next when one does not answer.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -123,24 +124,35 @@ pub struct ReplicaTls {
 }
 
 impl ReplicaTls {
-    /// The certificate's name in the folder, without `.pem`.
+    /// The certificate's name in the folder, without `.pem` (the lab's CA issues it so).
     pub const CERT: &'static str = "alto-server";
-    /// The CA's file in the folder.
-    pub const CA: &'static str = "ca.pem";
+
+    /// The certificate chain.
+    pub fn cert(&self) -> PathBuf {
+        self.dir.join(format!("{}.pem", Self::CERT))
+    }
+
+    /// Its private key.
+    pub fn key(&self) -> PathBuf {
+        self.dir.join(format!("{}-key.pem", Self::CERT))
+    }
+
+    /// The lab's CA certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
 }
 
 /// Serves one replica with `config` on a free loopback port (over HTTPS with the files in
 /// `tls`, see [`ReplicaTls`]), prints its directory URL, and runs until its standard input
 /// closes (the lab left) or it is killed.
-pub async fn serve_replica(config: &Path, tls: Option<&Path>) -> anyhow::Result<()> {
+pub async fn serve_replica(config: &Path, tls: Option<&ReplicaTls>) -> anyhow::Result<()> {
     let source = alto_server::Source::File(config.to_path_buf());
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let app = match tls {
-        Some(dir) => {
-            alto_web::tls::set_default_ca(&dir.join(ReplicaTls::CA))?;
-            let cert = dir.join(format!("{}.pem", ReplicaTls::CERT));
-            let key = dir.join(format!("{}-key.pem", ReplicaTls::CERT));
-            alto_server::App::with_tls(source, Some((cert, key)))?
+        Some(t) => {
+            alto_web::tls::set_default_ca(&t.ca())?;
+            alto_server::App::with_tls(source, Some((t.cert(), t.key())))?
         }
         None => alto_server::App::new(source)?,
     };

@@ -427,19 +427,20 @@ pub async fn services(
     );
     std::fs::write(cfg_dir.join("alto.toml"), config)?;
     let source = alto_server::Source::File(cfg_dir.join("alto.toml"));
-    let (app, ca) = if c.tls {
-        let ca = lab_ca()?;
-        let issued = ca.issue(&cfg_dir, super::ReplicaTls::CERT, &ip.to_string());
-        // The other replicas (processes on the same address) serve the same certificate.
-        std::fs::copy(ca.cert(), cfg_dir.join(super::ReplicaTls::CA))?;
-        let app = alto_server::App::with_tls(source, Some((issued.cert, issued.key)))?;
-        (app, Some(ca.cert()))
-    } else {
-        (alto_server::App::new(source)?, None)
-    };
+    // The other replicas (processes on the same address) serve the same certificate.
     let replica_tls = c.tls.then(|| super::ReplicaTls {
         dir: cfg_dir.clone(),
     });
+    let (app, ca) = match &replica_tls {
+        Some(replica) => {
+            let ca = lab_ca()?;
+            let issued = ca.issue(&cfg_dir, super::ReplicaTls::CERT, &ip.to_string());
+            std::fs::copy(ca.cert(), replica.ca())?;
+            let app = alto_server::App::with_tls(source, Some((issued.cert, issued.key)))?;
+            (app, Some(ca.cert()))
+        }
+        None => (alto_server::App::new(source)?, None),
+    };
     let alto = alto_server::Running::start_app(app, std::net::SocketAddr::new(ip, 0)).await?;
     let replicas = super::Replicas::start(
         alto.directory_url(),

@@ -61,6 +61,12 @@ pub struct ProgressLine {
     /// The same per peer that connected to the client (its address as seen there).
     #[serde(default)]
     pub peers_in: Vec<PeerTraffic>,
+    /// Trials of reaching out by the link rule it began.
+    #[serde(default)]
+    pub outreach_trials: u64,
+    /// Peers of other PIDs it left after trials that did not pay.
+    #[serde(default)]
+    pub outreach_left_peers: u64,
 }
 
 /// What the lab knows of an `rqbit-alto` client from its output so far.
@@ -449,6 +455,8 @@ async fn run_one(
         }
         f.add_completion(m.ip.to_string(), m.done.expect("checked"));
         if let Some(line) = last {
+            f.outreach_trials += line.outreach_trials;
+            f.outreach_left_peers += line.outreach_left_peers;
             count_connections(&mut f, &net, m.ip, &line, &third);
         }
     }

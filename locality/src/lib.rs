@@ -9,16 +9,20 @@
 //!   `left`), and its rates.
 //! - [`policy`]: speed-aware, soft locality: who reaches out to other PIDs, who is a
 //!   gateway, how many gateways a PID has (`docs/locality.md`).
+//! - [`outreach`]: whether reaching out pays: a client that its own links call underserved
+//!   reaches out on trial, and leaves the peers it brought when it did not pay.
 //! - [`tree`]: the PID Heads' distribution tree: which peer of another PID a head fetches
 //!   from.
 //!
 //! Clock and randomness come in: times as milliseconds, random numbers through
 //! [`rank::Random`].
 
+pub mod outreach;
 pub mod policy;
 pub mod progress;
 pub mod rank;
 pub mod tree;
 
+pub use outreach::{Outreach, Step};
 pub use policy::{Links, LocalityConfig, Service};
 pub use progress::{Progress, Sample};

@@ -62,6 +62,15 @@ pub struct LocalityConfig {
     /// the heads' tree: a second source over the same link, in case the parent is slow.
     /// More make the head a source for the parent's PID too (traffic back up the tree).
     pub tree_extra: usize,
+    /// A client reaching out by its own links is on trial this long (`crate::outreach`).
+    pub trial_ms: u64,
+    /// The trial pays when the download rate over it exceeds the rate before by this share.
+    pub trial_gain: f64,
+    /// After a trial that did not pay, no reaching out by its links for this long, doubled
+    /// after each further one that did not pay.
+    pub rest_ms: u64,
+    /// The longest rest.
+    pub max_rest_ms: u64,
 }
 
 /// The defaults, documented in `docs/locality.md`.
@@ -76,6 +85,10 @@ const DEFAULT: LocalityConfig = LocalityConfig {
     downlink_fraction: 0.5,
     reciprocity: 1.0,
     tree_extra: 1,
+    trial_ms: 6_000,
+    trial_gain: 0.25,
+    rest_ms: 15_000,
+    max_rest_ms: 120_000,
 };
 
 impl Default for LocalityConfig {
@@ -112,6 +125,9 @@ pub enum Service {
 }
 
 impl LocalityConfig {
+    /// The defaults, documented in `docs/locality.md`.
+    pub const DEFAULT: LocalityConfig = DEFAULT;
+
     /// How a client with `progress` is served at `now_ms`, against `peak_bps`, the fastest
     /// download in its PID (0 when unknown: then only the stall rule applies).
     pub fn service(&self, progress: &Progress, now_ms: u64, peak_bps: f64) -> Service {

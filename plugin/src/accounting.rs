@@ -68,6 +68,11 @@ pub struct Report {
     pub peers_in: Vec<PeerTraffic>,
     /// Seconds since the torrent was added.
     pub elapsed_s: f64,
+    /// Trials of reaching out by the link rule begun, all torrents of the client
+    /// (`docs/locality.md`, rule 2).
+    pub outreach_trials: u64,
+    /// Peers of other PIDs left after trials that did not pay, all torrents of the client.
+    pub outreach_left_peers: u64,
     /// The session's error, if any.
     pub error: Option<String>,
 }

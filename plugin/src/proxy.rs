@@ -15,7 +15,7 @@ use crate::upstream::Upstream;
 use alto_client::AltoClient;
 use alto_locality::policy::{client_peers, ClientView, LocalityConfig};
 use alto_locality::tree::ElectedHead;
-use alto_locality::{Links, Progress, Sample};
+use alto_locality::{Links, Outreach, Progress, Sample, Service, Step};
 use alto_model::messages::{EndpointFilter, InfoResourceEndpointCostMap, ReqEndpointCostMap};
 use alto_model::pidhead::{HeadInfo, Role};
 use alto_model::{media, CostMode, CostType};
@@ -74,6 +74,19 @@ pub struct ProxyStats {
     pub dht_peers: AtomicU64,
     /// Rankings by the head's endpoint cost service.
     pub ranked: AtomicU64,
+    /// Peers of other PIDs left after a trial of reaching out that did not pay
+    /// ([`alto_locality::outreach`]).
+    pub left_peers: AtomicU64,
+    /// Trials of reaching out begun.
+    pub trials: AtomicU64,
+}
+
+/// What the proxy may do to a torrent's connections: the session hands it librqbit's.
+pub trait Connections: Send + Sync {
+    /// Disconnects the peers at `peers` and keeps them from coming back; how many were live.
+    fn leave(&self, peers: &[SocketAddr]) -> usize;
+    /// Connects again the peers at `peers` that were left; how many.
+    fn requeue(&self, peers: &[SocketAddr]) -> usize;
 }
 
 #[derive(Default)]
@@ -86,6 +99,10 @@ struct Entry {
     head_in_swarm: bool,
     /// The client's progress, from librqbit's announces.
     progress: Progress,
+    /// Whether reaching out by its links pays ([`alto_locality::outreach`]).
+    outreach: Outreach,
+    /// The torrent's connections, to leave peers that did not pay.
+    connections: Option<Arc<dyn Connections>>,
 }
 
 /// The proxy's state, shared with the session.
@@ -133,14 +150,18 @@ impl Proxy {
         }
     }
 
-    /// Remembers a torrent's original trackers.
-    pub fn register(&self, info_hash: InfoHash, originals: Vec<String>) {
-        self.torrents
-            .lock()
-            .expect("proxy lock")
-            .entry(info_hash)
-            .or_default()
-            .originals = originals;
+    /// Remembers a torrent's original trackers, and its connections (without them, a trial
+    /// of reaching out that does not pay only stops handing peers of other PIDs).
+    pub fn register(
+        &self,
+        info_hash: InfoHash,
+        originals: Vec<String>,
+        connections: Option<Arc<dyn Connections>>,
+    ) {
+        let mut t = self.torrents.lock().expect("proxy lock");
+        let e = t.entry(info_hash).or_default();
+        e.originals = originals;
+        e.connections = connections;
     }
 
     /// The PID's head, if known and not this client's own address being down.
@@ -297,16 +318,25 @@ impl Proxy {
             (Some(t), true) => t.own_pid_peak_bps(&req.info_hash, me.is_ipv6(), now_ms),
             _ => 0.0,
         };
-        let (head_in_swarm, service) = {
+        let (head_in_swarm, service, step, connections) = {
             let mut t = self.torrents.lock().expect("proxy lock");
             let e = t.entry(req.info_hash).or_default();
             e.head_in_swarm |= head_ip.is_some_and(|ip| from_head.iter().any(|p| p.ip() == ip));
-            let links = self.settings.links;
-            (
-                e.head_in_swarm,
-                cfg.client_service(&e.progress, now_ms, links, pid_peak),
-            )
+            let service = cfg.client_service(&e.progress, now_ms, self.settings.links, pid_peak);
+            // Only a member's links' rule goes through the trial: a stall, or a head far
+            // below its members, reaches out at once.
+            let plain = cfg.client_service(&e.progress, now_ms, Links::default(), pid_peak);
+            let by_links =
+                !is_head && service == Service::Underserved && plain != Service::Underserved;
+            let step = e.outreach.step(cfg, by_links, &e.progress, now_ms);
+            let service = if by_links && !step.reach_out {
+                Service::Lagging
+            } else {
+                service
+            };
+            (e.head_in_swarm, service, step, e.connections.clone())
         };
+        self.carry_out(&step, connections.as_deref());
         let parent = if is_head {
             let foreign: Vec<SocketAddr> = from_head
                 .iter()
@@ -330,8 +360,38 @@ impl Proxy {
             me,
         };
         let list = client_peers(cfg, &view, &from_head, &others, want);
+        if let Some(e) = self
+            .torrents
+            .lock()
+            .expect("proxy lock")
+            .get_mut(&req.info_hash)
+        {
+            e.outreach.handed(
+                list.iter()
+                    .filter(|p| net.pid_of(p.ip()) != Some(own))
+                    .copied(),
+            );
+        }
         tracing::debug!(%me, ?m.role, ?head_ip, ?service, ?list, "peers for librqbit");
         list
+    }
+
+    /// Carries out a trial's step on the torrent's connections.
+    fn carry_out(&self, step: &Step, connections: Option<&dyn Connections>) {
+        if step.began_trial {
+            self.stats.trials.fetch_add(1, Relaxed);
+        }
+        if let Some(c) = connections {
+            if !step.leave.is_empty() {
+                let n = c.leave(&step.leave);
+                self.stats.left_peers.fetch_add(n as u64, Relaxed);
+                tracing::debug!(left = n, peers = ?step.leave, "reaching out did not pay");
+            }
+            if !step.requeue.is_empty() {
+                let n = c.requeue(&step.requeue);
+                tracing::debug!(requeued = n, "reaching out again on trial");
+            }
+        }
     }
 
     /// The head's parent in the heads' distribution tree ([`alto_locality::tree`]).

@@ -246,6 +246,17 @@ impl Torrent {
             .collect()
     }
 
+    /// Disconnects the peers at `addrs` and keeps librqbit from connecting to them again
+    /// (until [`Torrent::requeue_peers`]); how many were connected.
+    pub fn leave_peers(&self, addrs: &[SocketAddr]) -> usize {
+        self.0.live().map_or(0, |l| l.leave_peers(addrs))
+    }
+
+    /// Lets librqbit connect again to the peers at `addrs` it was made to leave; how many.
+    pub fn requeue_peers(&self, addrs: &[SocketAddr]) -> usize {
+        self.0.live().map_or(0, |l| l.requeue_peers(addrs))
+    }
+
     /// Waits until every piece is there.
     pub async fn wait_completed(&self) -> Result<(), RqbitError> {
         self.0
@@ -344,8 +355,242 @@ pub fn seed_folder(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::DhtNode;
+    use super::*;
     use std::time::Duration;
+
+    /// A free TCP port on `ip`.
+    fn free_port(ip: [u8; 4]) -> SocketAddr {
+        std::net::TcpListener::bind(SocketAddr::from((ip, 0)))
+            .and_then(|l| l.local_addr())
+            .unwrap()
+    }
+
+    /// Polls `f` every 50 ms for at most 30 s.
+    async fn until(what: &str, mut f: impl FnMut() -> bool) {
+        for _ in 0..600 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("not within 30 s: {what}");
+    }
+
+    /// A seeder of one 2 MiB file (one piece: librqbit's torrents have 2 MiB pieces) in
+    /// `dir`, uploading at 256 KiB/s on 127.0.0.1, its file checked and live.
+    struct Seeder {
+        rqbit: Rqbit,
+        at: SocketAddr,
+        data: Vec<u8>,
+        torrent: Vec<u8>,
+        info_hash: [u8; 20],
+    }
+
+    /// Nothing listens there: announces fail, so no tracker brings a peer.
+    const NOWHERE: &str = "http://127.0.0.1:9/announce";
+
+    async fn seeder(dir: &Path) -> Seeder {
+        let file = dir.join("payload.bin");
+        let data: Vec<u8> = (0..2u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        std::fs::write(&file, &data).unwrap();
+        let (torrent, info_hash) = create_torrent(&file, Vec::new()).await.unwrap();
+        let at = free_port([127, 0, 0, 1]);
+        let rqbit = Rqbit::start(SessionSettings {
+            output: dir,
+            listen: at,
+            proxy: NOWHERE,
+            allowlist: None,
+            peer_limit: None,
+            upload_bps: Some(256 << 10),
+            download_bps: None,
+        })
+        .await
+        .unwrap();
+        let seeding = rqbit
+            .add(TorrentInput::File(torrent.clone()), &seed_folder(&file))
+            .await
+            .unwrap();
+        // Checked and live before anyone connects.
+        until("the seeder has its file", || {
+            seeding.progress().finished && seeding.0.live().is_some()
+        })
+        .await;
+        Seeder {
+            rqbit,
+            at,
+            data,
+            torrent,
+            info_hash,
+        }
+    }
+
+    /// Reads one peer wire message (BEP 3): its id and payload (`None`: a keep-alive).
+    async fn message(s: &mut tokio::net::TcpStream) -> Option<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        let len = s.read_u32().await.unwrap() as usize;
+        if len == 0 {
+            return None;
+        }
+        let mut body = vec![0; len];
+        s.read_exact(&mut body).await.unwrap();
+        Some((body[0], body[1..].to_vec()))
+    }
+
+    /// A `request` (id 6) or `cancel` (id 8) of 16 KiB at `begin` in piece 0.
+    fn chunk_message(id: u8, begin: u32) -> Vec<u8> {
+        let mut m = vec![0, 0, 0, 13, id];
+        for v in [0u32, begin, 16 << 10] {
+            m.extend(v.to_be_bytes());
+        }
+        m
+    }
+
+    /// BEP 3's `cancel` is honoured: chunks cancelled while they wait under the seeder's
+    /// upload limit are not sent (patched in; librqbit sent every chunk once asked, which the
+    /// asker threw away). A raw peer asks for 64 chunks and cancels every other one past the
+    /// first 16 (the limiter's burst of one second).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_seeder_does_not_send_chunks_cancelled_while_they_wait() {
+        use tokio::io::AsyncWriteExt;
+        const CHUNK: usize = 16 << 10;
+        let dir = tempfile::tempdir().unwrap();
+        let Seeder {
+            rqbit: seeder,
+            at: seed_at,
+            data,
+            info_hash,
+            ..
+        } = seeder(dir.path()).await;
+
+        let mut s = tokio::net::TcpStream::connect(seed_at).await.unwrap();
+        let mut hello = vec![19];
+        hello.extend(b"BitTorrent protocol");
+        hello.extend([0; 8]);
+        hello.extend(info_hash);
+        hello.extend(b"-AT0001-cancel-test1");
+        s.write_all(&hello).await.unwrap();
+        let mut back = [0; 68];
+        tokio::io::AsyncReadExt::read_exact(&mut s, &mut back)
+            .await
+            .unwrap();
+        assert_eq!(&back[28..48], &info_hash);
+        s.write_all(&[0, 0, 0, 1, 2]).await.unwrap(); // interested
+        let unchoked = tokio::time::timeout(Duration::from_secs(10), async {
+            while message(&mut s).await.map(|m| m.0) != Some(1) {}
+        });
+        unchoked.await.expect("unchoked");
+        let cancelled = |k: usize| k >= 16 && k % 2 == 1;
+        let mut asked = Vec::new();
+        for k in 0..64 {
+            asked.extend(chunk_message(6, (k * CHUNK) as u32));
+        }
+        for k in (0..64).filter(|k| cancelled(*k)) {
+            asked.extend(chunk_message(8, (k * CHUNK) as u32));
+        }
+        s.write_all(&asked).await.unwrap();
+
+        let mut got: Vec<usize> = Vec::new();
+        let wanted = (0..64).filter(|k| !cancelled(*k)).count();
+        // Every chunk kept, and then a second for stragglers (16 chunks' worth of budget).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut all_kept: Option<tokio::time::Instant> = None;
+        loop {
+            let until = all_kept.map_or(deadline, |t| (t + Duration::from_secs(1)).min(deadline));
+            match tokio::time::timeout_at(until, message(&mut s)).await {
+                Err(_) => break,
+                Ok(Some((7, p))) => {
+                    let begin = u32::from_be_bytes(p[4..8].try_into().unwrap()) as usize;
+                    assert_eq!(&p[8..], &data[begin..begin + CHUNK], "chunk at {begin}");
+                    got.push(begin / CHUNK);
+                    let kept = got.iter().filter(|k| !cancelled(**k)).count();
+                    if kept == wanted && all_kept.is_none() {
+                        all_kept = Some(tokio::time::Instant::now());
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+        let kept = got.iter().filter(|k| !cancelled(**k)).count();
+        let sent_anyway: Vec<usize> = got.iter().copied().filter(|k| cancelled(*k)).collect();
+        assert_eq!(kept, wanted, "every chunk not cancelled arrives: {got:?}");
+        assert!(
+            sent_anyway.len() <= 2,
+            "cancelled chunks sent: {sent_anyway:?}"
+        );
+        seeder.stop().await;
+    }
+
+    /// The peers a trial of reaching out left are disconnected and stay so, whatever the
+    /// trackers say, until they are queued again (the patched `leave_peers` and
+    /// `requeue_peers`); the download then completes with identical data.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_left_peer_stays_away_until_it_is_requeued() {
+        let dir = tempfile::tempdir().unwrap();
+        let Seeder {
+            rqbit: seeder,
+            at: seed_at,
+            data,
+            torrent,
+            ..
+        } = seeder(dir.path()).await;
+        let out = dir.path().join("leecher");
+        std::fs::create_dir_all(&out).unwrap();
+        let leecher = Rqbit::start(SessionSettings {
+            output: &out,
+            listen: free_port([127, 0, 0, 2]),
+            proxy: NOWHERE,
+            allowlist: None,
+            peer_limit: None,
+            upload_bps: None,
+            download_bps: None,
+        })
+        .await
+        .unwrap();
+        let added = leecher
+            .session
+            .add_torrent(
+                AddTorrent::from_bytes(torrent),
+                Some(AddTorrentOptions {
+                    output_folder: Some(out.display().to_string()),
+                    initial_peers: Some(vec![seed_at]),
+                    ..AddTorrentOptions::default()
+                }),
+            )
+            .await
+            .unwrap();
+        let AddTorrentResponse::Added(_, h) = added else {
+            panic!("not added");
+        };
+        let t = Torrent(h);
+        let live = |t: &Torrent| t.peers().iter().any(|p| p.addr == seed_at && p.live);
+        let fetched = |t: &Torrent| {
+            t.peers()
+                .iter()
+                .filter(|p| p.addr == seed_at)
+                .map(|p| p.fetched)
+                .sum::<u64>()
+        };
+        until("bytes from the seeder", || live(&t) && fetched(&t) > 0).await;
+        assert_eq!(t.leave_peers(&[seed_at]), 1);
+        until("the seeder is gone", || !live(&t)).await;
+        let got = fetched(&t);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!live(&t), "a left peer came back by itself");
+        assert_eq!(fetched(&t), got, "bytes from a left peer");
+        assert!(!t.progress().finished);
+        assert_eq!(t.leave_peers(&[seed_at]), 0, "not live: nothing to leave");
+        assert_eq!(t.requeue_peers(&[seed_at]), 1);
+        until("the seeder is live again", || live(&t)).await;
+        tokio::time::timeout(Duration::from_secs(60), t.wait_completed())
+            .await
+            .expect("completes once requeued")
+            .unwrap();
+        assert_eq!(std::fs::read(out.join("payload.bin")).unwrap(), data);
+        leecher.stop().await;
+        seeder.stop().await;
+    }
 
     /// A node started with no bootstrap node (as a private DHT's first node is) keeps
     /// answering: librqbit's own node stops when its bootstrap fails, at once with none.

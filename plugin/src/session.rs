@@ -6,7 +6,7 @@ use crate::accounting::{self, Report};
 use crate::allowlist;
 use crate::mapfollow::{self, NetworkMapWatch};
 use crate::metainfo::{self, MetainfoError};
-use crate::proxy::{self, Proxy, ProxySettings};
+use crate::proxy::{self, Connections, Proxy, ProxySettings};
 use crate::rqbit::{self, DhtNode, Rqbit, RqbitError, SessionSettings, TorrentInput};
 use alto_locality::LocalityConfig;
 use std::net::{IpAddr, SocketAddr};
@@ -306,7 +306,11 @@ impl AltoSession {
         };
         let t = self.rqbit.add(input, folder).await?;
         let h = InfoHash(t.info_hash());
-        self.proxy.register(h, originals);
+        self.proxy.register(
+            h,
+            originals,
+            Some(Arc::new(t.clone()) as Arc<dyn Connections>),
+        );
         // librqbit never sends `completed`: the proxy does, when the data is all there.
         let (proxy, watched) = (self.proxy.clone(), t.clone());
         tokio::spawn(async move {
@@ -339,13 +343,17 @@ impl AltoSession {
     pub fn report(&self, t: &Torrent) -> Report {
         // The map is taken out of the channel first: no lock is held while librqbit counts.
         let net = self.netmap.borrow().clone();
-        accounting::report(
+        let mut r = accounting::report(
             t.inner.progress(),
             &self.membership(),
             net.as_deref(),
             t.inner.peers(),
             t.started.elapsed().as_secs_f64(),
-        )
+        );
+        let stats = &self.proxy.stats;
+        r.outreach_trials = stats.trials.load(std::sync::atomic::Ordering::Relaxed);
+        r.outreach_left_peers = stats.left_peers.load(std::sync::atomic::Ordering::Relaxed);
+        r
     }
 
     /// Stops this client's tracker shim without resigning, as a crash would: for failover
@@ -406,5 +414,16 @@ impl Torrent {
     /// The session's torrent, for progress without the PID view.
     pub fn progress(&self) -> rqbit::Progress {
         self.inner.progress()
+    }
+}
+
+/// librqbit's connections, for the proxy's trials of reaching out.
+impl Connections for rqbit::Torrent {
+    fn leave(&self, peers: &[SocketAddr]) -> usize {
+        self.leave_peers(peers)
+    }
+
+    fn requeue(&self, peers: &[SocketAddr]) -> usize {
+        self.requeue_peers(peers)
     }
 }

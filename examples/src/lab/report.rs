@@ -112,6 +112,13 @@ pub struct RunFigures {
     /// Announces the clients' trackers answered as heads, with peers.
     #[serde(default)]
     pub head_announces: u64,
+    /// Trials of reaching out by the link rule that the clients' proxies began
+    /// (`docs/locality.md`, rule 2), of the clients still running at the end.
+    #[serde(default)]
+    pub outreach_trials: u64,
+    /// Peers of other PIDs those proxies left after trials that did not pay.
+    #[serde(default)]
+    pub outreach_left_peers: u64,
     /// Every connection between two PIDs that moved bytes.
     pub cross_connections: Vec<CrossConnection>,
 }

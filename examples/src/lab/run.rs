@@ -360,6 +360,13 @@ async fn run_one(
                 .load(std::sync::atomic::Ordering::Relaxed)
         })
         .sum();
+    for cl in &clients {
+        if let Some(s) = &cl.session {
+            let r = s.report(&cl.torrent);
+            f.outreach_trials += r.outreach_trials;
+            f.outreach_left_peers += r.outreach_left_peers;
+        }
+    }
     note(
         c,
         format!(

@@ -150,14 +150,20 @@ impl PieceTracker {
             .iter_queued_pieces(req.file_priorities, req.file_infos)
             .collect();
 
+        // No piece is left to reserve from anyone: the endgame.
+        let endgame = queued.is_empty();
         for piece in queued {
             if (req.peer_has_piece)(piece) {
                 return self.reserve_piece(piece, req.peer);
             }
         }
 
-        // 2. Try steal with 3x threshold (moderately slow peer): the endgame
-        if let Some(result) = self.try_steal(&req, 3.0) {
+        // 2. Try steal: in the endgame from a moderately slow peer (3x); before it only
+        // from a very slow one (10x). A peer that has nothing queued that this one has is
+        // no reason to steal: the chunks the first peer already sent are thrown away, and
+        // a peer just behind a shared source always has only what is in flight from it.
+        let threshold = if endgame { 3.0 } else { 10.0 };
+        if let Some(result) = self.try_steal(&req, threshold) {
             return result;
         }
 

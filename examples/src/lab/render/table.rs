@@ -88,6 +88,11 @@ pub fn table(r: &LabReport) -> String {
         b.tracker_requests.to_string(),
     );
     s += &row("heads elected", a.elections.to_string(), "-".into());
+    s += &row(
+        "outreach trials / peers left",
+        format!("{} / {}", a.outreach_trials, a.outreach_left_peers),
+        "-".into(),
+    );
     for (title, f) in [("ALTO run", a), ("baseline", b)] {
         s += &format!("\n{title}: MiB from PID (row) to PID (column)\n{:>10}", "");
         for p in &r.pids {

@@ -45,7 +45,7 @@ pub mod stats;
 
 use std::{
     borrow::Cow,
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     net::{IpAddr, SocketAddr},
     num::NonZeroU32,
     sync::{
@@ -212,6 +212,7 @@ pub struct TorrentStateLive {
     ratelimit_upload_tx: tokio::sync::mpsc::UnboundedSender<(
         tokio::sync::mpsc::UnboundedSender<WriterRequest>,
         ChunkInfo,
+        UploadRequests,
     )>,
     ratelimits: Limits,
 }
@@ -262,6 +263,7 @@ impl TorrentStateLive {
         let (ratelimit_upload_tx, ratelimit_upload_rx) = tokio::sync::mpsc::unbounded_channel::<(
             tokio::sync::mpsc::UnboundedSender<WriterRequest>,
             ChunkInfo,
+            UploadRequests,
         )>();
         let ratelimits = Limits::new(paused.shared.options.ratelimits);
 
@@ -445,9 +447,18 @@ impl TorrentStateLive {
         mut rx: tokio::sync::mpsc::UnboundedReceiver<(
             tokio::sync::mpsc::UnboundedSender<WriterRequest>,
             ChunkInfo,
+            UploadRequests,
         )>,
     ) -> crate::Result<()> {
-        while let Some((tx, ci)) = rx.recv().await {
+        while let Some((tx, ci, requests)) = rx.recv().await {
+            // Cancelled while it waited: not sent, and no upload budget spent on it.
+            {
+                let mut r = requests.lock();
+                if r.get(&ci.absolute_index) == Some(&true) {
+                    r.remove(&ci.absolute_index);
+                    continue;
+                }
+            }
             tokio::select! {
                 _ = tx.closed() => {
                     continue;
@@ -465,6 +476,10 @@ impl TorrentStateLive {
                         res?;
                     }
                 }
+            }
+            // Cancelled while the budget came: not sent either.
+            if requests.lock().remove(&ci.absolute_index) == Some(true) {
+                continue;
             }
             let _ = tx.send(WriterRequest::ReadChunkRequest(ci));
         }
@@ -488,6 +503,7 @@ impl TorrentStateLive {
             tx,
             counters,
             first_message_received: AtomicBool::new(false),
+            upload_requests: Default::default(),
             cancel_token: self.cancellation_token.child_token(),
             client_name_and_version: self.shared.client_name_and_version().to_owned(),
         };
@@ -552,6 +568,7 @@ impl TorrentStateLive {
             tx,
             counters,
             first_message_received: AtomicBool::new(false),
+            upload_requests: Default::default(),
             cancel_token: state.cancellation_token.child_token(),
             client_name_and_version: state.shared.client_name_and_version().to_owned(),
         };
@@ -909,6 +926,46 @@ impl TorrentStateLive {
         }
     }
 
+    /// Disconnects the live peers at `addrs` and marks them not needed, so that a tracker's
+    /// answer naming them again does not bring them back; returns how many were live.
+    /// (Patched in: the locality plugin leaves peers of other PIDs that did not pay.)
+    pub fn leave_peers(&self, addrs: &[SocketAddr]) -> usize {
+        let mut left = 0;
+        for addr in addrs {
+            let Some(mut pe) = self.peers.states.get_mut(addr) else {
+                continue;
+            };
+            if let PeerState::Live(_) = pe.value().get_state() {
+                let prev = pe.value_mut().set_not_needed(&self.peers);
+                if let Some(live) = prev.take_live_no_counters() {
+                    let _ = live.tx.send(WriterRequest::Disconnect(Ok(())));
+                    left += 1;
+                }
+            }
+        }
+        left
+    }
+
+    /// Queues again the peers at `addrs` that were marked not needed; returns how many.
+    /// (Patched in, the counterpart of [`TorrentStateLive::leave_peers`].)
+    pub fn requeue_peers(&self, addrs: &[SocketAddr]) -> usize {
+        let mut queued = 0;
+        for addr in addrs {
+            let again = self
+                .peers
+                .states
+                .get_mut(addr)
+                .and_then(|mut pe| pe.value_mut().reconnect_not_needed_peer(&self.peers));
+            if let Some(a) = again {
+                if self.peer_queue_tx.send(a).is_err() {
+                    break;
+                }
+                queued += 1;
+            }
+        }
+        queued
+    }
+
     pub(crate) fn reconnect_all_not_needed_peers(&self) {
         self.peers
             .states
@@ -1022,7 +1079,15 @@ impl PeerFlowControl {
 
 // All peer state that would never be used by other actors should pe put here.
 // This state tracks a live peer.
+/// A peer's chunk requests waiting in the upload scheduler, by absolute chunk index; `true`
+/// once the peer cancelled it (BEP 3 `cancel`), and then it is not sent. Bounded by the
+/// requests waiting. (Patched in: librqbit ignored `cancel`, so a peer that took a piece
+/// over from a slow sender in the endgame still received every chunk asked of it, and threw
+/// them away.)
+type UploadRequests = Arc<Mutex<HashMap<u32, bool>>>;
+
 struct PeerHandler {
+    upload_requests: UploadRequests,
     state: Arc<TorrentStateLive>,
     counters: Arc<AtomicPeerCounters>,
     // Semantically, we don't need a lock here, as this is only requested from
@@ -1089,9 +1154,7 @@ impl PeerConnectionHandler for &'_ PeerHandler {
             Message::NotInterested => {
                 trace!("received \"not interested\", but we don't process it yet")
             }
-            Message::Cancel(_) => {
-                trace!("received \"cancel\", but we don't process it yet")
-            }
+            Message::Cancel(request) => self.on_cancel(request),
             Message::Extended(ExtendedMessage::UtMetadata(UtMetadata::Request(
                 metadata_piece_id,
             ))) => {
@@ -1527,10 +1590,34 @@ impl PeerHandler {
             );
         }
 
-        self.state
-            .ratelimit_upload_tx
-            .send((self.tx.clone(), chunk_info))?;
+        self.upload_requests
+            .lock()
+            .entry(chunk_info.absolute_index)
+            .or_insert(false);
+        self.state.ratelimit_upload_tx.send((
+            self.tx.clone(),
+            chunk_info,
+            self.upload_requests.clone(),
+        ))?;
         Ok(())
+    }
+
+    /// A `cancel` (BEP 3): the chunk, if still waiting to be sent, is not sent.
+    fn on_cancel(&self, request: Request) {
+        let chunk = self
+            .state
+            .lengths
+            .validate_piece_index(request.index)
+            .and_then(|p| {
+                self.state
+                    .lengths
+                    .chunk_info_from_received_data(p, request.begin, request.length)
+            });
+        if let Some(c) = chunk {
+            if let Some(cancelled) = self.upload_requests.lock().get_mut(&c.absolute_index) {
+                *cancelled = true;
+            }
+        }
     }
 
     fn on_have(&self, have: u32) {

@@ -297,7 +297,7 @@ async fn run_one(
             }
             let ip = addr(k, 10 + i);
             let out = dir.join(ip.to_string());
-            let upload = c.scenario.upload_bps(i, clients.len(), c.upload_bps);
+            let upload = c.scenario.upload_bps(i, k - 1, c.pids, c.upload_bps);
             let (child, progress) = spawn(k, ip, &out, upload, c.download_bps)?;
             clients.push(Member {
                 ip,

@@ -113,9 +113,9 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     libtorrent_per_pid: usize,
     /// A hard case to run, each as ALTO against the same swarm on the plain tracker
-    /// (repeatable; `all` for every one): homogeneous, slow-head, mixed-uplinks,
+    /// (repeatable; `all` for every one): homogeneous, slow-head, mixed-uplinks, slow-pid,
     /// head-leaves, junk-head, churn (docs/locality.md). With `--netns`: homogeneous,
-    /// slow-head and mixed-uplinks.
+    /// slow-head, mixed-uplinks and slow-pid.
     #[arg(long, default_value = "homogeneous")]
     scenario: Vec<String>,
 }
@@ -245,8 +245,15 @@ async fn main() {
     let run = async {
         let mut reports = Vec::new();
         for &scenario in &scenarios {
+            // Each scenario in a folder of its own: a second one would find the files of the
+            // first complete.
+            let dir = match &config.dir {
+                Some(d) if scenarios.len() > 1 => Some(d.join(scenario.name())),
+                d => d.clone(),
+            };
             let config = LabConfig {
                 scenario,
+                dir,
                 ..config.clone()
             };
             eprintln!("[lab] scenario `{}`", scenario.name());

@@ -124,8 +124,12 @@ pub enum Scenario {
     /// The first client of every PID (its head under `first`) has 1/32 of the others'
     /// upload limit.
     SlowHead,
-    /// A quarter of the clients upload at 256 KiB/s, the rest at the default.
+    /// A quarter of the clients upload at 256 KiB/s, the rest at the default: in every PID,
+    /// at other places in the order of arrival (PID4's head among them).
     MixedUplinks,
+    /// Every client of the last PID uploads at 256 KiB/s: a PID that cannot keep up with
+    /// itself, its peers outside being 16 times faster.
+    SlowPid,
     /// The first client of every PID with clients quits abruptly (no `stopped`, no
     /// resignation) once it has half of the file (or as it completes, where it got past half
     /// between two looks); it is not counted as a client.
@@ -140,10 +144,11 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order the lab runs them.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Homogeneous,
         Scenario::SlowHead,
         Scenario::MixedUplinks,
+        Scenario::SlowPid,
         Scenario::HeadLeaves,
         Scenario::JunkHead,
         Scenario::Churn,
@@ -155,6 +160,7 @@ impl Scenario {
             Scenario::Homogeneous => "homogeneous",
             Scenario::SlowHead => "slow-head",
             Scenario::MixedUplinks => "mixed-uplinks",
+            Scenario::SlowPid => "slow-pid",
             Scenario::HeadLeaves => "head-leaves",
             Scenario::JunkHead => "junk-head",
             Scenario::Churn => "churn",
@@ -170,17 +176,18 @@ impl Scenario {
     pub fn in_netns(self) -> bool {
         matches!(
             self,
-            Scenario::Homogeneous | Scenario::SlowHead | Scenario::MixedUplinks
+            Scenario::Homogeneous | Scenario::SlowHead | Scenario::MixedUplinks | Scenario::SlowPid
         )
     }
 
-    /// The upload limit of the client arriving `k`-th in its PID, `index`-th overall, with
-    /// `default` the lab's limit (0: none).
-    pub fn upload_bps(self, k: usize, index: usize, default: u32) -> u32 {
+    /// The upload limit of the client arriving `k`-th in the `pid`-th of `pids` PIDs (from
+    /// 0), with `default` the lab's limit (0: none).
+    pub fn upload_bps(self, k: usize, pid: usize, pids: usize, default: u32) -> u32 {
         let base = if default == 0 { 4 << 20 } else { default };
         match self {
             Scenario::SlowHead if k == 0 => base / 32,
-            Scenario::MixedUplinks if index % 4 == 3 => 256 << 10,
+            Scenario::MixedUplinks if (k + pid) % 4 == 3 => 256 << 10,
+            Scenario::SlowPid if pid + 1 == pids => 256 << 10,
             _ => default,
         }
     }

@@ -247,7 +247,7 @@ async fn run_one(
                 let (k, p) = (index / c.pids, index % c.pids);
                 let ip = format!("127.{}.0.{}", p + 1, k + 10);
                 let folder = dir.join(&ip);
-                let upload = scenario.upload_bps(k, index, c.upload_bps);
+                let upload = scenario.upload_bps(k, p, c.pids, c.upload_bps);
                 let session = AltoSession::start(client(ip.clone(), folder.clone(), upload, c.download_bps)?).await?;
                 let added = Instant::now();
                 let t = session.add(&torrent.metainfo).await?;

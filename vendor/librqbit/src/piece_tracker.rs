@@ -32,6 +32,26 @@ pub struct InflightPiece {
     /// Patched: stolen once already, so not again (no piece moves back and forth between
     /// two peers, each time throwing away the chunks on the way).
     pub stolen: bool,
+    /// Patched: a second peer asked for the same chunks, in the endgame, having nothing in
+    /// flight of its own (see [`AcquireResult::Joined`]). Chunks from
+    /// either count; the piece is done when every chunk has come from one or the other.
+    pub joined: Option<PeerHandle>,
+}
+
+impl InflightPiece {
+    /// Whether `peer` may deliver this piece's chunks: its owner or the peer that joined.
+    pub fn is_requested_of(&self, peer: PeerHandle) -> bool {
+        self.peer == peer || self.joined == Some(peer)
+    }
+
+    /// The one of the two requesters that is not `peer`, if there are two.
+    pub fn other_requester(&self, peer: PeerHandle) -> Option<PeerHandle> {
+        match self.joined {
+            Some(joined) if self.peer == peer => Some(joined),
+            Some(joined) if joined == peer => Some(self.peer),
+            _ => None,
+        }
+    }
 }
 
 /// Result of attempting to acquire a piece.
@@ -44,6 +64,10 @@ pub enum AcquireResult {
         piece: ValidPieceIndex,
         from_peer: PeerHandle,
     },
+    /// Patched: in the endgame, a peer with nothing in flight asks for the chunks of a piece
+    /// still in flight from another peer, without taking the piece from it: whichever is
+    /// faster completes it. The caller requests every chunk.
+    Joined(ValidPieceIndex),
     /// No pieces are available for this peer.
     NoneAvailable,
 }
@@ -71,6 +95,66 @@ where
     pub can_steal: S,
 }
 
+/// Patched: how long a connection's outstanding requests may take to arrive at the rate it
+/// delivers, before it reserves another piece: libtorrent's `request_queue_time` (3 s).
+pub const REQUEST_QUEUE_TIME: Duration = Duration::from_secs(3);
+
+/// Patched: the outstanding chunk requests below which a connection may reserve another
+/// piece, given the rate it has delivered at (bytes per second; `None` until measured).
+///
+/// Upstream, each connection reserves pieces until its request window (128 chunks, 8 pieces
+/// of 256 KiB) is full, whatever its rate: a peer delivering 64 KiB/s holds 32 s of pieces,
+/// and a few such peers hold every piece left, so that fast peers find nothing to reserve
+/// long before the end. Now a connection keeps [`REQUEST_QUEUE_TIME`] of its own rate
+/// outstanding, at least `min_chunks` (and at most the request window, which caps the
+/// requests themselves).
+pub fn reservation_window(
+    rate_bytes_per_s: Option<f64>,
+    chunk_size: u32,
+    min_chunks: usize,
+    max_chunks: usize,
+) -> usize {
+    let Some(rate) = rate_bytes_per_s else {
+        return min_chunks.min(max_chunks);
+    };
+    let chunks = rate * REQUEST_QUEUE_TIME.as_secs_f64() / f64::from(chunk_size.max(1));
+    // Saturating: a NaN or negative rate gives 0, an infinite one usize::MAX.
+    (chunks as usize).clamp(min_chunks.min(max_chunks), max_chunks)
+}
+
+/// Patched: the rate a connection delivers chunks at, sampled once a second or more
+/// seldom, smoothed (each sample counts half). The caller passes the clock and the byte
+/// counter in.
+#[derive(Debug, Clone)]
+pub struct DeliveryRate {
+    since: Instant,
+    bytes_then: u64,
+    rate: Option<f64>,
+}
+
+impl DeliveryRate {
+    pub fn new(now: Instant, bytes: u64) -> Self {
+        Self {
+            since: now,
+            bytes_then: bytes,
+            rate: None,
+        }
+    }
+
+    /// Takes a sample if a second has passed since the last; returns the rate, bytes per
+    /// second, `None` before the first sample.
+    pub fn update(&mut self, now: Instant, bytes: u64) -> Option<f64> {
+        let elapsed = now.saturating_duration_since(self.since);
+        if elapsed >= Duration::from_secs(1) {
+            let sample = bytes.saturating_sub(self.bytes_then) as f64 / elapsed.as_secs_f64();
+            self.rate = Some(self.rate.map_or(sample, |old| (old + sample) / 2.0));
+            self.since = now;
+            self.bytes_then = bytes;
+        }
+        self.rate
+    }
+}
+
 /// Coordinates piece download state.
 ///
 /// Wraps a [`ChunkTracker`] with tracking of which pieces are currently being downloaded
@@ -82,6 +166,10 @@ where
 pub struct PieceTracker {
     chunks: ChunkTracker,
     inflight: HashMap<ValidPieceIndex, InflightPiece>,
+    /// Patched: pieces taken out of flight and their total time in flight, for the mean
+    /// piece time an unmeasured peer steals by.
+    completed_pieces: u32,
+    completed_time: Duration,
 }
 
 impl PieceTracker {
@@ -92,6 +180,8 @@ impl PieceTracker {
         Self {
             chunks,
             inflight: HashMap::new(),
+            completed_pieces: 0,
+            completed_time: Duration::ZERO,
         }
     }
 
@@ -166,6 +256,11 @@ impl PieceTracker {
         if let Some(result) = self.try_steal(&req, threshold) {
             return result;
         }
+        if endgame {
+            if let Some(piece) = self.try_join(&req) {
+                return AcquireResult::Joined(piece);
+            }
+        }
 
         AcquireResult::NoneAvailable
     }
@@ -179,6 +274,7 @@ impl PieceTracker {
                 peer,
                 started: Instant::now(),
                 stolen: false,
+                joined: None,
             },
         );
         AcquireResult::Reserved(piece)
@@ -199,11 +295,13 @@ impl PieceTracker {
         let min_elapsed = Duration::from_secs_f64(my_avg.as_secs_f64() * threshold);
 
         // Find the slowest piece from another peer that exceeds threshold
-        // and that the stealing peer actually has (can download)
+        // and that the stealing peer actually has (can download). (Patched: not a piece
+        // asked of two peers already.)
         let (piece, old_peer, _) = self
             .inflight
             .iter()
-            .filter(|(_, info)| info.peer != req.peer && !info.stolen)
+            .filter(|(_, info)| !info.is_requested_of(req.peer) && !info.stolen)
+            .filter(|(_, info)| info.joined.is_none())
             .filter(|(p, _)| (req.peer_has_piece)(**p))
             .map(|(p, info)| (*p, info.peer, info.started.elapsed()))
             .filter(|(_, _, elapsed)| *elapsed >= min_elapsed)
@@ -226,6 +324,44 @@ impl PieceTracker {
         })
     }
 
+    /// Patched: join a piece in flight from another peer (see [`AcquireResult::Joined`]).
+    ///
+    /// In the endgame, a peer with nothing in flight of its own joins one piece: the one
+    /// longest in flight that no one has joined yet, if it has been in flight 3 times this
+    /// peer's own piece time, or, for a peer with no piece time yet, half the torrent's mean
+    /// piece time (a piece that has just been asked for is likely to come soon).
+    ///
+    /// Upstream, a peer with no piece time never steals, so a fast peer that connects in the
+    /// endgame sits idle while slow peers hold every piece left; and a piece is stolen once
+    /// only, so a piece a slow peer stole from a slower one waits for it, however fast the
+    /// idle peers are. Taking a piece over outright on no evidence is no better: the new
+    /// peer may be slower still (measured: every plain-tracker client in a swarm with one
+    /// slow PID then waited 10 s, a read timeout, for its last piece). Joining takes nothing
+    /// from anyone and costs at most one piece of duplicate chunks per idle peer.
+    fn try_join<I, P, S>(&mut self, req: &AcquireRequest<I, P, S>) -> Option<ValidPieceIndex>
+    where
+        I: Iterator<Item = ValidPieceIndex>,
+        P: Fn(ValidPieceIndex) -> bool,
+        S: Fn(ValidPieceIndex) -> bool,
+    {
+        if self.inflight.values().any(|i| i.is_requested_of(req.peer)) {
+            return None;
+        }
+        let min_elapsed = match req.peer_avg_time {
+            Some(my_avg) => my_avg * 3,
+            None => self.mean_piece_time().unwrap_or_default() / 2,
+        };
+        let (piece, _) = self
+            .inflight
+            .iter()
+            .filter(|(p, info)| info.joined.is_none() && (req.peer_has_piece)(**p))
+            .map(|(p, info)| (*p, info.started.elapsed()))
+            .filter(|(_, elapsed)| *elapsed >= min_elapsed)
+            .max_by_key(|(_, elapsed)| *elapsed)?;
+        self.inflight.get_mut(&piece)?.joined = Some(req.peer);
+        Some(piece)
+    }
+
     // === PIECE COMPLETION ===
 
     /// Remove piece from inflight tracking (e.g., after all chunks received).
@@ -235,7 +371,15 @@ impl PieceTracker {
     /// and then call `mark_piece_hash_ok` or `mark_piece_hash_failed`.
     pub fn take_inflight(&mut self, piece: ValidPieceIndex) -> Option<Duration> {
         let inflight = self.inflight.remove(&piece)?;
-        Some(inflight.started.elapsed())
+        let elapsed = inflight.started.elapsed();
+        self.completed_pieces += 1;
+        self.completed_time += elapsed;
+        Some(elapsed)
+    }
+
+    /// Patched: the mean time of the pieces taken out of flight so far, from any peer.
+    fn mean_piece_time(&self) -> Option<Duration> {
+        (self.completed_pieces > 0).then(|| self.completed_time / self.completed_pieces)
     }
 
     /// Mark piece as downloaded after successful hash verification.
@@ -251,8 +395,18 @@ impl PieceTracker {
     /// Release all pieces owned by a peer (on peer death).
     ///
     /// Moves all pieces owned by the peer from IN_FLIGHT back to QUEUED.
-    /// Returns the number of pieces released.
+    /// Returns the number of pieces released. (Patched: a piece another peer joined stays
+    /// in flight, from that peer; a piece this peer joined stays with its owner.)
     pub fn release_pieces_owned_by(&mut self, peer: PeerHandle) -> usize {
+        for info in self.inflight.values_mut() {
+            if info.joined == Some(peer) {
+                info.joined = None;
+            } else if info.peer == peer {
+                if let Some(joined) = info.joined.take() {
+                    info.peer = joined;
+                }
+            }
+        }
         // Collect pieces to release (can't modify while iterating)
         let pieces_to_release: Vec<_> = self
             .inflight
@@ -783,6 +937,13 @@ mod tests {
             _ => panic!("Expected Reserved"),
         };
 
+        // Patched: peer C reserves the rest, so that nothing is queued (stealing at 3x
+        // happens only in the endgame).
+        for _ in 0..3 {
+            let result = acquire(&mut tracker, peer(3), None, |p| p.get() != 4);
+            assert!(matches!(result, AcquireResult::Reserved(_)), "{result:?}");
+        }
+
         // Sleep briefly so pieces become stealable
         std::thread::sleep(Duration::from_millis(5));
 
@@ -809,5 +970,179 @@ mod tests {
             }
             _ => panic!("Expected Stolen, got {:?}", result),
         }
+    }
+
+    fn acquire(
+        tracker: &mut PieceTracker,
+        who: PeerHandle,
+        avg: Option<Duration>,
+        has: impl Fn(ValidPieceIndex) -> bool,
+    ) -> AcquireResult {
+        let file_infos = make_test_file_infos(tracker.chunks().get_lengths().total_pieces());
+        let file_priorities = make_default_file_priorities(&file_infos);
+        tracker.acquire_piece(AcquireRequest {
+            peer: who,
+            peer_avg_time: avg,
+            priority_pieces: std::iter::empty(),
+            file_priorities: &file_priorities,
+            file_infos: &file_infos,
+            peer_has_piece: has,
+            can_steal: |_| true,
+        })
+    }
+
+    #[test]
+    fn an_unmeasured_peer_joins_one_piece_at_a_time_in_the_endgame() {
+        // Peer A holds the last two pieces; a third is done. Peer B, just connected (no
+        // piece time of its own), finds nothing to reserve: the endgame. It joins the piece
+        // longest in flight, which stays A's too.
+        let mut tracker = PieceTracker::new(make_test_chunk_tracker(3));
+        let a = peer(1);
+        let b = peer(2);
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            match acquire(&mut tracker, a, None, |_| true) {
+                AcquireResult::Reserved(p) => held.push(p),
+                other => panic!("expected Reserved, got {other:?}"),
+            }
+        }
+        tracker.take_inflight(held[0]).unwrap();
+        tracker.mark_piece_hash_ok(held[0]);
+        std::thread::sleep(Duration::from_millis(5));
+
+        let joined = match acquire(&mut tracker, b, None, |_| true) {
+            AcquireResult::Joined(piece) => piece,
+            other => panic!("expected Joined, got {other:?}"),
+        };
+        assert!(held[1..].contains(&joined));
+        let info = tracker.get_inflight(joined).unwrap();
+        assert_eq!(info.peer, a);
+        assert!(info.is_requested_of(a) && info.is_requested_of(b));
+        assert_eq!(info.other_requester(b), Some(a));
+        assert_eq!(info.other_requester(a), Some(b));
+        // Until it has a piece time of its own, one piece at a time.
+        assert!(matches!(
+            acquire(&mut tracker, b, None, |_| true),
+            AcquireResult::NoneAvailable
+        ));
+        // A third peer, measured and fast, takes the other piece from A, not the joined one.
+        match acquire(&mut tracker, peer(3), Some(Duration::from_micros(1)), |_| true) {
+            AcquireResult::Stolen { piece, from_peer } => {
+                assert_ne!(piece, joined);
+                assert_eq!(from_peer, a);
+            }
+            other => panic!("expected Stolen, got {other:?}"),
+        }
+
+        // A dies: the joined piece stays in flight, from B; nothing goes back to the queue.
+        assert_eq!(tracker.release_pieces_owned_by(a), 0);
+        let info = tracker.get_inflight(joined).unwrap();
+        assert_eq!((info.peer, info.joined), (b, None));
+        // Once it is done, B may join another piece.
+        tracker.take_inflight(joined).unwrap();
+        tracker.mark_piece_hash_ok(joined);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(matches!(
+            acquire(&mut tracker, b, None, |_| true),
+            AcquireResult::Joined(_)
+        ));
+    }
+
+    #[test]
+    fn a_peer_that_joined_and_died_leaves_the_piece_to_its_owner() {
+        let mut tracker = PieceTracker::new(make_test_chunk_tracker(1));
+        let (a, b) = (peer(1), peer(2));
+        let piece = match acquire(&mut tracker, a, None, |_| true) {
+            AcquireResult::Reserved(p) => p,
+            other => panic!("expected Reserved, got {other:?}"),
+        };
+        assert!(matches!(
+            acquire(&mut tracker, b, None, |_| true),
+            AcquireResult::Joined(p) if p == piece
+        ));
+        assert_eq!(tracker.release_pieces_owned_by(b), 0);
+        let info = tracker.get_inflight(piece).unwrap();
+        assert_eq!((info.peer, info.joined), (a, None));
+    }
+
+    #[test]
+    fn an_unmeasured_peer_neither_steals_nor_joins_before_the_endgame() {
+        // Pieces are still queued (B does not have them): no endgame, so B takes nothing
+        // from A, however long A has held its pieces.
+        let mut tracker = PieceTracker::new(make_test_chunk_tracker(3));
+        let a = peer(1);
+        let b = peer(2);
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            match acquire(&mut tracker, a, None, |_| true) {
+                AcquireResult::Reserved(p) => held.push(p),
+                other => panic!("expected Reserved, got {other:?}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        let result = acquire(&mut tracker, b, None, |p| held.contains(&p));
+        assert!(matches!(result, AcquireResult::NoneAvailable), "{result:?}");
+        assert!(held.iter().all(|p| tracker.get_inflight(*p).unwrap().peer == a));
+    }
+
+    #[test]
+    fn a_measured_idle_peer_joins_a_piece_it_may_not_steal() {
+        // B stole a piece from A once (so it is not stolen again); C, measured and fast,
+        // idle in the endgame, joins it instead of waiting for B.
+        let mut tracker = PieceTracker::new(make_test_chunk_tracker(1));
+        let (a, b, c) = (peer(1), peer(2), peer(3));
+        let fast = Some(Duration::from_micros(1));
+        assert!(matches!(
+            acquire(&mut tracker, a, None, |_| true),
+            AcquireResult::Reserved(_)
+        ));
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(matches!(
+            acquire(&mut tracker, b, fast, |_| true),
+            AcquireResult::Stolen { from_peer, .. } if from_peer == a
+        ));
+        std::thread::sleep(Duration::from_millis(2));
+        let piece = match acquire(&mut tracker, c, fast, |_| true) {
+            AcquireResult::Joined(p) => p,
+            other => panic!("expected Joined, got {other:?}"),
+        };
+        let info = tracker.get_inflight(piece).unwrap();
+        assert_eq!((info.peer, info.joined), (b, Some(c)));
+        // Joined once: a fourth peer finds nothing.
+        assert!(matches!(
+            acquire(&mut tracker, peer(4), fast, |_| true),
+            AcquireResult::NoneAvailable
+        ));
+    }
+
+    #[test]
+    fn the_reservation_window_is_three_seconds_of_the_rate() {
+        let chunk = 16 << 10;
+        // Unmeasured: the least.
+        assert_eq!(reservation_window(None, chunk, 16, 128), 16);
+        // 64 KiB/s: 12 chunks in 3 s, raised to the least.
+        assert_eq!(reservation_window(Some(65536.0), chunk, 16, 128), 16);
+        // 512 KiB/s: 96 chunks.
+        assert_eq!(reservation_window(Some(524288.0), chunk, 16, 128), 96);
+        // Fast: the request window.
+        assert_eq!(reservation_window(Some(1e9), chunk, 16, 128), 128);
+        assert_eq!(reservation_window(Some(f64::INFINITY), chunk, 16, 128), 128);
+        // Nonsense rates and windows stay within bounds.
+        assert_eq!(reservation_window(Some(f64::NAN), chunk, 16, 128), 16);
+        assert_eq!(reservation_window(Some(-5.0), chunk, 16, 128), 16);
+        assert_eq!(reservation_window(Some(1e9), 0, 16, 128), 128);
+        assert_eq!(reservation_window(None, chunk, 16, 4), 4);
+    }
+
+    #[test]
+    fn the_delivery_rate_is_sampled_each_second_and_smoothed() {
+        let t0 = Instant::now();
+        let mut rate = DeliveryRate::new(t0, 1000);
+        assert_eq!(rate.update(t0 + Duration::from_millis(500), 5000), None);
+        assert_eq!(rate.update(t0 + Duration::from_secs(1), 1000 + 64 * 1024), Some(65536.0));
+        // Idle for two seconds: the sample is 0, the rate halves.
+        assert_eq!(rate.update(t0 + Duration::from_secs(3), 1000 + 64 * 1024), Some(32768.0));
+        // A clock going back or a counter going down do not panic or go negative.
+        assert_eq!(rate.update(t0, 0), Some(32768.0));
     }
 }

@@ -91,7 +91,7 @@ use crate::{
     peer_connection::{
         PeerConnection, PeerConnectionHandler, PeerConnectionOptions, WriterRequest,
     },
-    piece_tracker::{AcquireRequest, AcquireResult, PieceTracker},
+    piece_tracker::{AcquireRequest, AcquireResult, DeliveryRate, PieceTracker, reservation_window},
     session::CheckedIncomingConnection,
     session_stats::SessionStats,
     stream_connect::ConnectionKind,
@@ -1535,6 +1535,10 @@ impl PeerHandler {
                         steal_info = Some((from_peer, piece));
                         Ok(Some(piece))
                     }
+                    AcquireResult::Joined(piece) => {
+                        debug!("joined piece {} in the endgame", piece);
+                        Ok(Some(piece))
+                    }
                     AcquireResult::NoneAvailable => Ok(None),
                 }
             })
@@ -1711,6 +1715,33 @@ impl PeerHandler {
         }
     }
 
+    /// Patched: waits until this connection has fewer chunks outstanding than
+    /// `REQUEST_QUEUE_TIME` of the rate it delivers at (at least a piece's worth), so that a
+    /// slow peer does not reserve pieces that faster peers would bring sooner
+    /// (`piece_tracker::reservation_window`, `vendor/README.md`).
+    async fn wait_for_reservation_room(&self, delivery: &mut DeliveryRate) {
+        let min_chunks = self.state.lengths.default_chunks_per_piece() as usize;
+        loop {
+            let Some(notify) = self.request_slots_changed() else {
+                return;
+            };
+            let notified = notify.notified();
+            let max_chunks = self.lock_flow_control("reservation_window").request_window;
+            let rate = delivery.update(
+                Instant::now(),
+                self.counters.fetched_bytes.load(Ordering::Relaxed),
+            );
+            let window = reservation_window(rate, CHUNK_SIZE, min_chunks, max_chunks);
+            match self.requested_inflight_count() {
+                Some(outstanding) if outstanding >= window => {}
+                _ => return,
+            }
+            // Each chunk that arrives frees a slot and wakes this; at the latest a second on,
+            // the rate is sampled again.
+            let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+        }
+    }
+
     // The job of this is to request chunks and also to keep peer alive.
     // The moment this ends, the peer is disconnected.
     async fn task_peer_chunk_requester(&self) -> crate::Result<()> {
@@ -1733,6 +1764,12 @@ impl PeerHandler {
                 Ok(())
             }
         };
+
+        // Patched: the rate this connection delivers at, which bounds what it reserves.
+        let mut delivery = DeliveryRate::new(
+            Instant::now(),
+            self.counters.fetched_bytes.load(Ordering::Relaxed),
+        );
 
         loop {
             // If we have full torrent, we don't need to request more pieces.
@@ -1765,6 +1802,7 @@ impl PeerHandler {
 
             update_interest(self, true)?;
             aframe!(self.wait_for_request_slot()).await;
+            aframe!(self.wait_for_reservation_room(&mut delivery)).await;
 
             // Acquire a piece using the strategy: try steal (10x) → reserve → steal (3x).
             let new_piece_notify = self.state.new_pieces_notify.notified();
@@ -1943,7 +1981,8 @@ impl PeerHandler {
                     .map(|l| l.read());
 
                 match g.get_pieces()?.get_inflight(chunk_info.piece_index) {
-                    Some(inflight) if inflight.peer == addr => {}
+                    // Patched: or from the peer that joined it in the endgame.
+                    Some(inflight) if inflight.is_requested_of(addr) => {}
                     Some(inflight) => {
                         debug!(
                             "in-flight piece {} was stolen by {}, ignoring",
@@ -1982,6 +2021,8 @@ impl PeerHandler {
                 };
             }
 
+            // Patched: the other peer asked for this piece's chunks, if it was joined.
+            let mut other_requester = None;
             let full_piece_download_time = {
                 let mut g = state.lock_write("mark_chunk_downloaded");
                 let chunk_marking_result = g.get_pieces_mut()?.mark_chunk_downloaded(piece);
@@ -1990,8 +2031,12 @@ impl PeerHandler {
                 match chunk_marking_result {
                     Some(ChunkMarkingResult::Completed) => {
                         trace!("piece={} done, will write and checksum", piece.index);
+                        let pieces = g.get_pieces_mut()?;
+                        other_requester = pieces
+                            .get_inflight(chunk_info.piece_index)
+                            .and_then(|i| i.other_requester(addr));
                         // Remove from inflight to prevent others from stealing it during hash check.
-                        g.get_pieces_mut()?.take_inflight(chunk_info.piece_index)
+                        pieces.take_inflight(chunk_info.piece_index)
                     }
                     Some(ChunkMarkingResult::PreviouslyCompleted) => {
                         // TODO: we might need to send cancellations here.
@@ -2011,6 +2056,14 @@ impl PeerHandler {
             // We don't care about per piece lock anymore, as it's removed from inflight pieces.
             // It shouldn't impact perf anyway, but dropping just in case.
             drop(ppl_guard);
+
+            // Patched: the rest of what the other requester was asked for is not needed (BEP 3
+            // cancel), and its request slots are free again.
+            if let Some(other) = other_requester {
+                state.peers.with_live_mut(other, "cancel_joined", |live| {
+                    live.cancel_inflight_requests_for_piece(chunk_info.piece_index);
+                });
+            }
 
             let full_piece_download_time = match full_piece_download_time {
                 Some(t) => t,

@@ -327,9 +327,11 @@ impl PieceTracker {
     /// Patched: join a piece in flight from another peer (see [`AcquireResult::Joined`]).
     ///
     /// In the endgame, a peer with nothing in flight of its own joins one piece: the one
-    /// longest in flight that no one has joined yet, if it has been in flight 3 times this
-    /// peer's own piece time, or, for a peer with no piece time yet, half the torrent's mean
-    /// piece time (a piece that has just been asked for is likely to come soon).
+    /// longest in flight that no one has joined yet, if it is late, in flight for twice the
+    /// torrent's mean piece time and 3 times this peer's own piece time (where it has one).
+    /// A piece that is not late is likely to come soon, and a duplicate of it would only
+    /// cost bytes (often over a costlier path: an idle connection is often one to another
+    /// network).
     ///
     /// Upstream, a peer with no piece time never steals, so a fast peer that connects in the
     /// endgame sits idle while slow peers hold every piece left; and a piece is stolen once
@@ -347,10 +349,8 @@ impl PieceTracker {
         if self.inflight.values().any(|i| i.is_requested_of(req.peer)) {
             return None;
         }
-        let min_elapsed = match req.peer_avg_time {
-            Some(my_avg) => my_avg * 3,
-            None => self.mean_piece_time().unwrap_or_default() / 2,
-        };
+        let late = self.mean_piece_time().unwrap_or_default() * 2;
+        let min_elapsed = late.max(req.peer_avg_time.unwrap_or_default() * 3);
         let (piece, _) = self
             .inflight
             .iter()
@@ -1041,7 +1041,8 @@ mod tests {
         // Once it is done, B may join another piece.
         tracker.take_inflight(joined).unwrap();
         tracker.mark_piece_hash_ok(joined);
-        std::thread::sleep(Duration::from_millis(5));
+        // (Long enough for the piece left to be late: twice the mean of the two done.)
+        std::thread::sleep(Duration::from_millis(40));
         assert!(matches!(
             acquire(&mut tracker, b, None, |_| true),
             AcquireResult::Joined(_)
@@ -1144,5 +1145,28 @@ mod tests {
         assert_eq!(rate.update(t0 + Duration::from_secs(3), 1000 + 64 * 1024), Some(32768.0));
         // A clock going back or a counter going down do not panic or go negative.
         assert_eq!(rate.update(t0, 0), Some(32768.0));
+    }
+
+    #[test]
+    fn a_piece_that_is_not_late_is_not_joined() {
+        // One piece took 100 ms; the other has just been asked for: not late (twice the
+        // mean), so an idle peer does not ask for it a second time.
+        let mut tracker = PieceTracker::new(make_test_chunk_tracker(2));
+        let (a, b) = (peer(1), peer(2));
+        let first = match acquire(&mut tracker, a, None, |_| true) {
+            AcquireResult::Reserved(p) => p,
+            other => panic!("expected Reserved, got {other:?}"),
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(matches!(
+            acquire(&mut tracker, a, None, |_| true),
+            AcquireResult::Reserved(_)
+        ));
+        tracker.take_inflight(first).unwrap();
+        tracker.mark_piece_hash_ok(first);
+        assert!(matches!(
+            acquire(&mut tracker, b, None, |_| true),
+            AcquireResult::NoneAvailable
+        ));
     }
 }

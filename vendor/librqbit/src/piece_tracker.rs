@@ -1026,7 +1026,12 @@ mod tests {
             AcquireResult::NoneAvailable
         ));
         // A third peer, measured and fast, takes the other piece from A, not the joined one.
-        match acquire(&mut tracker, peer(3), Some(Duration::from_micros(1)), |_| true) {
+        match acquire(
+            &mut tracker,
+            peer(3),
+            Some(Duration::from_micros(1)),
+            |_| true,
+        ) {
             AcquireResult::Stolen { piece, from_peer } => {
                 assert_ne!(piece, joined);
                 assert_eq!(from_peer, a);
@@ -1083,7 +1088,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         let result = acquire(&mut tracker, b, None, |p| held.contains(&p));
         assert!(matches!(result, AcquireResult::NoneAvailable), "{result:?}");
-        assert!(held.iter().all(|p| tracker.get_inflight(*p).unwrap().peer == a));
+        assert!(
+            held.iter()
+                .all(|p| tracker.get_inflight(*p).unwrap().peer == a)
+        );
     }
 
     #[test]
@@ -1140,9 +1148,15 @@ mod tests {
         let t0 = Instant::now();
         let mut rate = DeliveryRate::new(t0, 1000);
         assert_eq!(rate.update(t0 + Duration::from_millis(500), 5000), None);
-        assert_eq!(rate.update(t0 + Duration::from_secs(1), 1000 + 64 * 1024), Some(65536.0));
+        assert_eq!(
+            rate.update(t0 + Duration::from_secs(1), 1000 + 64 * 1024),
+            Some(65536.0)
+        );
         // Idle for two seconds: the sample is 0, the rate halves.
-        assert_eq!(rate.update(t0 + Duration::from_secs(3), 1000 + 64 * 1024), Some(32768.0));
+        assert_eq!(
+            rate.update(t0 + Duration::from_secs(3), 1000 + 64 * 1024),
+            Some(32768.0)
+        );
         // A clock going back or a counter going down do not panic or go negative.
         assert_eq!(rate.update(t0, 0), Some(32768.0));
     }

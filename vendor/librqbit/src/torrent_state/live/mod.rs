@@ -91,7 +91,9 @@ use crate::{
     peer_connection::{
         PeerConnection, PeerConnectionHandler, PeerConnectionOptions, WriterRequest,
     },
-    piece_tracker::{AcquireRequest, AcquireResult, DeliveryRate, PieceTracker, reservation_window},
+    piece_tracker::{
+        AcquireRequest, AcquireResult, DeliveryRate, PieceTracker, reservation_window,
+    },
     session::CheckedIncomingConnection,
     session_stats::SessionStats,
     stream_connect::ConnectionKind,

@@ -167,7 +167,7 @@ pub struct PieceTracker {
     chunks: ChunkTracker,
     inflight: HashMap<ValidPieceIndex, InflightPiece>,
     /// Patched: pieces taken out of flight and their total time in flight, for the mean
-    /// piece time an unmeasured peer steals by.
+    /// piece time by which a piece is late (`try_join`).
     completed_pieces: u32,
     completed_time: Duration,
 }
@@ -209,6 +209,7 @@ impl PieceTracker {
     /// The acquisition strategy is:
     /// 1. Try to reserve a piece from the queue (priority pieces first)
     /// 2. Try to steal a piece from a peer that's 3x slower
+    /// 3. (Patched) In the endgame, join a late piece (`try_join`)
     ///
     /// (Patched: upstream first steals from a peer 10x slower, even while pieces are left to
     /// reserve. The stolen peer's chunks already sent still arrive and are thrown away, so
@@ -300,8 +301,7 @@ impl PieceTracker {
         let (piece, old_peer, _) = self
             .inflight
             .iter()
-            .filter(|(_, info)| !info.is_requested_of(req.peer) && !info.stolen)
-            .filter(|(_, info)| info.joined.is_none())
+            .filter(|(_, info)| info.peer != req.peer && !info.stolen && info.joined.is_none())
             .filter(|(p, _)| (req.peer_has_piece)(**p))
             .map(|(p, info)| (*p, info.peer, info.started.elapsed()))
             .filter(|(_, _, elapsed)| *elapsed >= min_elapsed)

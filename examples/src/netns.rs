@@ -214,15 +214,17 @@ async fn run_one(
         ca,
         plain,
         torrent,
-        ..
+        mut replicas,
     } = crate::lab::services(c, dir, &map_text, test_support::netns::BRIDGE, data).await?;
+    let directories = replicas.directories().to_vec();
     let tpath = dir.join("payload.torrent");
     std::fs::write(&tpath, &torrent.metainfo)?;
     let spawn = |k: usize,
                  ip: IpAddr,
                  out: &Path,
                  upload_bps: u32,
-                 download_bps: u32|
+                 download_bps: u32,
+                 share: usize|
      -> anyhow::Result<(tokio::process::Child, watch::Receiver<Progress>)> {
         std::fs::create_dir_all(out)?;
         let mut cmd = tokio::process::Command::from(ns.command(k, bin));
@@ -242,7 +244,10 @@ async fn run_one(
             cmd.args(["--download-kib", &(download_bps / 1024).max(1).to_string()]);
         }
         if with_alto {
-            cmd.args(["--alto", &alto.directory_url()]);
+            // Clients spread over the replicas: each starts with its own share.
+            for d in crate::lab::spread(&directories, share) {
+                cmd.args(["--alto", &d]);
+            }
             if let Some(ca) = &ca {
                 cmd.arg("--alto-ca").arg(ca);
             }
@@ -261,7 +266,8 @@ async fn run_one(
     let seed_dir = dir.join("seeder");
     std::fs::create_dir_all(&seed_dir)?;
     std::fs::write(seed_dir.join("payload.bin"), data)?;
-    let (mut seeder, mut seeder_progress) = spawn(1, addr(1, SEEDER), &seed_dir, c.upload_bps, 0)?;
+    let (mut seeder, mut seeder_progress) =
+        spawn(1, addr(1, SEEDER), &seed_dir, c.upload_bps, 0, 0)?;
     // The seeder says it has the whole file once it has checked it (and joined, with ALTO).
     let ready = tokio::time::timeout(
         SEEDER_READY,
@@ -295,10 +301,17 @@ async fn run_one(
                 // Arrivals are spread on purpose: this is the swarm's shape, not a wait.
                 tokio::time::sleep(c.arrival_gap).await;
             }
+            // As in the loopback lab: the seeder has share 0, the replica dies at half.
+            let share = clients.len() + 1;
+            if with_alto && c.kill_replica && clients.len() == c.pids * c.clients_per_pid / 2 {
+                if let Some(dir) = replicas.kill_one() {
+                    crate::lab::note(c, format!("{name}: replica {dir} killed (SIGKILL)"));
+                }
+            }
             let ip = addr(k, 10 + i);
             let out = dir.join(ip.to_string());
             let upload = c.scenario.upload_bps(i, k - 1, c.pids, c.upload_bps);
-            let (child, progress) = spawn(k, ip, &out, upload, c.download_bps)?;
+            let (child, progress) = spawn(k, ip, &out, upload, c.download_bps, share)?;
             clients.push(Member {
                 ip,
                 out,
@@ -324,7 +337,7 @@ async fn run_one(
                 SocketAddr::new(test_support::netns::BRIDGE, 0),
                 None,
                 Mode::Front {
-                    alto: vec![alto.directory_url()],
+                    alto: directories.clone(),
                     refresh: Duration::from_millis(500),
                     fallback: None,
                 },
@@ -490,6 +503,7 @@ async fn run_one(
     );
     plain.stop().await;
     alto.stop().await?;
+    drop(replicas);
     Ok(f)
 }
 

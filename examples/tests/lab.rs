@@ -1,7 +1,8 @@
 //! A small lab run: 2 PIDs × 6 clients and a 4 MiB file, the ALTO run and the baseline.
 //! Every client completes with identical data (the lab checks each file against the
 //! payload), and the ALTO run keeps a larger share of the bytes inside PIDs. The `--netns`
-//! lab, where the machine allows it, with the six Debian clients as members too. The hard
+//! lab, where the machine allows it, with the six Debian clients as members too, and on
+//! three ALTO server replicas of which one is killed. The hard
 //! cases that threaten users most, small: a hostile head per PID and heads that quit at half
 //! of the file; every member still completes with identical data.
 
@@ -61,6 +62,48 @@ async fn a_small_lab_localizes_traffic_and_everyone_completes() {
     eprintln!("{}", lab::table(&r));
 }
 
+/// The small lab on three replicas over HTTPS sharing a 3-member etcd, one of them killed
+/// at half of the arrivals (`--replicas 3 --etcd --tls --kill-replica`); `None` (skipped)
+/// without etcd.
+fn three_replicas_one_killed() -> Option<LabConfig> {
+    if !test_support::etcd::available() {
+        test_support::skip("etcd is not installed (Debian: etcd-server etcd-client)");
+        return None;
+    }
+    Some(LabConfig {
+        replicas: 3,
+        etcd: true,
+        kill_replica: true,
+        tls: true,
+        replica_program: Some(env!("CARGO_BIN_EXE_swarm-lab").into()),
+        ..small(Scenario::Homogeneous)
+    })
+}
+
+/// Whether the `--netns` lab can run here; says why not (a failure where every test must run).
+fn netns_available() -> bool {
+    let why = alto_examples::netns::available().err();
+    if let Some(why) = &why {
+        test_support::skip(&format!(
+            "the --netns lab needs root and `ip netns` ({why})"
+        ));
+    }
+    why.is_none()
+}
+
+/// The `--netns` lab of `config` on links of 20 Mbit/s; `None` (skipped) when `rqbit-alto`
+/// is not built.
+async fn netns_run(config: &LabConfig) -> Option<lab::LabReport> {
+    match alto_examples::netns::run(config, 20_000).await {
+        Ok(r) => Some(r),
+        Err(e) if e.to_string().contains("rqbit-alto is not built") => {
+            test_support::skip(&e.to_string());
+            None
+        }
+        Err(e) => panic!("{e:#}"),
+    }
+}
+
 /// The small lab of this file in `scenario`.
 fn small(scenario: Scenario) -> LabConfig {
     LabConfig {
@@ -109,10 +152,7 @@ async fn when_heads_quit_at_half_of_the_file_everyone_else_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_netns_lab_runs_where_the_machine_allows_it() {
     let _one = ONE_LAB.lock().await;
-    if let Err(why) = alto_examples::netns::available() {
-        test_support::skip(&format!(
-            "the --netns lab needs root and `ip netns` ({why})"
-        ));
+    if !netns_available() {
         return;
     }
     // The six Debian clients join as ordinary members where installed, announcing through
@@ -140,13 +180,8 @@ async fn the_netns_lab_runs_where_the_machine_allows_it() {
         ..LabConfig::default()
     };
     let third: usize = 2 * config.third_party().iter().map(|(_, n)| n).sum::<usize>();
-    let r = match alto_examples::netns::run(&config, 20_000).await {
-        Ok(r) => r,
-        Err(e) if e.to_string().contains("rqbit-alto is not built") => {
-            test_support::skip(&e.to_string());
-            return;
-        }
-        Err(e) => panic!("{e:#}"),
+    let Some(r) = netns_run(&config).await else {
+        return;
     };
     for (name, f) in [("ALTO", &r.alto), ("baseline", &r.baseline)] {
         assert_eq!(f.clients, 4 + third, "{name}");
@@ -177,20 +212,10 @@ async fn the_netns_lab_runs_where_the_machine_allows_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_three_replicas_on_etcd_over_https_and_one_killed_every_download_completes() {
-    if !test_support::etcd::available() {
-        test_support::skip("etcd is not installed (Debian: etcd-server etcd-client)");
+    let Some(config) = three_replicas_one_killed() else {
         return;
-    }
-    let _one = ONE_LAB.lock().await;
-    let config = LabConfig {
-        replicas: 3,
-        etcd: true,
-        kill_replica: true,
-        // Every replica over HTTPS with the lab's CA, as `--replicas 3 --etcd --tls`.
-        tls: true,
-        replica_program: Some(env!("CARGO_BIN_EXE_swarm-lab").into()),
-        ..small(Scenario::Homogeneous)
     };
+    let _one = ONE_LAB.lock().await;
     let r = lab::run(&config).await.unwrap();
     // The replica is killed as the fourth client arrives, which (like every third one, the
     // seeder counted) has it first in its list: it fails over to the next one, joins there
@@ -201,6 +226,53 @@ async fn with_three_replicas_on_etcd_over_https_and_one_killed_every_download_co
         r.alto.https_trackers, 7,
         "the seeder's and the six clients'"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_namespaces_three_replicas_over_https_lose_one_and_every_download_completes() {
+    let Some(config) = three_replicas_one_killed() else {
+        return;
+    };
+    let _one = ONE_LAB.lock().await;
+    if !netns_available() {
+        return;
+    }
+    // The replicas listen on the bridge, where the namespaces reach them (etcd stays on the
+    // host's loopback, the replicas' own); `--netns --replicas 3 --etcd --tls --kill-replica`.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LabConfig {
+        dir: Some(dir.path().to_owned()),
+        ..config
+    };
+    let Some(r) = netns_run(&config).await else {
+        return;
+    };
+    for (name, f) in [("ALTO", &r.alto), ("baseline", &r.baseline)] {
+        assert_eq!(f.completed, 6, "{name}: failed clients {:?}", f.failed);
+    }
+    // The replica dies as the fourth client arrives, which has it first in its list: that
+    // client fails over (its log says so) and joins through the next. No client started
+    // before its join was answered.
+    let logs: Vec<(String, String)> = ["10.77.1.10", "10.77.2.10", "10.77.1.11", "10.77.2.11"]
+        .into_iter()
+        .chain(["10.77.1.12", "10.77.2.12", "seeder"])
+        .map(|c| {
+            let log = dir.path().join("alto").join(c).join("stderr.log");
+            (
+                c.to_owned(),
+                std::fs::read_to_string(log).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let failed_over = logs.iter().find(|(c, _)| c == "10.77.2.11").unwrap();
+    assert!(
+        failed_over.1.contains("failed") && failed_over.1.contains("trying https://"),
+        "the fourth client did not fail over: {}",
+        failed_over.1
+    );
+    for (c, log) in &logs {
+        assert!(!log.contains("unreachable"), "{c}: {log}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,12 +18,17 @@ const TTL: u64 = 2;
 
 /// An ALTO server on the loopback topology with short leases.
 async fn alto() -> (tempfile::TempDir, alto_server::Running) {
+    alto_with("").await
+}
+
+/// [`alto`] with `more` lines in `[pid-heads]`.
+async fn alto_with(more: &str) -> (tempfile::TempDir, alto_server::Running) {
     let dir = tempfile::tempdir().unwrap();
     for f in ["network-map.json", "routingcost.json", "hopcount.json"] {
         std::fs::copy(testdata::loopback::dir().join(f), dir.path().join(f)).unwrap();
     }
     let config = format!(
-        "{}\n[pid-heads]\nlease-ttl-secs = {TTL}\nstandby-window-secs = 30\n",
+        "{}\n[pid-heads]\nlease-ttl-secs = {TTL}\nstandby-window-secs = 30\n{more}",
         testdata::loopback::CONFIG
     );
     std::fs::write(dir.path().join("alto.toml"), config).unwrap();
@@ -301,4 +306,43 @@ async fn a_member_whose_head_serves_no_map_reads_it_from_the_alto_server() {
     c.shutdown().await;
     s1.shutdown().await;
     alto.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_a_server_on_etcd_has_joined_when_its_session_has_started() {
+    if !test_support::etcd::available() {
+        test_support::skip("etcd is not installed (Debian: etcd-server etcd-client)");
+        return;
+    }
+    // On etcd a join is a transaction, slower than the network map the session also waits
+    // for (the server reads that from memory): the session must not start, and librqbit
+    // announce, before the join is answered. etcd is held up for 400 ms while the client
+    // starts, well within the store's timeout and the session's wait.
+    let etcd = test_support::etcd::Cluster::start(1).unwrap();
+    let (dir, alto) = alto_with(&format!(
+        "{}etcd-timeout-ms = 2000\n",
+        alto_examples::lab::replicas::etcd_config(&etcd, "swarm/")
+    ))
+    .await;
+    let url = alto.directory_url();
+    for ip in ["127.1.0.10", "127.2.0.10"] {
+        etcd.pause(0);
+        let start = tokio::spawn(client_of(url.clone(), ip, dir.path().to_owned()));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        etcd.resume(0);
+        let c = start.await.unwrap();
+        let m = c.membership();
+        assert!(
+            m.pid.is_some(),
+            "{ip} started before its join was answered: {m:?}"
+        );
+        assert!(m.head.is_some(), "{ip} knows no head: {m:?}");
+        c.shutdown().await;
+    }
+    alto.stop().await.unwrap();
+}
+
+/// [`client`] as a task of its own.
+async fn client_of(alto: String, ip: &'static str, dir: std::path::PathBuf) -> AltoSession {
+    client(&alto, ip, &dir, None).await
 }

@@ -19,7 +19,7 @@ use tracker_shim::membership::{JoinSettings, Membership};
 use tracker_shim::protocol::{Event, InfoHash};
 use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
 
-/// How long a starting session waits for the network map from its head.
+/// How long a starting session waits for its join answer and the network map.
 const MAP_WAIT: Duration = Duration::from_secs(3);
 
 /// A cause from a lower layer whose type is not this crate's to name.
@@ -222,10 +222,14 @@ impl AltoSession {
                 config.alto.clone(),
                 netmap_tx,
             )));
-            // librqbit's first announce decides whom it connects to: give the head a moment
-            // to answer with the map, so that it already keeps the peers local.
-            let mut first = netmap.clone();
-            let _ = tokio::time::timeout(MAP_WAIT, first.wait_for(Option::is_some)).await;
+            // librqbit's first announce decides whom it connects to: give the server a moment
+            // to answer the join and the head (or the server) the map, so that the first
+            // announce already goes to the head and keeps the peers local. The map can come
+            // first: on etcd a join is a transaction, slower than a map read.
+            let until = tokio::time::Instant::now() + MAP_WAIT;
+            let (mut map, mut joined) = (netmap.clone(), membership.clone());
+            let _ = tokio::time::timeout_at(until, map.wait_for(Option::is_some)).await;
+            let _ = tokio::time::timeout_at(until, joined.wait_for(|m| m.pid.is_some())).await;
         }
         let allowlist = match (config.alto.is_empty(), config.strict) {
             (false, true) => {

@@ -82,6 +82,14 @@ struct Args {
     /// (the lab's `--tls`).
     #[arg(long, hide = true, requires = "alto_replica")]
     replica_tls: Option<PathBuf>,
+    /// With `--alto-replica`: the address to serve on (the lab's service address).
+    #[arg(
+        long,
+        hide = true,
+        requires = "alto_replica",
+        default_value = "127.0.0.1"
+    )]
+    replica_listen: std::net::IpAddr,
     /// Keep the data and logs in this folder (a temporary one otherwise).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -161,7 +169,7 @@ async fn main() {
         .init();
     if let Some(config) = &args.alto_replica {
         let tls = args.replica_tls.clone().map(|dir| lab::ReplicaTls { dir });
-        if let Err(e) = lab::serve_replica(config, tls.as_ref()).await {
+        if let Err(e) = lab::serve_replica(config, args.replica_listen, tls.as_ref()).await {
             eprintln!("swarm-lab: replica: {e:#}");
             std::process::exit(1);
         }
@@ -169,11 +177,6 @@ async fn main() {
     }
     if args.replicas > 1 && !args.etcd {
         eprintln!("swarm-lab: replicas share the election through etcd: add --etcd");
-        std::process::exit(2);
-    }
-    if (args.replicas > 1 || args.etcd) && args.netns {
-        // The replicas and etcd listen on the host's loopback, which no namespace reaches.
-        eprintln!("swarm-lab: --replicas and --etcd run on loopback, not with --netns");
         std::process::exit(2);
     }
     if args.kill_replica && args.replicas < 2 {

@@ -29,6 +29,6 @@ pub mod run;
 pub use config::{LabConfig, Scenario};
 pub use metrics::{alto_metrics, alto_requests, head_requests, metric_sum};
 pub use render::{json, json_scenarios, scenario_table, svg, table, LabSummary};
-pub use replicas::{serve_replica, ReplicaTls, Replicas};
+pub use replicas::{serve_replica, spread, ReplicaTls, Replicas};
 pub use report::{ClientCompletion, CrossConnection, LabReport, RunFigures, TrafficMatrix};
 pub use run::{note, run, services, torrent, Services};

@@ -1,11 +1,14 @@
 //! The lab's ALTO server replicas (`--replicas N --etcd`; `docs/pid-head.md`, "Replicas"):
 //! a 3-member etcd cluster on loopback ports, the first replica in the lab's process and the
 //! others as processes of the lab's own binary (`--alto-replica CONFIG`), so that killing one
-//! is a real SIGKILL; with `--tls` every replica serves HTTPS with the lab's CA. Each client
-//! is given every replica's directory, starting with its own share, and fails over to the
-//! next when one does not answer.
+//! is a real SIGKILL; with `--tls` every replica serves HTTPS with the lab's CA. Every replica
+//! listens on the lab's service address (loopback, or the bridge with `--netns`, where the
+//! namespaces reach it; etcd is the replicas' alone and stays on loopback). Each client is
+//! given every replica's directory, starting with its own share, and fails over to the next
+//! when one does not answer.
 
 use std::io::BufRead;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -43,13 +46,15 @@ pub struct Replicas {
 }
 
 impl Replicas {
-    /// Starts `n - 1` replicas serving `config` beside the one at `first` (its directory),
-    /// sharing `etcd`, each a `program --alto-replica CONFIG` process (`swarm-lab`; `None`:
-    /// this process's executable); with `tls`, over HTTPS with the files of [`ReplicaTls`].
+    /// Starts `n - 1` replicas serving `config` on `ip` beside the one at `first` (its
+    /// directory), sharing `etcd`, each a `program --alto-replica CONFIG` process
+    /// (`swarm-lab`; `None`: this process's executable); with `tls`, over HTTPS with the
+    /// files of [`ReplicaTls`].
     pub fn start(
         first: String,
         n: usize,
         config: &Path,
+        ip: IpAddr,
         etcd: Option<test_support::etcd::Cluster>,
         program: Option<&Path>,
         tls: Option<&ReplicaTls>,
@@ -66,6 +71,7 @@ impl Replicas {
         for _ in 1..n {
             let mut command = Command::new(&program);
             command.arg("--alto-replica").arg(config);
+            command.args(["--replica-listen", &ip.to_string()]);
             if let Some(t) = tls {
                 command.arg("--replica-tls").arg(&t.dir);
             }
@@ -143,12 +149,16 @@ impl ReplicaTls {
     }
 }
 
-/// Serves one replica with `config` on a free loopback port (over HTTPS with the files in
+/// Serves one replica with `config` on a free port of `ip` (over HTTPS with the files in
 /// `tls`, see [`ReplicaTls`]), prints its directory URL, and runs until its standard input
 /// closes (the lab left) or it is killed.
-pub async fn serve_replica(config: &Path, tls: Option<&ReplicaTls>) -> anyhow::Result<()> {
+pub async fn serve_replica(
+    config: &Path,
+    ip: IpAddr,
+    tls: Option<&ReplicaTls>,
+) -> anyhow::Result<()> {
     let source = alto_server::Source::File(config.to_path_buf());
-    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let listen = std::net::SocketAddr::new(ip, 0);
     let app = match tls {
         Some(t) => {
             alto_web::tls::set_default_ca(&t.ca())?;

@@ -453,6 +453,7 @@ pub async fn services(
         alto.directory_url(),
         c.replicas,
         &cfg_dir.join("alto.toml"),
+        ip,
         etcd,
         c.replica_program.as_deref(),
         replica_tls.as_ref(),

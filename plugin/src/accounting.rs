@@ -73,6 +73,11 @@ pub struct Report {
     pub outreach_trials: u64,
     /// Peers of other PIDs left after trials that did not pay, all torrents of the client.
     pub outreach_left_peers: u64,
+    /// Peers the client's DHT node found (`--dht`), all torrents of the client.
+    pub dht_peers: u64,
+    /// Peer lists of the trackers and the DHT ranked by the head's endpoint cost service,
+    /// all torrents of the client.
+    pub head_rankings: u64,
     /// The session's error, if any.
     pub error: Option<String>,
 }

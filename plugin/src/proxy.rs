@@ -103,6 +103,8 @@ struct Entry {
     outreach: Outreach,
     /// The torrent's connections, to leave peers that did not pay.
     connections: Option<Arc<dyn Connections>>,
+    /// A private torrent (BEP 27): its peers come from its trackers only, never the DHT.
+    private: bool,
 }
 
 /// The proxy's state, shared with the session.
@@ -150,17 +152,20 @@ impl Proxy {
         }
     }
 
-    /// Remembers a torrent's original trackers, and its connections (without them, a trial
-    /// of reaching out that does not pay only stops handing peers of other PIDs).
+    /// Remembers a torrent's original trackers, whether it is private (BEP 27: no DHT), and
+    /// its connections (without them, a trial of reaching out that does not pay only stops
+    /// handing peers of other PIDs).
     pub fn register(
         &self,
         info_hash: InfoHash,
         originals: Vec<String>,
+        private: bool,
         connections: Option<Arc<dyn Connections>>,
     ) {
         let mut t = self.torrents.lock().expect("proxy lock");
         let e = t.entry(info_hash).or_default();
         e.originals = originals;
+        e.private = private;
         e.connections = connections;
     }
 
@@ -173,7 +178,7 @@ impl Proxy {
     pub async fn announce(&self, req: &AnnounceRequest, now_ms: u64) -> Vec<u8> {
         self.stats.announces.fetch_add(1, Relaxed);
         let a = forwarded(req, self.settings.numwant);
-        let originals = {
+        let (originals, private) = {
             let mut t = self.torrents.lock().expect("proxy lock");
             let e = t.entry(req.info_hash).or_default();
             e.last = Some(AnnounceRequest {
@@ -186,7 +191,7 @@ impl Proxy {
                 uploaded: req.uploaded,
                 left: req.left,
             });
-            e.originals.clone()
+            (e.originals.clone(), e.private)
         };
         let me = SocketAddr::new(self.settings.client_ip, req.port);
         let head = self.head();
@@ -234,14 +239,14 @@ impl Proxy {
         };
         let dht_fut = async {
             match &self.dht {
-                Some(d) => {
+                Some(d) if !private => {
                     let p = d
                         .peers(req.info_hash.0, req.port, self.settings.dht_wait)
                         .await;
                     self.stats.dht_peers.fetch_add(p.len() as u64, Relaxed);
                     p
                 }
-                None => Vec::new(),
+                _ => Vec::new(),
             }
         };
         let (from_head, from_originals, from_dht) = tokio::join!(head_fut, originals_fut, dht_fut);
@@ -584,6 +589,74 @@ fn forwarded(req: &AnnounceRequest, numwant: u32) -> AnnounceRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// librqbit's announce of `info_hash` (one byte, twenty times) from port 6990.
+    fn announce_of(byte: u8) -> AnnounceRequest {
+        let q = format!(
+            "info_hash={}&peer_id=-rQ8000-abcdefghijkl&port=6990&uploaded=0&downloaded=0\
+             &left=100&event=started&compact=1",
+            format!("%{byte:02X}").repeat(20)
+        );
+        AnnounceRequest::parse(q.as_bytes()).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_private_torrent_gets_no_peers_from_the_dht_and_is_not_announced_there() {
+        // A private DHT in which a seeder announced both torrents.
+        let (_first, nodes) =
+            crate::rqbit::testing::small_dht(&[[127, 1, 0, 31], [127, 1, 0, 32]]).await;
+        let seeder = SocketAddr::from(([127, 1, 0, 32], 6881));
+        let (public, private) = ([0x11u8; 20], [0x22u8; 20]);
+        let found = crate::rqbit::testing::announce_until_found(
+            &nodes[1],
+            &nodes[0],
+            &[public, private],
+            seeder,
+        )
+        .await;
+        assert!(found.contains(&seeder), "the DHT did not form: {found:?}");
+        let settings = ProxySettings {
+            client_ip: "127.1.0.31".parse().unwrap(),
+            numwant: 50,
+            min_interval: 5,
+            timeout: Duration::from_secs(1),
+            dht_wait: Duration::from_millis(500),
+            locality: LocalityConfig::default(),
+            local_enough: 5,
+            links: Links::default(),
+        };
+        let probe = nodes[1].clone();
+        let proxy = Proxy::new(
+            settings,
+            None,
+            Some(nodes[0].clone()),
+            watch::channel(None).1,
+        );
+        proxy.register(InfoHash(public), Vec::new(), false, None);
+        proxy.register(InfoHash(private), Vec::new(), true, None);
+        let compact = [127, 1, 0, 32, 0x1a, 0xe1]; // 127.1.0.32:6881
+        let has_seeder = |answer: &[u8]| answer.windows(6).any(|w| w == compact);
+
+        let answer = proxy.announce(&announce_of(0x22), 0).await;
+        assert!(
+            !has_seeder(&answer),
+            "a private torrent's answer holds a DHT peer"
+        );
+        assert_eq!(proxy.stats.dht_peers.load(Relaxed), 0);
+        // Nor did the proxy announce this client into the DHT for it.
+        let listed = probe.peers(private, 6881, Duration::from_millis(500)).await;
+        assert!(
+            !listed.iter().any(|p| p.port() == 6990),
+            "the private torrent was announced into the DHT: {listed:?}"
+        );
+
+        let answer = proxy.announce(&announce_of(0x11), 0).await;
+        assert!(
+            has_seeder(&answer),
+            "the public torrent's answer lacks the DHT peer"
+        );
+        assert!(proxy.stats.dht_peers.load(Relaxed) > 0);
+    }
 
     #[test]
     fn forwards_librqbits_figures_with_the_proxys_numwant_only() {

@@ -200,6 +200,13 @@ impl Torrent {
         self.0.info_hash().0
     }
 
+    /// Whether the torrent is private (BEP 27), as far as its metadata is known.
+    pub fn is_private(&self) -> bool {
+        self.0
+            .with_metadata(|m| m.info.info().private)
+            .unwrap_or(false)
+    }
+
     /// The torrent's name, when known.
     pub fn name(&self) -> Option<String> {
         self.0.name()
@@ -614,5 +621,61 @@ mod tests {
         let answer = &buf[..n];
         assert!(answer.windows(7).any(|w| w == b"1:y1:re"), "{answer:?}");
         assert!(answer.windows(7).any(|w| w == b"1:t2:aa"), "{answer:?}");
+    }
+
+    /// A private DHT of four plugin nodes on loopback, three of them bootstrapped from the
+    /// first: a peer one node announces is found by another that never spoke to it (with the
+    /// published librqbit-dht nodes learn of no node but the first, and announce and store
+    /// nothing at this size; vendor/README.md).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_private_dht_finds_the_peers_announced_into_it() {
+        let (_first, nodes) =
+            testing::small_dht(&[[127, 1, 0, 21], [127, 2, 0, 21], [127, 3, 0, 21]]).await;
+        let seeder = SocketAddr::from(([127, 1, 0, 21], 6881));
+        let found = testing::announce_until_found(&nodes[0], &nodes[2], &[[7u8; 20]], seeder).await;
+        assert!(found.contains(&seeder), "the leecher found {found:?}");
+    }
+}
+
+/// A small private DHT for tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A first node on 127.0.0.1 and a node at each of `ips`, bootstrapped from it.
+    pub async fn small_dht(ips: &[[u8; 4]]) -> (DhtNode, Vec<DhtNode>) {
+        let first = DhtNode::start("127.0.0.1:0".parse().unwrap(), &[])
+            .await
+            .unwrap();
+        let mut nodes = Vec::new();
+        for ip in ips {
+            let n = DhtNode::start(SocketAddr::from((*ip, 0)), &[first.addr()])
+                .await
+                .unwrap();
+            nodes.push(n);
+        }
+        (first, nodes)
+    }
+
+    /// `seeder` announces the port of `addr` for each of `hashes` until `finder` finds `addr`
+    /// for the first (at most 20 rounds of 300 ms); what it found last.
+    pub async fn announce_until_found(
+        seeder: &DhtNode,
+        finder: &DhtNode,
+        hashes: &[[u8; 20]],
+        addr: SocketAddr,
+    ) -> Vec<SocketAddr> {
+        let wait = Duration::from_millis(300);
+        let mut found = Vec::new();
+        for _ in 0..20 {
+            for h in hashes {
+                let _ = seeder.peers(*h, addr.port(), wait).await;
+            }
+            found = finder.peers(hashes[0], 6999, wait).await;
+            if found.contains(&addr) {
+                break;
+            }
+        }
+        found
     }
 }

@@ -313,6 +313,7 @@ impl AltoSession {
         self.proxy.register(
             h,
             originals,
+            t.is_private(),
             Some(Arc::new(t.clone()) as Arc<dyn Connections>),
         );
         // librqbit never sends `completed`: the proxy does, when the data is all there.
@@ -357,6 +358,8 @@ impl AltoSession {
         let stats = &self.proxy.stats;
         r.outreach_trials = stats.trials.load(std::sync::atomic::Ordering::Relaxed);
         r.outreach_left_peers = stats.left_peers.load(std::sync::atomic::Ordering::Relaxed);
+        r.dht_peers = stats.dht_peers.load(std::sync::atomic::Ordering::Relaxed);
+        r.head_rankings = stats.ranked.load(std::sync::atomic::Ordering::Relaxed);
         r
     }
 

@@ -113,7 +113,7 @@ fn follow(
 }
 
 /// The `rqbit-alto` binary next to this one (built with the workspace).
-fn rqbit_alto() -> anyhow::Result<PathBuf> {
+pub fn rqbit_alto() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     for dir in exe.ancestors().skip(1).take(3) {
         let candidate = dir.join("rqbit-alto");

@@ -7,49 +7,14 @@
 //! qBittorrent, libtorrent -> rtorrent, transmission -> ctorrent. Each download completes
 //! with identical data, and the head of each client's PID saw that client's announces.
 
+mod common;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use test_support::clients::{Kind, Launch, Reaped};
 use test_support::netns::{addr, Namespaces, BRIDGE};
 use test_support::wait;
-use tracker_shim::membership::JoinSettings;
 use tracker_shim::{Mode, RunningTracker, Tracker, TrackerConfig};
-
-const MAP: &str = r#"{"network-map": {
-  "lanA": {"ipv4": ["10.77.1.0/24"]},
-  "lanB": {"ipv4": ["10.77.2.0/24"]},
-  "default": {"ipv4": ["0.0.0.0/0"], "ipv6": ["::/0"]}
-}}"#;
-const COSTS: &str = r#"{"cost-map": {
-  "lanA": {"lanA": 1, "lanB": 5, "default": 100},
-  "lanB": {"lanA": 5, "lanB": 1, "default": 100}
-}}"#;
-
-/// A tracker on `ip` (an address of the host on the bridge) that joins `alto` and keeps a
-/// journal of the announces it answers.
-async fn head(alto: &alto_server::Running, ip: IpAddr) -> RunningTracker {
-    let settings = JoinSettings {
-        alto: vec![alto.directory_url()],
-        endpoint: ip,
-        capabilities: Default::default(),
-        rejoin: Duration::from_secs(1),
-        refresh: Duration::from_millis(500),
-    };
-    let config = TrackerConfig {
-        interval: 5,
-        min_interval: 1,
-        journal: 1000,
-        ..TrackerConfig::default()
-    };
-    RunningTracker::start(
-        Tracker::new(config),
-        SocketAddr::new(ip, 0),
-        None,
-        Mode::Join(settings),
-    )
-    .await
-    .unwrap()
-}
 
 /// One client of the test: what it runs, where, and which torrent it seeds or fetches.
 struct Peer {
@@ -121,28 +86,19 @@ async fn all_six_debian_clients_download_through_the_front() {
         },
     ];
 
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("network-map.json"), MAP).unwrap();
-    std::fs::write(dir.path().join("routingcost.json"), COSTS).unwrap();
-    std::fs::write(
-        dir.path().join("alto.toml"),
-        "[network-map]\nresource-id = \"lan\"\nfile = \"network-map.json\"\n[[cost-map]]\nmetric = \"routingcost\"\nfile = \"routingcost.json\"\n",
-    )
-    .unwrap();
     let groups: Vec<Vec<IpAddr>> = peers.iter().map(|p| vec![p.ip]).collect();
     let lab = Namespaces::create("alfr", &groups, None).unwrap();
     // Servers listen on the bridge, which the namespaces reach.
-    let alto = alto_server::Running::start(
-        alto_server::Source::File(dir.path().join("alto.toml")),
-        SocketAddr::new(BRIDGE, 0),
-    )
-    .await
-    .unwrap();
+    let (_maps, alto) = common::lan_alto().await;
+    let dir = tempfile::tempdir().unwrap();
     // The heads stand in their PIDs: addresses of this namespace on the bridge.
     let (head_a, head_b) = (addr(1, 250), addr(2, 250));
     lab.add_host_address(head_a).unwrap();
     lab.add_host_address(head_b).unwrap();
-    let heads = [head(&alto, head_a).await, head(&alto, head_b).await];
+    let heads = [
+        common::lan_head(&alto, head_a).await,
+        common::lan_head(&alto, head_b).await,
+    ];
     let front = RunningTracker::start(
         Tracker::new(TrackerConfig {
             interval: 5,

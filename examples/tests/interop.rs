@@ -9,6 +9,8 @@
 //! joined by a bridge and with no route out; they are deleted at the end. The namespaces and
 //! the client launchers are `test_support`'s, the same the `--netns` lab uses.
 
+mod common;
+
 use alto_locality::rank::Policy;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -212,20 +214,8 @@ async fn transmission_downloads_through_the_head_inside_namespaces() {
     need(Kind::Transmission);
     need(Kind::Libtorrent);
 
+    let (_maps, alto) = common::alto_of(LAN_MAP, LAN_COSTS, "127.0.0.1:0".parse().unwrap()).await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("network-map.json"), LAN_MAP).unwrap();
-    std::fs::write(dir.path().join("routingcost.json"), LAN_COSTS).unwrap();
-    std::fs::write(
-        dir.path().join("alto.toml"),
-        "[network-map]\nresource-id = \"lan\"\nfile = \"network-map.json\"\n[[cost-map]]\nmetric = \"routingcost\"\nfile = \"routingcost.json\"\n",
-    )
-    .unwrap();
-    let alto = alto_server::Running::start(
-        alto_server::Source::File(dir.path().join("alto.toml")),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
 
     // Seeders in lanA and lanC, transmission downloading in lanA.
     let groups = ["10.77.1.2", "10.77.3.2", "10.77.1.3"].map(|a| vec![ip(a)]);

@@ -337,7 +337,21 @@ impl DhtNode {
 
     /// Peers of `info_hash` found within `wait`; announces `port` for it as well.
     pub async fn peers(&self, info_hash: [u8; 20], port: u16, wait: Duration) -> Vec<SocketAddr> {
-        let mut stream = self.0.get_peers(Id20::new(info_hash), Some(port));
+        self.found(info_hash, Some(port), wait).await
+    }
+
+    /// Peers of `info_hash` found within `wait`, announcing nothing.
+    pub async fn look_up(&self, info_hash: [u8; 20], wait: Duration) -> Vec<SocketAddr> {
+        self.found(info_hash, None, wait).await
+    }
+
+    async fn found(
+        &self,
+        info_hash: [u8; 20],
+        port: Option<u16>,
+        wait: Duration,
+    ) -> Vec<SocketAddr> {
+        let mut stream = self.0.get_peers(Id20::new(info_hash), port);
         let mut out = Vec::new();
         let _ = tokio::time::timeout(wait, async {
             while let Some(p) = stream.next().await {

@@ -69,3 +69,72 @@ pub async fn member(alto: &alto_server::Running, ip: &str) -> RunningTracker {
     .await
     .unwrap()
 }
+
+/// The network map of the namespace tests: two PIDs, `lanA` (10.77.1.0/24) and `lanB`
+/// (10.77.2.0/24), each five times cheaper to itself than to the other.
+pub const LAN_MAP: &str = r#"{"network-map": {
+  "lanA": {"ipv4": ["10.77.1.0/24"]},
+  "lanB": {"ipv4": ["10.77.2.0/24"]},
+  "default": {"ipv4": ["0.0.0.0/0"], "ipv6": ["::/0"]}
+}}"#;
+/// Its routing costs.
+pub const LAN_COSTS: &str = r#"{"cost-map": {
+  "lanA": {"lanA": 1, "lanB": 5, "default": 100},
+  "lanB": {"lanA": 5, "lanB": 1, "default": 100}
+}}"#;
+
+/// An ALTO server of [`LAN_MAP`] on the namespaces' bridge (`test_support::netns::BRIDGE`),
+/// which every namespace reaches; the folder of its files goes with it.
+pub async fn lan_alto() -> (tempfile::TempDir, alto_server::Running) {
+    let listen = std::net::SocketAddr::new(test_support::netns::BRIDGE, 0);
+    alto_of(LAN_MAP, LAN_COSTS, listen).await
+}
+
+/// An ALTO server on `listen` of the network map `map` and the routing costs `costs`.
+pub async fn alto_of(
+    map: &str,
+    costs: &str,
+    listen: std::net::SocketAddr,
+) -> (tempfile::TempDir, alto_server::Running) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("network-map.json"), map).unwrap();
+    std::fs::write(dir.path().join("routingcost.json"), costs).unwrap();
+    std::fs::write(
+        dir.path().join("alto.toml"),
+        "[network-map]\nresource-id = \"lan\"\nfile = \"network-map.json\"\n[[cost-map]]\nmetric = \"routingcost\"\nfile = \"routingcost.json\"\n",
+    )
+    .unwrap();
+    let alto = alto_server::Running::start(
+        alto_server::Source::File(dir.path().join("alto.toml")),
+        listen,
+    )
+    .await
+    .unwrap();
+    (dir, alto)
+}
+
+/// A tracker on `ip` (an address of the host on the bridge) that joins `alto` and keeps a
+/// journal of the announces it answers.
+pub async fn lan_head(alto: &alto_server::Running, ip: std::net::IpAddr) -> RunningTracker {
+    let settings = JoinSettings {
+        alto: vec![alto.directory_url()],
+        endpoint: ip,
+        capabilities: Default::default(),
+        rejoin: Duration::from_secs(1),
+        refresh: Duration::from_millis(500),
+    };
+    let config = TrackerConfig {
+        interval: 5,
+        min_interval: 1,
+        journal: 1000,
+        ..TrackerConfig::default()
+    };
+    RunningTracker::start(
+        Tracker::new(config),
+        std::net::SocketAddr::new(ip, 0),
+        None,
+        Mode::Join(settings),
+    )
+    .await
+    .unwrap()
+}

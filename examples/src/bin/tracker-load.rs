@@ -9,7 +9,9 @@
 //! - `tracker-load --url http://127.0.0.1:6969/announce [--connections 32] [--seconds 10]`
 //! - `tracker-load --compare [--seconds 10]`: starts `alto-server` and the shim (plain, then
 //!   head of PID1, then the announce front with a head elected in every PID) on one core,
-//!   loads each from another core, and prints them with the ratios.
+//!   loads each from another core, and prints them with the ratios: of responses per second,
+//!   and of responses per second of the server thread's CPU time (from `/proc`), which is
+//!   what one core would answer where the load generator is the limit.
 
 use alto_locality::rank::{Random, SplitMix64};
 use bytes::Bytes;
@@ -57,6 +59,8 @@ struct Args {
 /// The outcome of one run.
 #[derive(Default)]
 struct Run {
+    /// CPU seconds the server's thread spent in the run (`--compare` only).
+    server_cpu_s: Option<f64>,
     responses: u64,
     errors: u64,
     elapsed: f64,
@@ -263,6 +267,33 @@ async fn load(args: &Args, url: &str) -> Run {
     run
 }
 
+/// CPU seconds the thread `tid` of this process has run, from `/proc` (in the kernel's
+/// `USER_HZ` ticks, 100 a second on Linux).
+fn thread_cpu_s(tid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses: utime and stime are the
+    // 14th and 15th of the line.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// [`load`], with the CPU time the server's thread `tid` spent meanwhile.
+async fn load_measured(args: &Args, url: &str, tid: &str) -> Run {
+    let before = thread_cpu_s(tid);
+    let mut run = load(args, url).await;
+    run.server_cpu_s = before.zip(thread_cpu_s(tid)).map(|(a, b)| b - a);
+    run
+}
+
+/// Responses per second of the server's CPU time: what one core fully busy would answer.
+fn per_core_s(r: &Run) -> Option<f64> {
+    r.server_cpu_s
+        .filter(|c| *c > 0.0)
+        .map(|c| r.responses as f64 / c)
+}
+
 fn line(name: &str, r: &mut Run) -> String {
     let share = if r.peers_sampled > 0 {
         format!(
@@ -277,8 +308,12 @@ fn line(name: &str, r: &mut Run) -> String {
     } else {
         "-".into()
     };
+    let core = match (r.server_cpu_s, per_core_s(r)) {
+        (Some(c), Some(p)) => format!("{:>5.0}% {p:>10.0}", 100.0 * c / r.elapsed),
+        _ => format!("{:>17}", "-"),
+    };
     format!(
-        "{name:<24} {:>12.0} {:>9.2} {:>9.2} {:>8} {:>13} {:>15}",
+        "{name:<24} {:>12.0} {core} {:>9.2} {:>9.2} {:>8} {:>13} {:>15}",
         r.responses as f64 / r.elapsed,
         r.percentile(0.5),
         r.percentile(0.99),
@@ -290,7 +325,7 @@ fn line(name: &str, r: &mut Run) -> String {
 
 fn header(args: &Args) -> String {
     format!(
-        "{} keep-alive connections, {} torrents (Zipf s={}), {} peers, {:.0}% scrapes, {} s per run\n\n{:<24} {:>12} {:>9} {:>9} {:>8} {:>13} {:>15}\n{}",
+        "{} keep-alive connections, {} torrents (Zipf s={}), {} peers, {:.0}% scrapes, {} s per run\n\n{:<24} {:>12} {:>17} {:>9} {:>9} {:>8} {:>13} {:>15}\n{}",
         args.connections,
         args.torrents,
         args.zipf,
@@ -299,12 +334,13 @@ fn header(args: &Args) -> String {
         args.seconds,
         "run",
         "responses/s",
+        "server CPU, per core-s",
         "p50 ms",
         "p99 ms",
         "errors",
         "peers/answer",
         "same-PID peers",
-        "-".repeat(96)
+        "-".repeat(114)
     )
 }
 
@@ -327,6 +363,11 @@ fn main() -> anyhow::Result<()> {
     let (tx, rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = std::thread::spawn(move || -> anyhow::Result<()> {
+        // This thread's id, so that the load's side can read the CPU time it spends.
+        let tid = std::fs::read_link("/proc/thread-self")
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_default();
         rt()?.block_on(async move {
             let alto =
                 alto_server::Running::start(alto_server::Source::Embedded, "127.0.0.1:0".parse()?)
@@ -384,6 +425,7 @@ fn main() -> anyhow::Result<()> {
                 plain.announce_url(),
                 head.announce_url(),
                 front.announce_url(),
+                tid,
             ))?;
             let _ = stop_rx.await;
             plain.stop().await;
@@ -396,11 +438,11 @@ fn main() -> anyhow::Result<()> {
             anyhow::Ok(())
         })
     });
-    let (plain_url, head_url, front_url) = rx.recv()?;
+    let (plain_url, head_url, front_url, tid) = rx.recv()?;
     let load_rt = rt()?;
-    let mut plain = load_rt.block_on(load(&args, &plain_url));
-    let mut head = load_rt.block_on(load(&args, &head_url));
-    let mut front = load_rt.block_on(load(&args, &front_url));
+    let mut plain = load_rt.block_on(load_measured(&args, &plain_url, &tid));
+    let mut head = load_rt.block_on(load_measured(&args, &head_url, &tid));
+    let mut front = load_rt.block_on(load_measured(&args, &front_url, &tid));
     let _ = stop_tx.send(());
     server.join().expect("server thread")?;
     println!(
@@ -417,5 +459,13 @@ fn main() -> anyhow::Result<()> {
         "\nhead / plain throughput: {ratio:.3} (ranking costs {:.1}%)\nfront / head throughput: {front_ratio:.3} (redirects per second against the head's announces)",
         (1.0 - ratio) * 100.0
     );
+    // Where the load generator, not the server, is the limit (the server's thread below
+    // 100%), the answers per second of server CPU say what one core would do.
+    if let (Some(f), Some(h)) = (per_core_s(&front), per_core_s(&head)) {
+        println!(
+            "front / head per core-second of the server: {:.3} ({f:.0} redirects against {h:.0} announces)",
+            f / h
+        );
+    }
     Ok(())
 }

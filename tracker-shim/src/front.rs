@@ -66,6 +66,25 @@ impl Target {
         Some(Target::new(u.as_str()))
     }
 
+    /// Whether the announce URL `announce` is the front listening on `listen` itself (by
+    /// address: a host name is not resolved here), so that its redirects would loop.
+    pub fn loops_back(announce: &str, listen: SocketAddr) -> bool {
+        let Ok(u) = url::Url::parse(announce) else {
+            return false;
+        };
+        let ip = match u.host() {
+            Some(url::Host::Ipv4(a)) => IpAddr::V4(a),
+            Some(url::Host::Ipv6(a)) => IpAddr::V6(a),
+            Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => {
+                IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+            }
+            _ => return false,
+        };
+        let same_ip = ip == listen.ip()
+            || (listen.ip().is_unspecified() && (ip.is_loopback() || ip.is_unspecified()));
+        same_ip && u.port_or_known_default() == Some(listen.port())
+    }
+
     fn url(&self, r: Resource) -> Option<&str> {
         match r {
             Resource::Announce => Some(&self.announce),
@@ -438,6 +457,28 @@ async fn check_heads(heads: Vec<(String, String)>) -> BTreeMap<String, HeadState
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fallback_that_is_the_front_itself_is_told_apart() {
+        let listen: std::net::SocketAddr = "127.0.0.1:6969".parse().unwrap();
+        let any: std::net::SocketAddr = "0.0.0.0:6969".parse().unwrap();
+        for (url, at, loops) in [
+            ("http://127.0.0.1:6969/announce", listen, true),
+            ("http://localhost:6969/announce", listen, true),
+            ("http://127.0.0.2:6969/announce", any, true),
+            ("http://127.0.0.1:6970/announce", listen, false),
+            ("http://127.0.0.2:6969/announce", listen, false),
+            ("http://10.0.0.1:6969/announce", any, false),
+            ("http://tracker.example:6969/announce", listen, false),
+            (
+                "http://127.0.0.1/announce",
+                "127.0.0.1:80".parse().unwrap(),
+                true,
+            ),
+        ] {
+            assert_eq!(Target::loops_back(url, at), loops, "{url} against {at}");
+        }
+    }
 
     fn net() -> NetworkMap {
         let data: alto_model::messages::NetworkMapData = serde_json::from_str(

@@ -196,6 +196,10 @@ async fn main() -> anyhow::Result<()> {
             tracker_shim::front::Target::parse(f).is_some(),
             "--fallback must be an http:// or https:// announce URL, not `{f}`"
         );
+        anyhow::ensure!(
+            !tracker_shim::front::Target::loops_back(f, args.listen),
+            "--fallback `{f}` is this front itself: its redirects would loop"
+        );
     }
     let alto = (!args.alto.is_empty()).then_some(args.alto);
     let mode = match (alto, args.pid, args.join) {

@@ -243,6 +243,9 @@ async fn run_one(
         if download_bps > 0 {
             cmd.args(["--download-kib", &(download_bps / 1024).max(1).to_string()]);
         }
+        if c.burst_ms > 0 {
+            cmd.args(["--burst-ms", &c.burst_ms.to_string()]);
+        }
         if with_alto {
             // Clients spread over the replicas: each starts with its own share.
             for d in crate::lab::spread(&directories, share) {

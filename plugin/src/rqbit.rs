@@ -75,6 +75,8 @@ pub struct SessionSettings<'a> {
     pub upload_bps: Option<u32>,
     /// Download limit, bytes per second.
     pub download_bps: Option<u32>,
+    /// Milliseconds of their rate the limits let through at once (`None`: librqbit's second).
+    pub burst_ms: Option<u32>,
 }
 
 /// A torrent in the session.
@@ -140,6 +142,7 @@ impl Rqbit {
             ratelimits: librqbit::limits::LimitsConfig {
                 upload_bps: s.upload_bps.and_then(std::num::NonZeroU32::new),
                 download_bps: s.download_bps.and_then(std::num::NonZeroU32::new),
+                burst_ms: s.burst_ms.and_then(std::num::NonZeroU32::new),
             },
             ..SessionOptions::default()
         };
@@ -426,6 +429,7 @@ mod tests {
             peer_limit: None,
             upload_bps: Some(256 << 10),
             download_bps: None,
+            burst_ms: None,
         })
         .await
         .unwrap();
@@ -566,6 +570,7 @@ mod tests {
             peer_limit: None,
             upload_bps: None,
             download_bps: None,
+            burst_ms: None,
         })
         .await
         .unwrap();

@@ -87,6 +87,9 @@ pub struct Config {
     pub upload_bps: Option<u32>,
     /// Download limit, bytes per second.
     pub download_bps: Option<u32>,
+    /// Milliseconds of their rate the limits let through at once after a pause (`None`:
+    /// librqbit's whole second; a link's queue holds about a tenth).
+    pub burst_ms: Option<u32>,
 }
 
 impl Config {
@@ -109,6 +112,7 @@ impl Config {
             local_enough: 3,
             upload_bps: None,
             download_bps: None,
+            burst_ms: None,
         }
     }
 
@@ -258,6 +262,7 @@ impl AltoSession {
             peer_limit: config.peer_limit,
             upload_bps: config.upload_bps,
             download_bps: config.download_bps,
+            burst_ms: config.burst_ms,
         })
         .await?;
         Ok(AltoSession {

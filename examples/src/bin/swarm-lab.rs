@@ -34,6 +34,11 @@ struct Args {
     /// client fetches as fast as every peer it knows can send.
     #[arg(long, default_value_t = 0)]
     download_kib: u32,
+    /// Milliseconds of their rate the clients' limits let through at once after a pause
+    /// (0: librqbit's whole second, which lets an idle peer send a second of its uplink at
+    /// once; an access link's queue holds about 100).
+    #[arg(long, default_value_t = 0)]
+    burst_ms: u32,
     /// Head election policy: `first` or `scored`.
     #[arg(long, default_value = "first")]
     policy: String,
@@ -211,6 +216,7 @@ async fn main() {
         seed: args.seed,
         upload_bps: args.upload_kib.saturating_mul(1024),
         download_bps: args.download_kib.saturating_mul(1024),
+        burst_ms: args.burst_ms,
         policy: args.policy.clone(),
         timeout: Duration::from_secs(args.timeout_secs),
         dir: args.dir.clone(),
@@ -237,9 +243,11 @@ async fn main() {
         config.clients_per_pid,
         args.file_mib,
         args.upload_kib,
-        match args.download_kib {
-            0 => String::new(),
-            k => format!(", download {k} KiB/s"),
+        match (args.download_kib, args.burst_ms) {
+            (0, 0) => String::new(),
+            (0, b) => format!(", bursts of {b} ms"),
+            (k, 0) => format!(", download {k} KiB/s"),
+            (k, b) => format!(", download {k} KiB/s, bursts of {b} ms"),
         },
         config.policy,
         if config.tls { ", ALTO over HTTPS" } else { "" }

@@ -21,6 +21,9 @@ pub struct LabConfig {
     /// Download limit per client (not the seeder), bytes per second (0: none): an access
     /// link's downlink.
     pub download_bps: u32,
+    /// Milliseconds of their rate the clients' limits let through at once (0: librqbit's
+    /// second).
+    pub burst_ms: u32,
     /// Election policy: `first` or `scored`.
     pub policy: String,
     /// Seconds a client may take before it is reported as failed.
@@ -92,6 +95,7 @@ impl Default for LabConfig {
             seed: 7285,
             upload_bps: 4 << 20,
             download_bps: 0,
+            burst_ms: 0,
             policy: "first".into(),
             timeout: Duration::from_secs(300),
             dir: None,

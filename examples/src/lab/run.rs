@@ -197,6 +197,7 @@ async fn run_one(
         cfg.min_interval = 2;
         cfg.upload_bps = (upload_bps > 0).then_some(upload_bps);
         cfg.download_bps = (download_bps > 0).then_some(download_bps);
+        cfg.burst_ms = (c.burst_ms > 0).then_some(c.burst_ms);
         cfg.locality.foreign_peers = c.foreign_peers;
         cfg.local_enough = c.local_enough;
         Ok(cfg)

@@ -94,6 +94,10 @@ struct Common {
     /// (docs/locality.md, rule 2).
     #[arg(long)]
     download_kib: Option<u32>,
+    /// Milliseconds of their rate the limits let through at once after a pause (librqbit:
+    /// a whole second; an access link's queue holds about 100).
+    #[arg(long)]
+    burst_ms: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -244,6 +248,7 @@ async fn session(common: &Common, output: PathBuf) -> Result<AltoSession, Failur
     config.min_interval = common.min_interval.max(1);
     config.upload_bps = common.upload_kib.map(|k| k.saturating_mul(1024));
     config.download_bps = common.download_kib.map(|k| k.saturating_mul(1024));
+    config.burst_ms = common.burst_ms;
     AltoSession::start(config).await.map_err(fail(1))
 }
 

@@ -10,24 +10,46 @@ use std::sync::Arc;
 pub struct LimitsConfig {
     pub upload_bps: Option<NonZeroU32>,
     pub download_bps: Option<NonZeroU32>,
+    /// Patched (vendor/README.md, change 8): the milliseconds of its rate a limit lets
+    /// through at once after a pause; `None`, a whole second as upstream.
+    #[serde(default)]
+    pub burst_ms: Option<NonZeroU32>,
 }
+
+/// Patched (vendor/README.md, change 8): what a limit of `bps` lets through at once: `ms`
+/// of its rate, at least [`MIN_BURST`] so that any chunk a peer may ask for fits, and never
+/// more than upstream's second of it.
+fn burst(bps: NonZeroU32, ms: Option<NonZeroU32>) -> NonZeroU32 {
+    let Some(ms) = ms else { return bps };
+    let part = (u64::from(bps.get()) * u64::from(ms.get()) / 1000).max(u64::from(MIN_BURST));
+    NonZeroU32::new(part.min(u64::from(bps.get())) as u32).unwrap_or(bps)
+}
+
+/// The smallest burst: eight 16 KiB chunks.
+const MIN_BURST: u32 = 128 * 1024;
 
 struct Limit {
     limiter: ArcSwapOption<RateLimiter>,
     current_bps: std::sync::atomic::AtomicU32,
+    burst_ms: Option<NonZeroU32>,
 }
 
 impl Limit {
-    fn new_inner(bps: Option<NonZeroU32>) -> Option<Arc<RateLimiter>> {
+    fn new_inner(
+        bps: Option<NonZeroU32>,
+        burst_ms: Option<NonZeroU32>,
+    ) -> Option<Arc<RateLimiter>> {
         let bps = bps?;
-        Some(Arc::new(RateLimiter::direct(Quota::per_second(bps))))
+        let quota = Quota::per_second(bps).allow_burst(burst(bps, burst_ms));
+        Some(Arc::new(RateLimiter::direct(quota)))
     }
 
-    fn new(bps: Option<NonZeroU32>) -> Self {
+    fn new(bps: Option<NonZeroU32>, burst_ms: Option<NonZeroU32>) -> Self {
         use std::sync::atomic::AtomicU32;
         Self {
-            limiter: ArcSwapOption::new(Self::new_inner(bps)),
+            limiter: ArcSwapOption::new(Self::new_inner(bps, burst_ms)),
             current_bps: AtomicU32::new(bps.map(|v| v.get()).unwrap_or(0)),
+            burst_ms,
         }
     }
 
@@ -41,7 +63,7 @@ impl Limit {
 
     fn set(&self, limit: Option<NonZeroU32>) {
         use std::sync::atomic::Ordering;
-        let new = Self::new_inner(limit);
+        let new = Self::new_inner(limit, self.burst_ms);
         self.limiter.swap(new);
         self.current_bps
             .store(limit.map(|v| v.get()).unwrap_or(0), Ordering::Relaxed);
@@ -61,8 +83,8 @@ pub struct Limits {
 impl Limits {
     pub fn new(config: LimitsConfig) -> Self {
         Self {
-            down: Limit::new(config.download_bps),
-            up: Limit::new(config.upload_bps),
+            down: Limit::new(config.download_bps, config.burst_ms),
+            up: Limit::new(config.upload_bps, config.burst_ms),
         }
     }
 
@@ -94,6 +116,24 @@ impl Limits {
         LimitsConfig {
             upload_bps: self.get_upload_bps(),
             download_bps: self.get_download_bps(),
+            burst_ms: self.up.burst_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limit_bursts_its_share_of_a_second_within_eight_chunks_and_one_second() {
+        let b = |bps: u32, ms: Option<u32>| {
+            burst(NonZeroU32::new(bps).unwrap(), ms.and_then(NonZeroU32::new)).get()
+        };
+        assert_eq!(b(4 << 20, None), 4 << 20, "upstream: a second");
+        assert_eq!(b(4 << 20, Some(100)), (4 << 20) / 10);
+        assert_eq!(b(256 << 10, Some(100)), 128 << 10, "at least eight chunks");
+        assert_eq!(b(64 << 10, Some(100)), 64 << 10, "never more than a second");
+        assert_eq!(b(4 << 20, Some(5000)), 4 << 20, "never more than a second");
     }
 }

@@ -260,7 +260,7 @@ async fn in_namespaces_three_replicas_over_https_lose_one_and_every_download_com
             let log = dir.path().join("alto").join(c).join("stderr.log");
             (
                 c.to_owned(),
-                std::fs::read_to_string(log).unwrap_or_default(),
+                std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display())),
             )
         })
         .collect();

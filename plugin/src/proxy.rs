@@ -103,8 +103,9 @@ struct Entry {
     outreach: Outreach,
     /// The torrent's connections, to leave peers that did not pay.
     connections: Option<Arc<dyn Connections>>,
-    /// A private torrent (BEP 27): its peers come from its trackers only, never the DHT.
-    private: bool,
+    /// Whether the torrent is private (BEP 27: its peers come from its trackers only, never
+    /// the DHT); `None` until it is registered, and librqbit may announce before that.
+    private: Option<bool>,
 }
 
 /// The proxy's state, shared with the session.
@@ -152,7 +153,8 @@ impl Proxy {
         }
     }
 
-    /// Remembers a torrent's original trackers, whether it is private (BEP 27: no DHT), and
+    /// Remembers a torrent's original trackers, whether it is private (BEP 27: no DHT; a
+    /// torrent not registered yet is treated as private), and
     /// its connections (without them, a trial of reaching out that does not pay only stops
     /// handing peers of other PIDs).
     pub fn register(
@@ -165,7 +167,7 @@ impl Proxy {
         let mut t = self.torrents.lock().expect("proxy lock");
         let e = t.entry(info_hash).or_default();
         e.originals = originals;
-        e.private = private;
+        e.private = Some(private);
         e.connections = connections;
     }
 
@@ -191,7 +193,7 @@ impl Proxy {
                 uploaded: req.uploaded,
                 left: req.left,
             });
-            (e.originals.clone(), e.private)
+            (e.originals.clone(), e.private != Some(false))
         };
         let me = SocketAddr::new(self.settings.client_ip, req.port);
         let head = self.head();
@@ -601,7 +603,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_private_torrent_gets_no_peers_from_the_dht_and_is_not_announced_there() {
+    async fn a_private_or_unregistered_torrent_gets_no_peers_from_the_dht_nor_is_announced_there() {
         // A private DHT in which a seeder announced both torrents.
         let (_first, nodes) =
             crate::rqbit::testing::small_dht(&[[127, 1, 0, 31], [127, 1, 0, 32]]).await;
@@ -615,6 +617,11 @@ mod tests {
         )
         .await;
         assert!(found.contains(&seeder), "the DHT did not form: {found:?}");
+        let held = nodes[0].look_up(private, Duration::from_millis(500)).await;
+        assert!(
+            held.contains(&seeder),
+            "the DHT holds no peer of the private torrent: {held:?}"
+        );
         let settings = ProxySettings {
             client_ip: "127.1.0.31".parse().unwrap(),
             numwant: 50,
@@ -632,10 +639,17 @@ mod tests {
             Some(nodes[0].clone()),
             watch::channel(None).1,
         );
-        proxy.register(InfoHash(public), Vec::new(), false, None);
-        proxy.register(InfoHash(private), Vec::new(), true, None);
         let compact = [127, 1, 0, 32, 0x1a, 0xe1]; // 127.1.0.32:6881
         let has_seeder = |answer: &[u8]| answer.windows(6).any(|w| w == compact);
+        // librqbit can announce a torrent before the session registers it: until then it
+        // counts as private.
+        let answer = proxy.announce(&announce_of(0x11), 0).await;
+        assert!(
+            !has_seeder(&answer),
+            "an unregistered torrent got a DHT peer"
+        );
+        proxy.register(InfoHash(public), Vec::new(), false, None);
+        proxy.register(InfoHash(private), Vec::new(), true, None);
 
         let answer = proxy.announce(&announce_of(0x22), 0).await;
         assert!(

@@ -121,8 +121,8 @@ impl Drop for Replicas {
     }
 }
 
-/// Where a replica over HTTPS finds its certificate (`alto-server.pem`, issued for
-/// 127.0.0.1 by the lab's CA), its key (`alto-server-key.pem`) and the lab's CA (`ca.pem`),
+/// Where a replica over HTTPS finds its certificate (`alto-server.pem`, issued by the lab's
+/// CA for the service address: loopback, or the bridge with `--netns`), its key (`alto-server-key.pem`) and the lab's CA (`ca.pem`),
 /// which it verifies the heads' HTTPS trackers against when it forwards or probes.
 pub struct ReplicaTls {
     /// The folder of the three files.

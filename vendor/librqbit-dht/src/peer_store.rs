@@ -13,6 +13,13 @@ use tracing::trace;
 
 use crate::bprotocol::{AnnouncePeer, Want};
 
+/// Patched (vendor/README.md): how long a stored peer lasts without announcing again (BEP 5
+/// leaves it to the node; libtorrent keeps peers 30 minutes).
+const PEER_TTL: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
+
+/// Patched (vendor/README.md): the most peers one `get_peers` answer holds.
+const MAX_VALUES: usize = 100;
+
 #[derive(Serialize, Deserialize)]
 struct StoredToken {
     token: [u8; 4],
@@ -155,6 +162,9 @@ impl PeerStore {
         if announce.implied_port == 0 {
             addr.set_port(announce.port);
         }
+        if self.peers_len.load(std::sync::atomic::Ordering::SeqCst) >= self.max_remembered_peers {
+            self.make_room(Utc::now());
+        }
 
         use dashmap::mapref::entry::Entry;
         let peers_entry = self.peers.entry(announce.info_hash);
@@ -192,9 +202,15 @@ impl PeerStore {
     }
 
     pub fn get_for_info_hash(&self, info_hash: Id20, want: Want) -> Vec<CompactSocketAddr> {
+        // Patched (vendor/README.md): peers that have not announced for `PEER_TTL` are gone,
+        // and an answer holds at most `MAX_VALUES` of them (the newest), so that it fits a
+        // datagram.
+        let stale = Utc::now() - PEER_TTL;
         if let Some(stored_peers) = self.peers.get(&info_hash) {
             return stored_peers
                 .iter()
+                .rev()
+                .filter(|p| p.time > stale)
                 .filter(|p| {
                     matches!(
                         (p.addr, want),
@@ -202,14 +218,90 @@ impl PeerStore {
                             | (SocketAddr::V4(..), Want::V4 | Want::Both)
                     )
                 })
+                .take(MAX_VALUES)
                 .map(|p| p.addr.into())
                 .collect();
         }
         Vec::new()
     }
 
+    /// Patched (vendor/README.md): at capacity, forgets the peers that have not announced
+    /// for `PEER_TTL` and, if none has, the one that announced longest ago; at most
+    /// `max_remembered_peers` entries are looked at. Upstream kept every peer for ever and,
+    /// once full, stored nothing more, which a small DHT where every node stores every
+    /// announce reaches after as many client sessions.
+    fn make_room(&self, now: DateTime<Utc>) {
+        let stale = now - PEER_TTL;
+        let mut removed = 0u32;
+        let mut oldest: Option<(Id20, SocketAddr, DateTime<Utc>)> = None;
+        self.peers.retain(|hash, peers| {
+            let before = peers.len();
+            peers.retain(|p| p.time > stale);
+            removed += (before - peers.len()) as u32;
+            for p in peers.iter() {
+                if oldest.is_none_or(|(_, _, t)| p.time < t) {
+                    oldest = Some((*hash, p.addr, p.time));
+                }
+            }
+            !peers.is_empty()
+        });
+        if removed == 0 {
+            if let Some((hash, addr, _)) = oldest {
+                if let Some(mut peers) = self.peers.get_mut(&hash) {
+                    let before = peers.len();
+                    peers.retain(|p| p.addr != addr);
+                    removed += (before - peers.len()) as u32;
+                }
+                self.peers.remove_if(&hash, |_, peers| peers.is_empty());
+            }
+        }
+        self.peers_len
+            .fetch_sub(removed, std::sync::atomic::Ordering::SeqCst);
+    }
+
     #[allow(dead_code)]
     pub fn garbage_collect_peers(&self) {
         todo!()
+    }
+}
+
+#[cfg(test)]
+mod patched_tests {
+    use super::*;
+
+    fn announce(store: &PeerStore, info_hash: Id20, port: u16, from: SocketAddr) -> bool {
+        let id = Id20::new([9; 20]);
+        let token = store.gen_token_for(id, from);
+        let ann = AnnouncePeer {
+            id,
+            implied_port: 0,
+            info_hash,
+            port,
+            token: ByteBufOwned::from(&token[..]),
+        };
+        store.store_peer(&ann, from, true)
+    }
+
+    #[test]
+    fn a_full_store_forgets_the_stale_then_the_oldest_and_answers_only_the_fresh() {
+        let mut store = PeerStore::new(Id20::new([1; 20]));
+        store.max_remembered_peers = 2;
+        let (h, from) = (Id20::new([2; 20]), "127.0.0.1:7000".parse().unwrap());
+        assert!(announce(&store, h, 1, from));
+        assert!(announce(&store, h, 2, from));
+        // Full: the third takes the oldest's place.
+        assert!(announce(&store, h, 3, from));
+        let ports: Vec<u16> = store
+            .get_for_info_hash(h, Want::V4)
+            .into_iter()
+            .map(|a| a.0.port())
+            .collect();
+        assert_eq!(ports, [3, 2]);
+        // A peer that has not announced for the TTL is not handed out, and goes first.
+        store.peers.get_mut(&h).unwrap()[0].time = Utc::now() - PEER_TTL * 2;
+        assert_eq!(store.get_for_info_hash(h, Want::V4).len(), 1);
+        assert!(announce(&store, h, 4, from));
+        assert_eq!(store.get_for_info_hash(h, Want::V4).len(), 2);
+        assert_eq!(store.peers_len.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

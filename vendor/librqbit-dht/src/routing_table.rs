@@ -520,13 +520,15 @@ impl RoutingTable {
 
     pub fn add_node(&mut self, id: Id20, addr: SocketAddr) -> InsertResult {
         let res = self.buckets.add_node(&self.id, id, addr);
-        let replaced = match &res {
+        // Patched (vendor/README.md): a node that takes a bad one's place adds none; the
+        // size rose with every replacement and never fell, and the small-DHT rules read it.
+        let added = match &res {
             InsertResult::WasExisting => false,
-            InsertResult::ReplacedBad(..) => true,
+            InsertResult::ReplacedBad(..) => false,
             InsertResult::Added => true,
             InsertResult::Ignored => false,
         };
-        if replaced {
+        if added {
             self.size += 1;
         }
         res

@@ -306,10 +306,8 @@ async fn run_one(
             }
             // As in the loopback lab: the seeder has share 0, the replica dies at half.
             let share = clients.len() + 1;
-            if with_alto && c.kill_replica && clients.len() == c.pids * c.clients_per_pid / 2 {
-                if let Some(dir) = replicas.kill_one() {
-                    crate::lab::note(c, format!("{name}: replica {dir} killed (SIGKILL)"));
-                }
+            if with_alto {
+                replicas.kill_at_half(c, name, clients.len());
             }
             let ip = addr(k, 10 + i);
             let out = dir.join(ip.to_string());

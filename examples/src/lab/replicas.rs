@@ -103,6 +103,16 @@ impl Replicas {
         &self.directories
     }
 
+    /// `--kill-replica`: as the client of index `arriving` (from 0) arrives and half of the
+    /// `c.pids * c.clients_per_pid` clients are there, kills the second replica and says so.
+    pub fn kill_at_half(&mut self, c: &super::LabConfig, run: &str, arriving: usize) {
+        if c.kill_replica && arriving == c.pids * c.clients_per_pid / 2 {
+            if let Some(dir) = self.kill_one() {
+                super::note(c, format!("{run}: replica {dir} killed (SIGKILL)"));
+            }
+        }
+    }
+
     /// Kills the second replica (SIGKILL) and returns its directory; `None` without one.
     pub fn kill_one(&mut self) -> Option<String> {
         let mut child = self.children.first_mut()?.take()?;

@@ -240,10 +240,8 @@ async fn run_one(
             // Arrivals are spread on purpose: this is the swarm's shape, not a wait.
             _ = arrivals.tick(), if clients.len() < total => {
                 let index = clients.len();
-                if with_alto && c.kill_replica && index == total / 2 {
-                    if let Some(dir) = replicas.kill_one() {
-                        note(c, format!("{name}: replica {dir} killed (SIGKILL)"));
-                    }
+                if with_alto {
+                    replicas.kill_at_half(c, name, index);
                 }
                 let (k, p) = (index / c.pids, index % c.pids);
                 let ip = format!("127.{}.0.{}", p + 1, k + 10);

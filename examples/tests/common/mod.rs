@@ -48,21 +48,34 @@ pub async fn alto_ttl(
 
 /// A tracker on `ip` that joins `alto` and serves as head when elected.
 pub async fn member(alto: &alto_server::Running, ip: &str) -> RunningTracker {
+    let timing = (Duration::from_millis(300), Duration::from_millis(200));
+    joining(alto, ip.parse().unwrap(), timing, 0).await
+}
+
+/// A tracker on `ip` that joins `alto`, re-joining and refreshing at `(rejoin, refresh)`,
+/// with a journal of its last `journal` announces.
+async fn joining(
+    alto: &alto_server::Running,
+    ip: std::net::IpAddr,
+    (rejoin, refresh): (Duration, Duration),
+    journal: usize,
+) -> RunningTracker {
     let settings = JoinSettings {
         alto: vec![alto.directory_url()],
-        endpoint: ip.parse().unwrap(),
+        endpoint: ip,
         capabilities: Default::default(),
-        rejoin: Duration::from_millis(300),
-        refresh: Duration::from_millis(200),
+        rejoin,
+        refresh,
     };
     let config = TrackerConfig {
         interval: 5,
         min_interval: 1,
+        journal,
         ..TrackerConfig::default()
     };
     RunningTracker::start(
         Tracker::new(config),
-        format!("{ip}:0").parse().unwrap(),
+        std::net::SocketAddr::new(ip, 0),
         None,
         Mode::Join(settings),
     )
@@ -116,25 +129,6 @@ pub async fn alto_of(
 /// A tracker on `ip` (an address of the host on the bridge) that joins `alto` and keeps a
 /// journal of the announces it answers.
 pub async fn lan_head(alto: &alto_server::Running, ip: std::net::IpAddr) -> RunningTracker {
-    let settings = JoinSettings {
-        alto: vec![alto.directory_url()],
-        endpoint: ip,
-        capabilities: Default::default(),
-        rejoin: Duration::from_secs(1),
-        refresh: Duration::from_millis(500),
-    };
-    let config = TrackerConfig {
-        interval: 5,
-        min_interval: 1,
-        journal: 1000,
-        ..TrackerConfig::default()
-    };
-    RunningTracker::start(
-        Tracker::new(config),
-        std::net::SocketAddr::new(ip, 0),
-        None,
-        Mode::Join(settings),
-    )
-    .await
-    .unwrap()
+    let timing = (Duration::from_secs(1), Duration::from_millis(500));
+    joining(alto, ip, timing, 1000).await
 }

@@ -226,42 +226,49 @@ impl PeerStore {
     }
 
     /// Patched (vendor/README.md): at capacity, forgets the peers that have not announced
-    /// for `PEER_TTL` and, if none has, the one that announced longest ago; at most
-    /// `max_remembered_peers` entries are looked at. Upstream kept every peer for ever and,
-    /// once full, stored nothing more, which a small DHT where every node stores every
-    /// announce reaches after as many client sessions.
+    /// for `PEER_TTL` and, if none has, the one that announced longest ago. Upstream kept
+    /// every peer for ever and, once full, stored nothing more, which a small DHT where every
+    /// node stores every announce reaches after as many client sessions.
     fn make_room(&self, now: DateTime<Utc>) {
-        let stale = now - PEER_TTL;
-        let mut removed = 0u32;
+        if self.garbage_collect(now) > 0 {
+            return;
+        }
         let mut oldest: Option<(Id20, SocketAddr, DateTime<Utc>)> = None;
-        self.peers.retain(|hash, peers| {
-            let before = peers.len();
-            peers.retain(|p| p.time > stale);
-            removed += (before - peers.len()) as u32;
-            for p in peers.iter() {
+        for e in self.peers.iter() {
+            for p in e.value() {
                 if oldest.is_none_or(|(_, _, t)| p.time < t) {
-                    oldest = Some((*hash, p.addr, p.time));
+                    oldest = Some((*e.key(), p.addr, p.time));
                 }
-            }
-            !peers.is_empty()
-        });
-        if removed == 0 {
-            if let Some((hash, addr, _)) = oldest {
-                if let Some(mut peers) = self.peers.get_mut(&hash) {
-                    let before = peers.len();
-                    peers.retain(|p| p.addr != addr);
-                    removed += (before - peers.len()) as u32;
-                }
-                self.peers.remove_if(&hash, |_, peers| peers.is_empty());
             }
         }
+        let Some((hash, addr, _)) = oldest else {
+            return;
+        };
+        let mut removed = 0;
+        if let Some(mut peers) = self.peers.get_mut(&hash) {
+            let before = peers.len();
+            peers.retain(|p| p.addr != addr);
+            removed = (before - peers.len()) as u32;
+        }
+        self.peers.remove_if(&hash, |_, peers| peers.is_empty());
         self.peers_len
             .fetch_sub(removed, std::sync::atomic::Ordering::SeqCst);
     }
 
-    #[allow(dead_code)]
-    pub fn garbage_collect_peers(&self) {
-        todo!()
+    /// Patched (vendor/README.md; upstream's was a `todo!()`): forgets the peers that have
+    /// not announced for `PEER_TTL` by `now`; how many.
+    pub fn garbage_collect(&self, now: DateTime<Utc>) -> u32 {
+        let stale = now - PEER_TTL;
+        let mut removed = 0u32;
+        self.peers.retain(|_, peers| {
+            let before = peers.len();
+            peers.retain(|p| p.time > stale);
+            removed += (before - peers.len()) as u32;
+            !peers.is_empty()
+        });
+        self.peers_len
+            .fetch_sub(removed, std::sync::atomic::Ordering::SeqCst);
+        removed
     }
 }
 

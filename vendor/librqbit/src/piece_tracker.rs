@@ -485,6 +485,14 @@ mod tests {
     use librqbit_core::lengths::Lengths;
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+    /// Makes the pieces in flight `d` older, as if that much time had passed since they were
+    /// asked for, instead of sleeping.
+    fn age(tracker: &mut PieceTracker, d: Duration) {
+        for info in tracker.inflight.values_mut() {
+            info.started -= d;
+        }
+    }
+
     fn peer(id: u8) -> PeerHandle {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, id)), 6881)
     }
@@ -1047,7 +1055,7 @@ mod tests {
         tracker.take_inflight(joined).unwrap();
         tracker.mark_piece_hash_ok(joined);
         // (Long enough for the piece left to be late: twice the mean of the two done.)
-        std::thread::sleep(Duration::from_millis(40));
+        age(&mut tracker, Duration::from_millis(40));
         assert!(matches!(
             acquire(&mut tracker, b, None, |_| true),
             AcquireResult::Joined(_)
@@ -1171,7 +1179,7 @@ mod tests {
             AcquireResult::Reserved(p) => p,
             other => panic!("expected Reserved, got {other:?}"),
         };
-        std::thread::sleep(Duration::from_millis(100));
+        age(&mut tracker, Duration::from_millis(100));
         assert!(matches!(
             acquire(&mut tracker, a, None, |_| true),
             AcquireResult::Reserved(_)
